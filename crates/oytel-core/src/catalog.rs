@@ -1,0 +1,327 @@
+//! The plan catalog. Prices are integer cents per month for each term length; a term costs
+//! its monthly price times its months.
+
+use std::collections::{BTreeMap, HashSet};
+
+use oytel_types::{Amount, Environment, Plan, PlanFeatures, PlanPricing};
+use serde::Deserialize;
+
+/// The catalog shipped with the server (`catalog/plans.json` in this crate).
+pub const DEFAULT_CATALOG_JSON: &str = include_str!("../catalog/plans.json");
+
+/// A term length that can be ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Term {
+    /// One month.
+    OneMonth,
+    /// Three months.
+    ThreeMonths,
+    /// Six months.
+    SixMonths,
+    /// Twelve months.
+    TwelveMonths,
+}
+
+impl Term {
+    /// Every term, shortest first.
+    pub const ALL: [Term; 4] = [
+        Term::OneMonth,
+        Term::ThreeMonths,
+        Term::SixMonths,
+        Term::TwelveMonths,
+    ];
+
+    /// The term of `months` months, if it is one that can be ordered.
+    pub fn from_months(months: u32) -> Option<Term> {
+        Term::ALL.into_iter().find(|t| t.months() == months)
+    }
+
+    /// Its length in months.
+    pub fn months(self) -> u32 {
+        match self {
+            Term::OneMonth => 1,
+            Term::ThreeMonths => 3,
+            Term::SixMonths => 6,
+            Term::TwelveMonths => 12,
+        }
+    }
+}
+
+/// A data allowance for people: whole gigabytes as `650GB`, anything else as `500MB`.
+pub fn format_allowance(mb: u64) -> String {
+    if mb % 1000 == 0 {
+        format!("{}GB", mb / 1000)
+    } else {
+        format!("{mb}MB")
+    }
+}
+
+/// What a plan includes, as the catalog file states it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    /// UK data, for UK plans.
+    #[serde(default)]
+    pub uk_data: Option<String>,
+    /// Roaming data.
+    #[serde(default)]
+    pub roaming_data: Option<String>,
+    /// `4G` or `5G`.
+    pub network: String,
+    /// Tethering allowed.
+    pub hotspot: bool,
+    /// Includes calls and SMS.
+    pub calls_and_sms: bool,
+}
+
+/// A plan as the catalog file states it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogPlan {
+    /// Plan id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// Coverage for people.
+    pub coverage: String,
+    /// ISO 3166-1 alpha-2 codes where it works.
+    pub countries: Vec<String>,
+    /// Region.
+    pub region: String,
+    /// Allowance, MB (1 GB = 1000 MB).
+    pub data_allowance_mb: u64,
+    /// Days one month is valid for.
+    pub validity_days: u32,
+    /// Monthly price in cents by term length in months (`"1"`, `"3"`, `"6"`, `"12"`).
+    pub monthly_price_cents: BTreeMap<String, i64>,
+    /// What it includes.
+    pub features: Features,
+    /// Featured.
+    #[serde(default)]
+    pub popular: bool,
+    /// Can be ordered.
+    pub available: bool,
+}
+
+impl CatalogPlan {
+    /// The monthly price on a term.
+    pub fn monthly_price(&self, term: Term) -> Amount {
+        // `Catalog::from_json` checked that every term has a price.
+        Amount::from_cents(
+            self.monthly_price_cents
+                .get(&term.months().to_string())
+                .copied()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// What a whole term costs: its monthly price times its months.
+    pub fn term_price(&self, term: Term) -> Amount {
+        Amount::from_cents(self.monthly_price(term).cents() * i64::from(term.months()))
+    }
+
+    /// The allowance for people: `650GB`, `500MB`.
+    pub fn data_allowance(&self) -> String {
+        format_allowance(self.data_allowance_mb)
+    }
+
+    /// Whether the plan works in `country` (ISO alpha-2, any case).
+    pub fn covers(&self, country: &str) -> bool {
+        self.countries
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(country))
+    }
+
+    /// The wire form of the plan, as seen by a key of `environment`.
+    pub fn to_wire(&self, currency: &str, environment: Environment) -> Plan {
+        Plan {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            coverage: self.coverage.clone(),
+            countries: self.countries.clone(),
+            region: self.region.clone(),
+            data_allowance: self.data_allowance(),
+            data_allowance_mb: self.data_allowance_mb,
+            validity_days: self.validity_days,
+            pricing: PlanPricing {
+                one_month: self.monthly_price(Term::OneMonth),
+                three_months: self.monthly_price(Term::ThreeMonths),
+                six_months: self.monthly_price(Term::SixMonths),
+                twelve_months: self.monthly_price(Term::TwelveMonths),
+                base_price: self.monthly_price(Term::OneMonth),
+                currency: currency.to_owned(),
+            },
+            features: PlanFeatures {
+                uk_data: self.features.uk_data.clone(),
+                roaming_data: self.features.roaming_data.clone(),
+                validity_days: self.validity_days,
+                network: self.features.network.clone(),
+                hotspot: self.features.hotspot,
+                calls_and_sms: self.features.calls_and_sms,
+            },
+            popular: self.popular,
+            available: self.available,
+            environment,
+        }
+    }
+}
+
+/// The catalog: every plan, in display order, all priced in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// ISO 4217 code of every price.
+    pub currency: String,
+    /// The plans, in display order.
+    pub plans: Vec<CatalogPlan>,
+}
+
+/// Why a catalog file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid plan catalog: {0}")]
+pub struct CatalogError(String);
+
+impl Catalog {
+    /// Parses and checks a catalog: unique ids, a positive price for every term, a positive
+    /// allowance and validity, two-letter country codes.
+    pub fn from_json(json: &str) -> Result<Catalog, CatalogError> {
+        let catalog: Catalog =
+            serde_json::from_str(json).map_err(|e| CatalogError(e.to_string()))?;
+        if catalog.currency.len() != 3 || !catalog.currency.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            return Err(CatalogError(format!(
+                "currency `{}` is not an ISO 4217 code",
+                catalog.currency
+            )));
+        }
+        let mut ids = HashSet::new();
+        for plan in &catalog.plans {
+            let fail = |what: &str| Err(CatalogError(format!("plan `{}`: {what}", plan.id)));
+            if plan.id.is_empty()
+                || !plan
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return fail("ids are lowercase letters, digits and `-`");
+            }
+            if !ids.insert(plan.id.as_str()) {
+                return fail("duplicate id");
+            }
+            for term in Term::ALL {
+                match plan.monthly_price_cents.get(&term.months().to_string()) {
+                    Some(cents) if *cents > 0 => {}
+                    _ => return fail(&format!("no positive price for {} months", term.months())),
+                }
+            }
+            if plan.monthly_price_cents.len() != Term::ALL.len() {
+                return fail("prices are for terms of 1, 3, 6 and 12 months only");
+            }
+            if plan.data_allowance_mb == 0 || plan.validity_days == 0 {
+                return fail("allowance and validity must be positive");
+            }
+            if plan.countries.is_empty()
+                || plan
+                    .countries
+                    .iter()
+                    .any(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+            {
+                return fail("countries are ISO 3166-1 alpha-2 codes, at least one");
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// The catalog shipped with the server.
+    pub fn default_catalog() -> Catalog {
+        // Checked by the `default_catalog_is_valid` test.
+        Catalog::from_json(DEFAULT_CATALOG_JSON).expect("the shipped catalog is valid")
+    }
+
+    /// The plan with this id.
+    pub fn get(&self, id: &str) -> Option<&CatalogPlan> {
+        self.plans.iter().find(|p| p.id == id)
+    }
+
+    /// The plans working in `country` and belonging to `region`, where given.
+    pub fn filter<'a>(
+        &'a self,
+        country: Option<&'a str>,
+        region: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a CatalogPlan> + 'a {
+        self.plans.iter().filter(move |p| {
+            country.is_none_or(|c| p.covers(c))
+                && region.is_none_or(|r| p.region.eq_ignore_ascii_case(r))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_catalog_is_valid_and_has_the_documented_prices() {
+        let catalog = Catalog::default_catalog();
+        assert!(catalog.plans.len() >= 12);
+        let plan = catalog.get("uk-massive-650").expect("documented plan");
+        let cents: Vec<i64> = Term::ALL
+            .iter()
+            .map(|t| plan.monthly_price(*t).cents())
+            .collect();
+        assert_eq!(cents, [2995, 2846, 2696, 2636]);
+        assert_eq!(plan.validity_days, 30);
+        assert_eq!(plan.features.uk_data.as_deref(), Some("650GB"));
+        assert_eq!(plan.features.roaming_data.as_deref(), Some("35GB"));
+        assert!(catalog.get("eu-roam-50").is_some());
+    }
+
+    #[test]
+    fn a_term_costs_its_monthly_price_times_its_months() {
+        let catalog = Catalog::default_catalog();
+        let plan = catalog.get("uk-massive-650").unwrap();
+        assert_eq!(plan.term_price(Term::OneMonth).cents(), 2995);
+        assert_eq!(plan.term_price(Term::ThreeMonths).cents(), 3 * 2846);
+        assert_eq!(plan.term_price(Term::TwelveMonths).cents(), 12 * 2636);
+        assert_eq!(Term::from_months(6), Some(Term::SixMonths));
+        assert_eq!(Term::from_months(2), None);
+        assert_eq!(Term::from_months(0), None);
+    }
+
+    #[test]
+    fn filters_by_country_and_region_case_insensitively() {
+        let catalog = Catalog::default_catalog();
+        let us: Vec<_> = catalog.filter(Some("us"), None).map(|p| &p.id).collect();
+        assert!(us.iter().any(|id| *id == "usa-explorer-30"));
+        assert!(!us.iter().any(|id| *id == "uk-lite-10"));
+        let eu: Vec<_> = catalog.filter(None, Some("EUROPE")).collect();
+        assert!(!eu.is_empty() && eu.iter().all(|p| p.region == "europe"));
+        assert_eq!(catalog.filter(Some("XX"), None).count(), 0);
+    }
+
+    #[test]
+    fn rejects_bad_catalogs() {
+        let good = r#"{"currency":"USD","plans":[{"id":"a","name":"A","description":"d","coverage":"c",
+            "countries":["GB"],"region":"uk","data_allowance_mb":1000,"validity_days":30,
+            "monthly_price_cents":{"1":100,"3":90,"6":80,"12":70},
+            "features":{"network":"5G","hotspot":true,"calls_and_sms":true},"available":true}]}"#;
+        assert!(Catalog::from_json(good).is_ok());
+        for (from, to) in [
+            (r#""12":70"#, r#""12":0"#),
+            (r#""id":"a""#, r#""id":"A B""#),
+            (r#"["GB"]"#, r#"["GBR"]"#),
+            (r#""USD""#, r#""usd""#),
+            (r#""validity_days":30"#, r#""validity_days":0"#),
+        ] {
+            let bad = good.replace(from, to);
+            assert!(Catalog::from_json(&bad).is_err(), "{to}");
+        }
+        let plan = &good[good.find("[{").unwrap() + 1..good.rfind(']').unwrap()];
+        let twice = format!(r#"{{"currency":"USD","plans":[{plan},{plan}]}}"#);
+        let err = Catalog::from_json(&twice).unwrap_err().to_string();
+        assert!(err.contains("duplicate id"), "{err}");
+    }
+}

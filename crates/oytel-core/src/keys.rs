@@ -1,0 +1,167 @@
+//! API keys: `sk_sandbox_<40 random>` and `sk_live_<40 random>` (about 238 bits). Only the
+//! SHA-256 of a key is stored; the key itself is shown once, when created. A fast hash is
+//! right here: the keys are long random secrets, not passwords, so there is nothing to
+//! brute-force, and every request must be checked quickly.
+
+use sha2::{Digest, Sha256};
+
+use crate::numbers::{new_id, random_base62};
+use crate::ports::{KeyOwner, NewApiKey, Storage};
+use crate::{CoreError, Environment};
+
+const RANDOM_LEN: usize = 40;
+/// Longest key text looked up; anything longer is refused without a lookup.
+const MAX_KEY_LEN: usize = 128;
+
+/// A freshly made key: the plaintext (to show once) and what is stored.
+#[derive(Debug)]
+pub struct GeneratedKey {
+    /// The key to hand to the partner, once.
+    pub plaintext: String,
+    /// What the database keeps.
+    pub record: NewApiKey,
+}
+
+/// SHA-256 of the key, lowercase hex.
+pub fn hash_api_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// A new key for `partner_id` in `environment`.
+pub fn generate_api_key(partner_id: &str, environment: Environment) -> GeneratedKey {
+    let random = random_base62(RANDOM_LEN);
+    let plaintext = format!("{}{random}", environment.key_prefix());
+    let record = NewApiKey {
+        id: new_id("key"),
+        partner_id: partner_id.to_owned(),
+        environment,
+        hash: hash_api_key(&plaintext),
+        // Enough to recognise a key in a list, far too little to guess it.
+        hint: format!("{}{}", environment.key_prefix(), &random[..4]),
+        created_at: crate::provision::now(),
+    };
+    GeneratedKey { plaintext, record }
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No key was sent.
+    Missing,
+    /// The key is malformed or unknown.
+    Invalid,
+    /// The key was revoked.
+    Revoked,
+}
+
+/// Finds the owner of a presented key. The key's prefix must agree with the environment it
+/// was issued for.
+pub async fn authenticate(
+    store: &dyn Storage,
+    presented: Option<&str>,
+) -> Result<Result<KeyOwner, AuthFailure>, CoreError> {
+    let Some(key) = presented.map(str::trim).filter(|k| !k.is_empty()) else {
+        return Ok(Err(AuthFailure::Missing));
+    };
+    let Some(environment) = Environment::of_key(key) else {
+        return Ok(Err(AuthFailure::Invalid));
+    };
+    if key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Ok(Err(AuthFailure::Invalid));
+    }
+    match store.find_api_key(&hash_api_key(key)).await? {
+        None => Ok(Err(AuthFailure::Invalid)),
+        Some(owner) if owner.environment != environment => Ok(Err(AuthFailure::Invalid)),
+        Some(owner) if owner.revoked => Ok(Err(AuthFailure::Revoked)),
+        Some(owner) => Ok(Ok(owner)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::MockStorage;
+
+    fn owner(environment: Environment, revoked: bool) -> KeyOwner {
+        KeyOwner {
+            key_id: "key_1".into(),
+            partner_id: "ptn_1".into(),
+            environment,
+            revoked,
+        }
+    }
+
+    #[test]
+    fn keys_carry_their_environment_and_only_the_hash_is_kept() {
+        let key = generate_api_key("ptn_1", Environment::Production);
+        assert!(key.plaintext.starts_with("sk_live_"));
+        assert_eq!(key.plaintext.len(), "sk_live_".len() + RANDOM_LEN);
+        assert_eq!(key.record.hash, hash_api_key(&key.plaintext));
+        assert_eq!(key.record.hash.len(), 64);
+        assert!(!key.record.hint.contains(&key.plaintext[12..]));
+        let sandbox = generate_api_key("ptn_1", Environment::Sandbox);
+        assert!(sandbox.plaintext.starts_with("sk_sandbox_"));
+        assert_ne!(sandbox.plaintext, key.plaintext);
+    }
+
+    #[tokio::test]
+    async fn authentication_outcomes() {
+        let key = generate_api_key("ptn_1", Environment::Sandbox);
+        let hash = key.record.hash.clone();
+        let mut store = MockStorage::new();
+        store.expect_find_api_key().returning(move |h| {
+            Ok(if h == hash {
+                Some(owner(Environment::Sandbox, false))
+            } else {
+                None
+            })
+        });
+        let found = authenticate(&store, Some(&key.plaintext)).await.unwrap();
+        assert_eq!(found.unwrap().partner_id, "ptn_1");
+        for (presented, expected) in [
+            (None, AuthFailure::Missing),
+            (Some("   "), AuthFailure::Missing),
+            (Some("pk_something"), AuthFailure::Invalid),
+            (Some("sk_live_unknownkey"), AuthFailure::Invalid),
+            (Some("sk_live_bad chars"), AuthFailure::Invalid),
+        ] {
+            assert_eq!(
+                authenticate(&store, presented).await.unwrap().unwrap_err(),
+                expected,
+                "{presented:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn revoked_and_wrong_environment_keys_are_refused() {
+        let mut store = MockStorage::new();
+        store
+            .expect_find_api_key()
+            .returning(|_| Ok(Some(owner(Environment::Sandbox, true))));
+        let key = generate_api_key("ptn_1", Environment::Sandbox).plaintext;
+        assert_eq!(
+            authenticate(&store, Some(&key)).await.unwrap().unwrap_err(),
+            AuthFailure::Revoked
+        );
+        // A stored sandbox key presented with a live prefix cannot exist, but if the hash
+        // matched anyway the environments must agree.
+        let mut store = MockStorage::new();
+        store
+            .expect_find_api_key()
+            .returning(|_| Ok(Some(owner(Environment::Sandbox, false))));
+        let live = generate_api_key("ptn_1", Environment::Production).plaintext;
+        assert_eq!(
+            authenticate(&store, Some(&live))
+                .await
+                .unwrap()
+                .unwrap_err(),
+            AuthFailure::Invalid
+        );
+    }
+}

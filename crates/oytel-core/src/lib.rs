@@ -1,0 +1,38 @@
+//! The Oytel domain: what an eSIM order is and what it costs, independent of HTTP and SQL.
+//!
+//! - [`catalog`]: the plan catalog and its pricing, in integer cents.
+//! - [`numbers`]: ICCIDs (E.118 with a Luhn check digit), UK mobile numbers, SGP.22
+//!   activation codes and the random ids and secrets of the API.
+//! - [`provision`]: validating an order and provisioning it through the storage port, with
+//!   idempotency and retries on number collisions.
+//! - [`billing`]: the charging rules (sandbox never depletes, live keeps a minimum balance).
+//! - [`lifecycle`]: the eSIM state machine.
+//! - [`keys`]: API key generation, hashing and authentication.
+//! - [`ports`]: the async traits to the outside (storage), with `mockall` mocks under the
+//!   `mock` feature.
+//!
+//! This crate must not depend on axum, sqlx, reqwest or any HTTP or SQL crate: the server
+//! and the storage adapters depend on it, never the other way round. Money is only ever
+//! computed here.
+
+pub mod billing;
+pub mod catalog;
+mod error;
+pub mod keys;
+pub mod lifecycle;
+pub mod numbers;
+pub mod ports;
+pub mod provision;
+
+pub use error::{CoreError, FieldError};
+pub use oytel_types::{Amount, Environment, EsimStatus};
+
+/// Who is asking: a partner in one environment. Every read and write of partner data is
+/// scoped by it, so one partner never sees another's data and sandbox never sees production.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The partner's id.
+    pub partner_id: String,
+    /// The environment of the key in use.
+    pub environment: Environment,
+}

@@ -1,0 +1,528 @@
+//! The ports: what the domain needs from the outside, as async traits. The storage adapters
+//! (`oytel-store`) implement [`Storage`]; unit tests use the `mockall` mock
+//! ([`MockStorage`], under `cfg(test)` or the `mock` feature).
+//!
+//! Every method that touches partner data takes a [`Scope`] and must filter by both its
+//! partner and its environment.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{Environment, EsimStatus, Scope};
+
+/// A unique column that a write collided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueField {
+    /// Two eSIMs may not share an ICCID.
+    Iccid,
+    /// Two eSIMs may not share a mobile number.
+    Msisdn,
+    /// Two eSIMs may not share a matching id.
+    MatchingId,
+    /// Two eSIMs may not share a QR URL token.
+    QrToken,
+    /// Any other unique column (an id).
+    Other,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated; nothing was written.
+    #[error("duplicate value for a unique field ({0:?})")]
+    Duplicate(UniqueField),
+    /// The row the write refers to does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The database cannot be reached or is overloaded; retrying later may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// A partner: a wholesale customer with keys in both environments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    /// `ptn_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Contact email.
+    pub email: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A key to store. Only its hash is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    /// `key_…`
+    pub id: String,
+    /// Owner.
+    pub partner_id: String,
+    /// Environment.
+    pub environment: Environment,
+    /// SHA-256 of the key, hex.
+    pub hash: String,
+    /// The key's prefix and first four random characters, for recognising it in lists.
+    pub hint: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored key, without its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    /// `key_…`
+    pub id: String,
+    /// Owner.
+    pub partner_id: String,
+    /// Environment.
+    pub environment: Environment,
+    /// Recognisable prefix.
+    pub hint: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Whose a presented key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner {
+    /// The key's id.
+    pub key_id: String,
+    /// Its partner.
+    pub partner_id: String,
+    /// Its environment.
+    pub environment: Environment,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// An order row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// `ord_…`
+    pub id: String,
+    /// Owner.
+    pub partner_id: String,
+    /// Environment.
+    pub environment: Environment,
+    /// The eSIM it paid for.
+    pub esim_id: String,
+    /// Plan id.
+    pub plan_id: String,
+    /// Term, months.
+    pub term_months: u32,
+    /// Price of the whole term, cents.
+    pub amount_cents: i64,
+    /// ISO 4217.
+    pub currency: String,
+    /// Customer email.
+    pub customer_email: String,
+    /// Customer name.
+    pub customer_name: String,
+    /// Partner's reference.
+    pub reference_id: Option<String>,
+    /// The balance of the environment right after the charge, cents.
+    pub balance_after_cents: i64,
+    /// The request that placed it.
+    pub request_id: String,
+    /// Placed.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An eSIM row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsimRecord {
+    /// `esim_…`
+    pub id: String,
+    /// Owner.
+    pub partner_id: String,
+    /// Environment.
+    pub environment: Environment,
+    /// The order that paid for it.
+    pub order_id: String,
+    /// Plan id.
+    pub plan_id: String,
+    /// Plan name when ordered.
+    pub plan_name: String,
+    /// Validity days of the plan when ordered.
+    pub validity_days: u32,
+    /// Term, months.
+    pub term_months: u32,
+    /// ICCID.
+    pub iccid: String,
+    /// Mobile number, E.164.
+    pub msisdn: String,
+    /// SGP.22 matching id.
+    pub matching_id: String,
+    /// `LPA:1$…` activation code.
+    pub activation_code: String,
+    /// The secret token in the public QR URL.
+    pub qr_token: String,
+    /// State.
+    pub status: EsimStatus,
+    /// Customer email.
+    pub customer_email: String,
+    /// Customer name.
+    pub customer_name: String,
+    /// Partner's reference.
+    pub reference_id: Option<String>,
+    /// Per-eSIM webhook URL.
+    pub webhook_url: Option<String>,
+    /// Allowance, MB.
+    pub data_limit_mb: u64,
+    /// Used, MB.
+    pub data_used_mb: u64,
+    /// Calls made.
+    pub calls_made: u64,
+    /// SMS sent.
+    pub sms_sent: u64,
+    /// Activated.
+    pub activated_at: Option<DateTime<Utc>>,
+    /// Term ends.
+    pub expires_at: DateTime<Utc>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// How an order is paid for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// Sandbox: nothing is debited; the balance shown is this constant.
+    Sandbox {
+        /// The sandbox balance, cents.
+        balance_cents: i64,
+    },
+    /// Production: debit the partner's balance, in the same transaction, unless the balance
+    /// after the charge would be below `minimum_balance_cents`.
+    Live {
+        /// The balance that must remain after the charge, cents.
+        minimum_balance_cents: i64,
+    },
+}
+
+/// Everything one provisioning writes, in one transaction: the order, the eSIM, the charge
+/// (a ledger row and the balance), and the completion of its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionWrite {
+    /// The order; `balance_after_cents` is set by the store.
+    pub order: OrderRecord,
+    /// The eSIM.
+    pub esim: EsimRecord,
+    /// How to pay.
+    pub charge: Charge,
+    /// The idempotency claim of this request (key and token), completed in the same
+    /// transaction.
+    pub idempotency: Option<ClaimRef>,
+}
+
+/// A claim held on an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRef {
+    /// The key.
+    pub key: String,
+    /// The claim's token.
+    pub token: String,
+}
+
+/// The result of a provisioning write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionResult {
+    /// Committed; the balance after the charge.
+    Committed {
+        /// Balance after the charge, cents.
+        balance_after_cents: i64,
+    },
+    /// Nothing written: the live balance would drop below the minimum.
+    InsufficientBalance {
+        /// The balance now, cents.
+        balance_cents: i64,
+    },
+    /// Nothing written: the idempotency claim of this request was taken over by another
+    /// request after its lease ran out.
+    ClaimLost,
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key is ours to process (new, expired, or abandoned by a crashed request).
+    Claimed,
+    /// The key completed earlier with this order: replay it.
+    Completed {
+        /// The order created by the first request.
+        order_id: String,
+    },
+    /// Another request holds the key now.
+    InProgress,
+    /// The key was used with a different request body.
+    Mismatch,
+}
+
+/// A claim on an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRequest {
+    /// The key, as sent.
+    pub key: String,
+    /// A random token of this request: only the holder of the claim may complete or
+    /// release it.
+    pub token: String,
+    /// SHA-256 of the canonical request.
+    pub request_hash: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// Until when an unfinished claim blocks others (after that, a crashed request's key
+    /// may be taken over).
+    pub lease_until: DateTime<Utc>,
+    /// When the stored result is forgotten.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An idempotency key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIdempotencyKey {
+    /// Fingerprint of the request that claimed it.
+    pub request_hash: String,
+    /// The order it created, once completed.
+    pub order_id: Option<String>,
+    /// Until when an unfinished claim blocks others.
+    pub locked_until: DateTime<Utc>,
+    /// When it is forgotten.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a store must do with a claim, given what it found (see [`decide_claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimDecision {
+    /// Write a fresh claim (replacing an expired one, if any) and answer `Claimed`.
+    Insert,
+    /// Take over an abandoned claim: set its lease to the new one and answer `Claimed`.
+    TakeOver,
+    /// Change nothing; answer this.
+    Answer(IdempotencyClaim),
+}
+
+/// The idempotency rules, in one place for every storage adapter. The adapter reads the
+/// stored key under a lock (or in a serialised transaction) and applies the decision.
+pub fn decide_claim(
+    stored: Option<&StoredIdempotencyKey>,
+    claim: &IdempotencyRequest,
+) -> ClaimDecision {
+    match stored {
+        None => ClaimDecision::Insert,
+        Some(s) if s.expires_at <= claim.now => ClaimDecision::Insert,
+        Some(s) if s.request_hash != claim.request_hash => {
+            ClaimDecision::Answer(IdempotencyClaim::Mismatch)
+        }
+        Some(StoredIdempotencyKey {
+            order_id: Some(order_id),
+            ..
+        }) => ClaimDecision::Answer(IdempotencyClaim::Completed {
+            order_id: order_id.clone(),
+        }),
+        Some(s) if s.locked_until > claim.now => {
+            ClaimDecision::Answer(IdempotencyClaim::InProgress)
+        }
+        Some(_) => ClaimDecision::TakeOver,
+    }
+}
+
+/// Filters of an eSIM list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EsimFilter {
+    /// State.
+    pub status: Option<EsimStatus>,
+    /// Partner's reference.
+    pub reference_id: Option<String>,
+    /// Customer email, case-insensitive.
+    pub customer_email: Option<String>,
+}
+
+/// One page of a list: at most `limit` rows older than `before` (a row's sequence number),
+/// newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Rows to return.
+    pub limit: u32,
+    /// Only rows with a sequence number below this one.
+    pub before: Option<i64>,
+}
+
+/// A row of a list with its sequence number (the position a cursor points at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequenced<T> {
+    /// Insertion order, increasing.
+    pub seq: i64,
+    /// The row.
+    pub row: T,
+}
+
+/// A ledger row: every credit and every debit of a live balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// `led_…`
+    pub id: String,
+    /// Partner.
+    pub partner_id: String,
+    /// Signed amount, cents: credits positive, charges negative.
+    pub amount_cents: i64,
+    /// The balance after this entry, cents.
+    pub balance_after_cents: i64,
+    /// `credit` or `charge`.
+    pub kind: String,
+    /// The order charged, for charges.
+    pub order_id: Option<String>,
+    /// Free text.
+    pub description: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The storage port. Implementations must make [`Storage::provision`] atomic and safe under
+/// concurrency (two requests never get the same ICCID, mobile number or idempotency claim,
+/// and a balance is never debited below its minimum).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a partner.
+    async fn create_partner(&self, partner: &Partner) -> Result<(), StoreError>;
+    /// A partner by id.
+    async fn get_partner(&self, partner_id: &str) -> Result<Option<Partner>, StoreError>;
+    /// Every partner, oldest first.
+    async fn list_partners(&self) -> Result<Vec<Partner>, StoreError>;
+
+    /// Stores a key (its hash).
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<(), StoreError>;
+    /// The owner of the key with this hash.
+    async fn find_api_key(&self, hash: &str) -> Result<Option<KeyOwner>, StoreError>;
+    /// A partner's keys, oldest first.
+    async fn list_api_keys(&self, partner_id: &str) -> Result<Vec<ApiKeyInfo>, StoreError>;
+    /// Revokes a key; `false` if there is no such key or it was revoked already.
+    async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Adds to a partner's live balance, with a ledger row. Returns the new balance.
+    async fn credit(
+        &self,
+        partner_id: &str,
+        amount_cents: i64,
+        description: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    /// A partner's live balance, cents.
+    async fn live_balance(&self, partner_id: &str) -> Result<i64, StoreError>;
+    /// A partner's ledger, oldest first.
+    async fn ledger(&self, partner_id: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// Claims an idempotency key for a request.
+    async fn claim_idempotency_key(
+        &self,
+        scope: &Scope,
+        claim: &IdempotencyRequest,
+    ) -> Result<IdempotencyClaim, StoreError>;
+    /// Gives up an unfinished claim held by `claim` (the request failed), so the key can be
+    /// used again. A claim taken over by another request is left alone.
+    async fn release_idempotency_key(
+        &self,
+        scope: &Scope,
+        claim: &ClaimRef,
+    ) -> Result<(), StoreError>;
+    /// Forgets idempotency keys that expired before `now`; returns how many.
+    async fn purge_idempotency_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Writes an order, its eSIM and its charge in one transaction (see [`ProvisionWrite`]).
+    async fn provision(&self, write: &ProvisionWrite) -> Result<ProvisionResult, StoreError>;
+
+    /// An eSIM of this scope.
+    async fn get_esim(
+        &self,
+        scope: &Scope,
+        esim_id: &str,
+    ) -> Result<Option<EsimRecord>, StoreError>;
+    /// An eSIM by its QR URL token (public: the token is the secret).
+    async fn get_esim_by_qr_token(&self, token: &str) -> Result<Option<EsimRecord>, StoreError>;
+    /// A page of this scope's eSIMs.
+    async fn list_esims(
+        &self,
+        scope: &Scope,
+        filter: &EsimFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Sequenced<EsimRecord>>, StoreError>;
+    /// An order of this scope.
+    async fn get_order(
+        &self,
+        scope: &Scope,
+        order_id: &str,
+    ) -> Result<Option<OrderRecord>, StoreError>;
+    /// A page of this scope's orders.
+    async fn list_orders(
+        &self,
+        scope: &Scope,
+        reference_id: Option<String>,
+        page: PageRequest,
+    ) -> Result<Vec<Sequenced<OrderRecord>>, StoreError>;
+
+    /// Sets a server setting unless it is set; `true` if this call set it.
+    async fn set_setting_once(&self, name: &str, value: &str) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn request(now: DateTime<Utc>) -> IdempotencyRequest {
+        IdempotencyRequest {
+            key: "k".into(),
+            token: "t".into(),
+            request_hash: "h1".into(),
+            now,
+            lease_until: now + Duration::seconds(60),
+            expires_at: now + Duration::hours(24),
+        }
+    }
+
+    #[test]
+    fn claim_decisions() {
+        let now = Utc::now();
+        let req = request(now);
+        let stored =
+            |hash: &str, order: Option<&str>, lease: i64, expiry: i64| StoredIdempotencyKey {
+                request_hash: hash.into(),
+                order_id: order.map(str::to_owned),
+                locked_until: now + Duration::seconds(lease),
+                expires_at: now + Duration::seconds(expiry),
+            };
+        assert_eq!(decide_claim(None, &req), ClaimDecision::Insert);
+        // Expired keys are forgotten, whatever they held.
+        assert_eq!(
+            decide_claim(Some(&stored("other", Some("o"), 0, -1)), &req),
+            ClaimDecision::Insert
+        );
+        assert_eq!(
+            decide_claim(Some(&stored("other", None, 30, 100)), &req),
+            ClaimDecision::Answer(IdempotencyClaim::Mismatch)
+        );
+        assert_eq!(
+            decide_claim(Some(&stored("h1", Some("ord_1"), -5, 100)), &req),
+            ClaimDecision::Answer(IdempotencyClaim::Completed {
+                order_id: "ord_1".into()
+            })
+        );
+        assert_eq!(
+            decide_claim(Some(&stored("h1", None, 30, 100)), &req),
+            ClaimDecision::Answer(IdempotencyClaim::InProgress)
+        );
+        assert_eq!(
+            decide_claim(Some(&stored("h1", None, -1, 100)), &req),
+            ClaimDecision::TakeOver
+        );
+    }
+}

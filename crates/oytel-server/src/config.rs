@@ -1,0 +1,165 @@
+//! Settings, from command-line flags or `OYTEL_*` environment variables (flags win).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use oytel_types::{Amount, Limits};
+
+/// Where the database is. Shared by `serve` and the admin commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite:<path>` (created if missing).
+    #[arg(
+        long,
+        env = "OYTEL_DATABASE_URL",
+        default_value = "sqlite:./data/oytel.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Connections in the database pool (for SQLite: readers; there is one writer).
+    #[arg(
+        long,
+        env = "OYTEL_DB_MAX_CONNECTIONS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub db_max_connections: u32,
+}
+
+/// How the server is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// A developer machine: on an empty database, creates a demo partner and prints a
+    /// sandbox key.
+    Development,
+    /// Production: never creates anything by itself.
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "OYTEL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The base of absolute URLs the API returns, such as `qr_code_url`
+    /// (default: `http://<listen address>`).
+    #[arg(long, env = "OYTEL_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// The SM-DP+ address written into activation codes (`LPA:1$<address>$<matching id>`).
+    #[arg(long, env = "OYTEL_SMDP_ADDRESS", default_value = "smdp.oytel.online", value_parser = parse_smdp)]
+    pub smdp_address: String,
+
+    /// `development` seeds a demo partner with a sandbox key on an empty database;
+    /// `production` never does.
+    #[arg(long, env = "OYTEL_MODE", value_enum, default_value = "development")]
+    pub mode: Mode,
+
+    /// The live balance (USD) that must remain after any charge.
+    #[arg(long, env = "OYTEL_MIN_BALANCE_USD", default_value = "25.00", value_parser = parse_usd)]
+    pub min_balance_usd: Amount,
+
+    /// A plan catalog JSON file replacing the built-in one.
+    #[arg(long, env = "OYTEL_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, env = "OYTEL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Provisioning requests per hour that partners are told apply to them.
+    #[arg(long, env = "OYTEL_LIMIT_PROVISION_PER_HOUR", default_value_t = 100)]
+    pub provision_per_hour: u32,
+
+    /// Status reads per hour that partners are told apply to them.
+    #[arg(long, env = "OYTEL_LIMIT_STATUS_PER_HOUR", default_value_t = 1000)]
+    pub status_per_hour: u32,
+
+    /// Requests per second that partners are told apply to them.
+    #[arg(long, env = "OYTEL_LIMIT_BURST_PER_SECOND", default_value_t = 10)]
+    pub burst_per_second: u32,
+}
+
+impl ServeArgs {
+    /// The limits partners are shown.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            provision_per_hour: self.provision_per_hour,
+            status_per_hour: self.status_per_hour,
+            burst_per_second: self.burst_per_second,
+        }
+    }
+}
+
+/// Parses a USD amount with at most two decimals.
+pub fn parse_usd(text: &str) -> Result<Amount, String> {
+    Amount::parse_decimal(text)
+        .filter(|a| a.cents() >= 0)
+        .ok_or_else(|| {
+            format!("`{text}` is not a non-negative USD amount with at most two decimals")
+        })
+}
+
+/// Checks an SM-DP+ address: a host name (letters, digits, `-` and `.`).
+pub fn parse_smdp(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 253
+        && text
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if ok {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!("`{text}` is not a host name"))
+    }
+}
+
+/// Checks a public URL and drops a trailing slash.
+pub fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = url_like(text)?;
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn url_like(text: &str) -> Result<&str, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{text}` must start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') || text.contains(char::is_whitespace) {
+        return Err(format!("`{text}` is not an absolute URL"));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_settings() {
+        assert_eq!(parse_usd("25").unwrap().cents(), 2500);
+        assert!(parse_usd("-1").is_err());
+        assert!(parse_usd("1.001").is_err());
+        assert_eq!(parse_smdp("SMDP.Example.com").unwrap(), "smdp.example.com");
+        assert!(parse_smdp("bad$host").is_err());
+        assert_eq!(
+            parse_public_url("https://api.example.com/").unwrap(),
+            "https://api.example.com"
+        );
+        assert!(parse_public_url("ftp://x").is_err());
+        assert!(parse_public_url("http://").is_err());
+    }
+}

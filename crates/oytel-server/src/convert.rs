@@ -1,0 +1,202 @@
+//! From the core's records to the wire types. The server owns these conversions (the wire
+//! crate knows nothing of records, the core nothing of URLs).
+
+use oytel_core::billing::SANDBOX_BALANCE;
+use oytel_core::catalog::format_allowance;
+use oytel_core::ports::{EsimRecord, OrderRecord};
+use oytel_core::provision::Provisioned;
+use oytel_types::{
+    Activation, ActivationInstructions, Amount, Billing, Connection, Environment, Esim, EsimPlan,
+    EsimStatus, EsimStatusDetails, NetworkInfo, Order, ProvisionResponse, ProvisionedEsim,
+    ResponseMeta, StatusResponse, Usage, UsageDetails,
+};
+
+use crate::state::Settings;
+
+/// The public URL of an eSIM's QR code image (`png` or `svg`).
+pub fn qr_url(settings: &Settings, esim: &EsimRecord, extension: &str) -> String {
+    format!("{}/qr/{}.{extension}", settings.public_url, esim.qr_token)
+}
+
+fn plan(esim: &EsimRecord) -> EsimPlan {
+    EsimPlan {
+        id: esim.plan_id.clone(),
+        name: esim.plan_name.clone(),
+        data_allowance: format_allowance(esim.data_limit_mb),
+        validity_days: esim.validity_days,
+        term_months: esim.term_months,
+    }
+}
+
+fn usage(esim: &EsimRecord) -> Usage {
+    Usage {
+        data_used_mb: esim.data_used_mb,
+        data_limit_mb: esim.data_limit_mb,
+        calls_made: esim.calls_made,
+        sms_sent: esim.sms_sent,
+    }
+}
+
+fn usage_details(esim: &EsimRecord) -> UsageDetails {
+    // Hundredths of a percent, rounded down, from integers: 0.00 to 100.00.
+    let percentage = (esim.data_used_mb.min(esim.data_limit_mb) * 10_000)
+        .checked_div(esim.data_limit_mb)
+        .map_or(0.0, |hundredths| hundredths as f64 / 100.0);
+    UsageDetails {
+        used_mb: esim.data_used_mb,
+        total_mb: esim.data_limit_mb,
+        remaining_mb: esim.data_limit_mb.saturating_sub(esim.data_used_mb),
+        usage_percentage: percentage,
+        calls_made: esim.calls_made,
+        sms_sent: esim.sms_sent,
+    }
+}
+
+fn network_info() -> NetworkInfo {
+    NetworkInfo {
+        operator: "Oytel Mobile".into(),
+        apn: "oytel".into(),
+        network: "5G".into(),
+    }
+}
+
+fn instructions() -> ActivationInstructions {
+    let steps = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+    ActivationInstructions {
+        ios: steps(&[
+            "Open Settings > Mobile Data > Add eSIM",
+            "Choose Use QR Code and scan the QR code",
+            "Label the plan and choose it for mobile data",
+        ]),
+        android: steps(&[
+            "Open Settings > Network & internet > SIMs > Add eSIM",
+            "Scan the QR code",
+            "Turn on the new SIM and allow mobile data",
+        ]),
+        manual: steps(&[
+            "Choose to enter the details manually",
+            "Enter the SM-DP+ address and activation code shown after `LPA:1$`",
+        ]),
+    }
+}
+
+/// The eSIM as `GET /api/v1/esim/{id}` shows it.
+pub fn esim(settings: &Settings, esim: &EsimRecord) -> Esim {
+    Esim {
+        esim_id: esim.id.clone(),
+        order_id: esim.order_id.clone(),
+        iccid: esim.iccid.clone(),
+        status: esim.status,
+        plan_id: esim.plan_id.clone(),
+        plan: plan(esim),
+        customer_email: esim.customer_email.clone(),
+        customer_name: esim.customer_name.clone(),
+        reference_id: esim.reference_id.clone(),
+        webhook_url: esim.webhook_url.clone(),
+        mobile_number: esim.msisdn.clone(),
+        activation_code: esim.activation_code.clone(),
+        qr_code_url: qr_url(settings, esim, "png"),
+        qr_code_svg_url: qr_url(settings, esim, "svg"),
+        usage: usage(esim),
+        activated_at: esim.activated_at,
+        expires_at: esim.expires_at,
+        created_at: esim.created_at,
+        environment: esim.environment,
+    }
+}
+
+/// The status response of an eSIM.
+pub fn status(esim: &EsimRecord, meta: ResponseMeta) -> StatusResponse {
+    let connection = (esim.status == EsimStatus::Active).then(|| Connection {
+        status: "connected".into(),
+        current_network: None,
+    });
+    StatusResponse {
+        success: true,
+        esim_id: esim.id.clone(),
+        status: esim.status,
+        usage: usage(esim),
+        expires_at: esim.expires_at,
+        esim: EsimStatusDetails {
+            esim_id: esim.id.clone(),
+            iccid: esim.iccid.clone(),
+            status: esim.status,
+            plan: plan(esim),
+            activation: Activation {
+                activated: esim.activated_at.is_some(),
+                activated_at: esim.activated_at,
+            },
+            usage: Some(usage_details(esim)),
+            connection,
+            expires_at: esim.expires_at,
+        },
+        meta,
+    }
+}
+
+/// An order.
+pub fn order(order: &OrderRecord) -> Order {
+    Order {
+        order_id: order.id.clone(),
+        esim_id: order.esim_id.clone(),
+        status: "completed".into(),
+        plan_id: order.plan_id.clone(),
+        term_months: order.term_months,
+        amount_usd: Amount::from_cents(order.amount_cents),
+        amount_cents: order.amount_cents,
+        currency: order.currency.clone(),
+        customer_email: order.customer_email.clone(),
+        customer_name: order.customer_name.clone(),
+        reference_id: order.reference_id.clone(),
+        environment: order.environment,
+        created_at: order.created_at,
+    }
+}
+
+/// The answer to a provisioning request. A replay is built from the same rows as the
+/// original, so it is the same response: its `meta` names the original request.
+pub fn provisioned(settings: &Settings, done: &Provisioned) -> ProvisionResponse {
+    let (order, record) = (&done.order, &done.esim);
+    let qr_code_url = qr_url(settings, record, "png");
+    let remaining = match order.environment {
+        Environment::Sandbox => SANDBOX_BALANCE.cents(),
+        Environment::Production => order.balance_after_cents,
+    };
+    ProvisionResponse {
+        success: true,
+        order_id: order.id.clone(),
+        esim_id: record.id.clone(),
+        iccid: record.iccid.clone(),
+        qr_code_url: qr_code_url.clone(),
+        activation_code: record.activation_code.clone(),
+        mobile_number: record.msisdn.clone(),
+        expires_at: record.expires_at,
+        status: record.status,
+        reference_id: order.reference_id.clone(),
+        esim: ProvisionedEsim {
+            esim_id: record.id.clone(),
+            iccid: record.iccid.clone(),
+            qr_code_url,
+            activation_code: record.activation_code.clone(),
+            mobile_number: record.msisdn.clone(),
+            status: record.status,
+            expires_at: record.expires_at,
+            plan: plan(record),
+            network_info: network_info(),
+            activation_instructions: instructions(),
+        },
+        billing: Billing {
+            cost_usd: Amount::from_cents(order.amount_cents),
+            cost_cents: order.amount_cents,
+            currency: order.currency.clone(),
+            remaining_balance: Amount::from_cents(remaining),
+            remaining_balance_cents: remaining,
+            environment: order.environment,
+        },
+        meta: ResponseMeta {
+            request_id: order.request_id.clone(),
+            environment: order.environment,
+            timestamp: order.created_at,
+        },
+    }
+}

@@ -1,0 +1,183 @@
+//! The one error type of the HTTP layer. Every failure becomes an [`ErrorBody`] with a stable
+//! code and the request id; the details of a 500 are logged, never returned.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use oytel_core::keys::AuthFailure;
+use oytel_core::ports::StoreError;
+use oytel_core::CoreError;
+use oytel_types::{ErrorBody, ErrorCode, ErrorDetails};
+
+use crate::context::current_request_id;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+    details: Option<Box<ErrorDetails>>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// A 400 naming the field at fault.
+    pub fn field(
+        code: ErrorCode,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message).with_details(ErrorDetails {
+            field: Some(field.into()),
+            ..ErrorDetails::default()
+        })
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: ErrorDetails) -> ApiError {
+        self.details = Some(Box::new(details));
+        self
+    }
+
+    /// A 500; `cause` is logged with the request id and not shown to the client.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "internal server error; quote the request id to support",
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// 404 for an unknown route.
+    pub fn not_found() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such resource",
+        )
+    }
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(failure: AuthFailure) -> ApiError {
+        let (code, message) = match failure {
+            AuthFailure::Missing => (
+                ErrorCode::MissingApiKey,
+                "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            ),
+            AuthFailure::Invalid => (ErrorCode::InvalidApiKey, "invalid API key"),
+            AuthFailure::Revoked => (ErrorCode::ApiKeyRevoked, "this API key was revoked"),
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::ServiceUnavailable,
+                    "the service is temporarily unavailable; retry shortly",
+                )
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            CoreError::Validation(field) => {
+                ApiError::field(ErrorCode::ValidationError, field.field, message)
+            }
+            CoreError::PlanNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::PlanNotFound, message).with_details(
+                    ErrorDetails {
+                        field: Some("plan_id".into()),
+                        ..ErrorDetails::default()
+                    },
+                )
+            }
+            CoreError::PlanUnavailable(_) => {
+                ApiError::field(ErrorCode::ValidationError, "plan_id", message)
+            }
+            CoreError::EsimNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::EsimNotFound, message)
+            }
+            CoreError::OrderNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::OrderNotFound, message)
+            }
+            CoreError::InsufficientBalance {
+                balance,
+                required,
+                minimum,
+            } => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                ErrorCode::InsufficientBalance,
+                message,
+            )
+            .with_details(ErrorDetails {
+                balance: Some(balance),
+                required: Some(required),
+                minimum_balance: Some(minimum),
+                ..ErrorDetails::default()
+            }),
+            CoreError::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::IdempotencyKeyReused,
+                message,
+            ),
+            CoreError::IdempotencyInProgress => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::IdempotencyRequestInProgress,
+                message,
+            ),
+            CoreError::InvalidIdempotencyKey(_) => {
+                ApiError::field(ErrorCode::InvalidIdempotencyKey, "Idempotency-Key", message)
+            }
+            CoreError::InvalidCursor => {
+                ApiError::field(ErrorCode::InvalidCursor, "cursor", message)
+            }
+            CoreError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            success: false,
+            error: self.message,
+            code: self.code,
+            request_id: current_request_id(),
+            details: self.details.map(|d| *d),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("5"));
+        }
+        response
+    }
+}

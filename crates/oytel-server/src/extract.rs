@@ -1,0 +1,218 @@
+//! Extractors that turn every malformed input into an [`ApiError`] with a stable code:
+//! the caller's key ([`Caller`]), JSON bodies ([`ApiJson`]), query strings ([`ApiQuery`]) and
+//! path segments ([`ApiPath`]).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use oytel_core::keys::{authenticate, AuthFailure};
+use oytel_core::ports::KeyOwner;
+use oytel_core::Scope;
+use oytel_types::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The authenticated caller: a partner's key in one environment.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Whose key it is.
+    pub owner: KeyOwner,
+}
+
+impl Caller {
+    /// The scope every read and write of this caller is limited to.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            partner_id: self.owner.partner_id.clone(),
+            environment: self.owner.environment,
+        }
+    }
+}
+
+/// The key presented: `X-API-Key`, else `Authorization: Bearer`. Sending both with different
+/// keys is refused.
+fn presented_key(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let text = |name: header::HeaderName| -> Result<Option<String>, ApiError> {
+        match parts.headers.get(&name) {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .map(|v| Some(v.trim().to_owned()))
+                .map_err(|_| ApiError::from(AuthFailure::Invalid)),
+        }
+    };
+    let api_key = text(header::HeaderName::from_static("x-api-key"))?;
+    let bearer = match text(header::AUTHORIZATION)? {
+        None => None,
+        Some(value) => {
+            let (scheme, token) = value.split_once(' ').unwrap_or((value.as_str(), ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(AuthFailure::Invalid.into());
+            }
+            Some(token.trim().to_owned())
+        }
+    };
+    match (api_key, bearer) {
+        (Some(a), Some(b)) if a != b => Err(AuthFailure::Invalid.into()),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = presented_key(parts)?;
+        match authenticate(state.store.as_ref(), presented.as_deref()).await? {
+            Ok(owner) => {
+                tracing::Span::current().record("partner_id", owner.partner_id.as_str());
+                Ok(Caller { owner })
+            }
+            Err(failure) => Err(failure.into()),
+        }
+    }
+}
+
+/// A JSON body: `application/json`, at most the server's body limit, valid JSON of the right
+/// shape. Errors name the field at fault.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                "request bodies must be JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection: BytesRejection| {
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            ErrorCode::PayloadTooLarge,
+                            format!(
+                                "the request body is larger than {} bytes",
+                                crate::MAX_BODY_BYTES
+                            ),
+                        )
+                    } else {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            ErrorCode::InvalidJson,
+                            rejection.body_text(),
+                        )
+                    }
+                })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body into `T`, telling a syntax error (`INVALID_JSON`) from a well-formed body
+/// of the wrong shape (`VALIDATION_ERROR`, naming the field at fault).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+            "the request body is not valid UTF-8",
+        ));
+    }
+    // Syntax first, so that INVALID_JSON means exactly "not JSON"; then the shape.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid_json(&e))?;
+    serde_path_to_error::deserialize(value).map_err(shape_error)
+}
+
+fn invalid_json(error: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidJson,
+        format!(
+            "the request body is not valid JSON: {}",
+            strip_position(&error.to_string())
+        ),
+    )
+}
+
+fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    let message = strip_position(&inner.to_string());
+    // serde names an unknown or missing field in its message; the path names where a value
+    // of the wrong type was found.
+    let field = field_from_message(&message).or_else(|| (path != ".").then_some(path));
+    match field {
+        Some(field) => ApiError::field(ErrorCode::ValidationError, field, message),
+        None => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::ValidationError, message),
+    }
+}
+
+fn field_from_message(message: &str) -> Option<String> {
+    for marker in ["unknown field `", "missing field `"] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A query string of the right shape; unknown, repeated or malformed parameters are refused
+/// with `INVALID_QUERY`.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidQuery,
+                    format!("invalid query string: {e}"),
+                )
+            })
+    }
+}
+
+/// One path parameter.
+#[derive(Debug)]
+pub struct ApiPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(|_| ApiError::not_found())
+    }
+}

@@ -1,0 +1,166 @@
+//! The Oytel API server: axum handlers over `oytel-core`, with storage from `oytel-store`.
+//!
+//! HTTP lives here and only here (and in `oytel-client`): handlers parse and authenticate,
+//! call the core, and convert records to the wire types of `oytel-types`. No SQL and no money
+//! arithmetic happen in this crate.
+//!
+//! - [`app`] builds the router with its middleware; [`openapi`] is the route registry and the
+//!   spec derived from it.
+//! - [`config`] reads settings from flags and `OYTEL_*` environment variables.
+//! - [`serve`] runs the server until SIGTERM or Ctrl-C, letting in-flight requests finish.
+
+pub mod config;
+pub mod context;
+pub mod convert;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod qr;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use oytel_types::ErrorCode;
+use tokio::net::TcpListener;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        "this route does not support this method",
+    )
+}
+
+async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        state.spec.json.clone(),
+    )
+        .into_response()
+}
+
+async fn openapi_yaml(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        state.spec.yaml.clone(),
+    )
+        .into_response()
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("handler panicked").into_response()
+}
+
+/// The whole application: every route, the error fallbacks, and the middleware.
+pub fn app(state: AppState) -> Router {
+    let (api, _) = openapi::api_router().split_for_parts();
+    api.route("/openapi.json", get(openapi_json))
+        .route("/openapi.yaml", get(openapi_yaml))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::middleware::from_fn(context::request_context))
+        .with_state(state)
+}
+
+/// Deletes expired idempotency keys every hour until `shutdown` resolves.
+async fn purge_idempotency_keys(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                match state.store.purge_idempotency_keys(oytel_core::provision::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired idempotency keys deleted"),
+                    Err(e) => tracing::warn!(error = %e, "could not purge idempotency keys"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let purger = tokio::spawn(purge_idempotency_keys(state.clone(), stop_rx));
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = purger.await;
+    result
+}
+
+/// A future that resolves on SIGTERM or Ctrl-C. The signal handlers are installed when this
+/// is called, not when it is first polled, so a signal that arrives between start-up and
+/// serving is not lost (and does not kill the process abruptly).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {},
+                        _ = interrupt.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Builds the shared state of a server.
+pub fn state(
+    store: Arc<dyn oytel_core::ports::Storage>,
+    catalog: oytel_core::catalog::Catalog,
+    settings: state::Settings,
+) -> Result<AppState, String> {
+    let spec = openapi::ServedSpec::for_instance(&settings.public_url)?;
+    Ok(AppState {
+        store,
+        catalog: Arc::new(catalog),
+        settings: Arc::new(settings),
+        spec: Arc::new(spec),
+    })
+}

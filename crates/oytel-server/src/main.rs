@@ -1,0 +1,313 @@
+//! `oytel-server`: the API server (`serve`, the default) and the admin commands.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use oytel_core::catalog::Catalog;
+use oytel_core::keys::generate_api_key;
+use oytel_core::numbers::new_id;
+use oytel_core::ports::{Partner, Storage};
+use oytel_core::provision::{now, ProvisionSettings};
+use oytel_server::config::{parse_usd, DatabaseArgs, LogFormat, Mode, ServeArgs};
+use oytel_server::state::Settings;
+use oytel_store::PoolOptions;
+use oytel_types::{Amount, Environment};
+
+/// The Oytel eSIM API server and its admin commands.
+///
+/// Without a command it serves the API. Every setting can also be given as an environment
+/// variable (shown in brackets).
+#[derive(Debug, Parser)]
+#[command(name = "oytel-server", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(flatten)]
+    database: DatabaseArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve(ServeArgs),
+    /// Create the database if needed and apply migrations, then exit.
+    Migrate,
+    /// Manage partners.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Create a partner; prints its id.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Contact email.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List partners, one JSON object per line.
+    List,
+    /// Add to a partner's live balance (recorded in the ledger); prints the new balance.
+    Credit {
+        /// Partner id.
+        partner_id: String,
+        /// USD, at most two decimals.
+        #[arg(long, value_parser = parse_usd)]
+        amount: Amount,
+        /// Why (kept in the ledger).
+        #[arg(long, default_value = "top-up")]
+        description: String,
+    },
+    /// Print a partner's ledger, one JSON object per line.
+    Ledger {
+        /// Partner id.
+        partner_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create an API key; prints the key, which is shown only this once.
+    Create {
+        /// Partner id.
+        #[arg(long)]
+        partner: String,
+        /// `sandbox` or `live`.
+        #[arg(long)]
+        env: Environment,
+    },
+    /// List a partner's keys (never the keys themselves), one JSON object per line.
+    List {
+        /// Partner id.
+        #[arg(long)]
+        partner: String,
+    },
+    /// Revoke a key at once; prints its id.
+    Revoke {
+        /// Key id (`key_…`).
+        key_id: String,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OYTEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open(database: &DatabaseArgs) -> Result<std::sync::Arc<dyn Storage>> {
+    let pool = PoolOptions {
+        max_connections: database.db_max_connections,
+    };
+    Ok(oytel_store::open(&database.database_url, &pool).await?)
+}
+
+#[allow(clippy::print_stdout)]
+fn out(line: impl std::fmt::Display) {
+    println!("{line}");
+}
+
+async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    let store = open(&database).await?;
+    let catalog = match &args.catalog {
+        Some(path) => Catalog::from_json(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading the catalog {}", path.display()))?,
+        )?,
+        None => Catalog::default_catalog(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    if args.public_url.is_none() && local.ip().is_unspecified() {
+        tracing::warn!("OYTEL_PUBLIC_URL is not set: QR code URLs will name {public_url}");
+    }
+    let settings = Settings {
+        public_url: public_url.clone(),
+        provision: ProvisionSettings {
+            smdp_address: args.smdp_address.clone(),
+            minimum_balance: args.min_balance_usd,
+        },
+        limits: args.limits(),
+    };
+    if args.mode == Mode::Development {
+        seed_demo(store.as_ref()).await?;
+    }
+    let state = oytel_server::state(store, catalog, settings).map_err(anyhow::Error::msg)?;
+    let shutdown = oytel_server::shutdown_signal();
+    tracing::info!(listen = %local, public_url = %public_url, plans = state.catalog.plans.len(), "Oytel API ready");
+    oytel_server::serve(listener, state, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// On the first start of an empty development database: a demo partner and one sandbox key,
+/// printed once (never to the logs).
+async fn seed_demo(store: &dyn Storage) -> Result<()> {
+    if !store.list_partners().await?.is_empty()
+        || !store
+            .set_setting_once("demo_seeded", &now().to_rfc3339())
+            .await?
+    {
+        return Ok(());
+    }
+    let partner = create_partner(store, "Demo Partner", Some("demo@example.com".into())).await?;
+    let key = generate_api_key(&partner.id, Environment::Sandbox);
+    store.create_api_key(&key.record).await?;
+    eprintln!(
+        "\nFirst start: created the demo partner {} with this sandbox API key.\n\
+         It is shown only now; create more with `oytel-server key create`.\n",
+        partner.id
+    );
+    out(&key.plaintext);
+    Ok(())
+}
+
+async fn create_partner(store: &dyn Storage, name: &str, email: Option<String>) -> Result<Partner> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        bail!("--name must be 1 to 200 characters without control characters");
+    }
+    let email = email
+        .map(|e| oytel_core::provision::validate_email(&e).map_err(anyhow::Error::msg))
+        .transpose()?;
+    let partner = Partner {
+        id: new_id("ptn"),
+        name: name.to_owned(),
+        email,
+        created_at: now(),
+    };
+    store.create_partner(&partner).await?;
+    Ok(partner)
+}
+
+async fn require_partner(store: &dyn Storage, partner_id: &str) -> Result<()> {
+    if store.get_partner(partner_id).await?.is_none() {
+        bail!("no partner `{partner_id}`");
+    }
+    Ok(())
+}
+
+async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> {
+    let store = open(&database).await?;
+    let store = store.as_ref();
+    match command {
+        PartnerCommand::Create { name, email } => {
+            out(create_partner(store, &name, email).await?.id);
+        }
+        PartnerCommand::List => {
+            for p in store.list_partners().await? {
+                out(serde_json::json!({
+                    "id": p.id, "name": p.name, "email": p.email, "created_at": p.created_at,
+                }));
+            }
+        }
+        PartnerCommand::Credit {
+            partner_id,
+            amount,
+            description,
+        } => {
+            if amount.cents() <= 0 {
+                bail!("--amount must be positive");
+            }
+            require_partner(store, &partner_id).await?;
+            let balance = store
+                .credit(&partner_id, amount.cents(), &description, now())
+                .await?;
+            out(Amount::from_cents(balance));
+        }
+        PartnerCommand::Ledger { partner_id } => {
+            require_partner(store, &partner_id).await?;
+            for e in store.ledger(&partner_id).await? {
+                out(serde_json::json!({
+                    "id": e.id, "kind": e.kind, "amount": Amount::from_cents(e.amount_cents).to_string(),
+                    "balance_after": Amount::from_cents(e.balance_after_cents).to_string(),
+                    "order_id": e.order_id, "description": e.description, "created_at": e.created_at,
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
+    let store = open(&database).await?;
+    let store = store.as_ref();
+    match command {
+        KeyCommand::Create { partner, env } => {
+            require_partner(store, &partner).await?;
+            let key = generate_api_key(&partner, env);
+            store.create_api_key(&key.record).await?;
+            out(key.plaintext);
+        }
+        KeyCommand::List { partner } => {
+            require_partner(store, &partner).await?;
+            for k in store.list_api_keys(&partner).await? {
+                out(serde_json::json!({
+                    "id": k.id, "environment": k.environment, "hint": format!("{}…", k.hint),
+                    "created_at": k.created_at, "revoked_at": k.revoked_at,
+                }));
+            }
+        }
+        KeyCommand::Revoke { key_id } => {
+            if !store.revoke_api_key(&key_id, now()).await? {
+                bail!("no active key `{key_id}`");
+            }
+            out(key_id);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => serve(cli.database, cli.serve).await,
+            Some(Command::Serve(args)) => serve(cli.database, args).await,
+            Some(Command::Migrate) => open(&cli.database).await.map(|_| ()),
+            Some(Command::Partner(command)) => partner(cli.database, command).await,
+            Some(Command::Key(command)) => key(cli.database, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

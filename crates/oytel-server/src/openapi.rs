@@ -1,0 +1,142 @@
+//! The route registry and the OpenAPI document derived from it. Routes are registered once
+//! ([`api_router`]), so the served spec, the committed spec (`openapi/`, written by
+//! `cargo xtask openapi`) and the router cannot drift apart.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as OpenApiDoc, Server};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::routes::{account, esims, health, orders, plans, qr};
+use crate::state::AppState;
+
+/// The servers of the API documentation.
+pub const DOCUMENTED_SERVERS: [(&str, &str); 2] = [
+    (
+        "https://api.oytel.online",
+        "Production (the API documentation's base URL)",
+    ),
+    (
+        "https://oytel.co.uk",
+        "The default base URL of the Python SDK",
+    ),
+];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Oytel eSIM API",
+        version = "1.0.0",
+        description = "Provision and manage eSIMs for your customers.\n\n\
+            Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys starting \
+            `sk_sandbox_` use the sandbox (a $100 balance that is never depleted); keys starting \
+            `sk_live_` bill your balance. Errors are `{\"success\": false, \"error\", \"code\", \
+            \"request_id\"}` with a stable `code`.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    modifiers(&Security),
+    components(schemas(oytel_types::ErrorBody, oytel_types::ErrorCode, oytel_types::WebhookEvent)),
+    tags(
+        (name = "plans", description = "The plan catalog"),
+        (name = "esims", description = "Provisioning eSIMs, their status and QR codes"),
+        (name = "orders", description = "Orders and what they cost"),
+        (name = "account", description = "Your balance and limits"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sk_sandbox_… or sk_live_…")
+                    .description(Some("`Authorization: Bearer <API key>`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "`X-API-Key: <API key>` (as the Python SDK sends it)",
+            ))),
+        );
+    }
+}
+
+/// Every route of the API with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(plans::list_plans))
+        .routes(routes!(plans::get_plan))
+        .routes(routes!(esims::provision_esim))
+        .routes(routes!(esims::get_esim))
+        .routes(routes!(esims::esim_status))
+        .routes(routes!(esims::list_esims))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::list_orders))
+        .routes(routes!(account::get_account))
+        .routes(routes!(qr::qr_image))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+}
+
+/// The OpenAPI document with the given servers first, then the documented ones.
+pub fn spec_with_servers(extra: &[Server]) -> OpenApiDoc {
+    let (_, mut spec) = api_router().split_for_parts();
+    let mut servers: Vec<Server> = extra.to_vec();
+    servers.extend(DOCUMENTED_SERVERS.iter().map(|(url, description)| {
+        let mut server = Server::new(*url);
+        server.description = Some((*description).to_owned());
+        server
+    }));
+    spec.servers = Some(servers);
+    spec
+}
+
+/// The committed OpenAPI document (documented servers only).
+pub fn spec() -> OpenApiDoc {
+    spec_with_servers(&[])
+}
+
+/// The spec rendered as served by one instance.
+#[derive(Debug)]
+pub struct ServedSpec {
+    /// `openapi.json`.
+    pub json: String,
+    /// `openapi.yaml`.
+    pub yaml: String,
+}
+
+/// JSON rendering: pretty, with a final newline.
+pub fn to_json(spec: &OpenApiDoc) -> Result<String, String> {
+    spec.to_pretty_json()
+        .map(|s| s + "\n")
+        .map_err(|e| e.to_string())
+}
+
+/// YAML rendering.
+pub fn to_yaml(spec: &OpenApiDoc) -> Result<String, String> {
+    spec.to_yaml().map_err(|e| e.to_string())
+}
+
+impl ServedSpec {
+    /// The spec of an instance reachable at `public_url`.
+    pub fn for_instance(public_url: &str) -> Result<ServedSpec, String> {
+        let mut this = Server::new(public_url);
+        this.description = Some("This server".to_owned());
+        let spec = spec_with_servers(&[this]);
+        Ok(ServedSpec {
+            json: to_json(&spec)?,
+            yaml: to_yaml(&spec)?,
+        })
+    }
+}

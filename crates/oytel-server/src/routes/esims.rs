@@ -1,0 +1,163 @@
+//! Provisioning and reading eSIMs.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use oytel_core::provision::{self, esim_filter, finish_page, page_request};
+use oytel_core::CoreError;
+use oytel_types::{
+    ErrorBody, Esim, EsimResponse, ListEsimsQuery, Page, ProvisionRequest, ProvisionResponse,
+    StatusResponse,
+};
+
+use crate::context::current_request_id;
+use crate::convert;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::routes::meta;
+use crate::state::AppState;
+
+/// Provision an eSIM for a customer: one transaction creates the order, the eSIM and the
+/// charge. Send an `Idempotency-Key` to retry safely: a repeat with the same key and body
+/// returns the first answer (with `Idempotent-Replayed: true`) and never charges twice.
+#[utoipa::path(post, path = "/api/v1/esim/provision", tag = "esims",
+    request_body = ProvisionRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1-255 printable ASCII characters; successful answers are replayed for 24 hours")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Provisioned (or replayed)", body = ProvisionResponse,
+            headers(("Location" = String, description = "The eSIM's URL"),
+                    ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "Invalid body or header (`VALIDATION_ERROR`, `INVALID_JSON`, `INVALID_IDEMPOTENCY_KEY`)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 402, description = "The live balance would fall below the minimum (`INSUFFICIENT_BALANCE`)", body = ErrorBody),
+        (status = 404, description = "Unknown plan (`PLAN_NOT_FOUND`)", body = ErrorBody),
+        (status = 409, description = "A request with this key is in progress", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Key reused with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorBody)))]
+pub async fn provision_esim(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<ProvisionRequest>,
+) -> Result<Response, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            CoreError::InvalidIdempotencyKey("Idempotency-Key must be printable ASCII".into())
+        })?),
+    };
+    let request_id = current_request_id().unwrap_or_default();
+    let done = provision::provision(
+        state.store.as_ref(),
+        &state.catalog,
+        &state.settings.provision,
+        &caller.scope(),
+        &request,
+        key,
+        &request_id,
+    )
+    .await?;
+    if !done.replayed {
+        tracing::info!(esim_id = %done.esim.id, order_id = %done.order.id, plan_id = %done.order.plan_id,
+            amount_cents = done.order.amount_cents, "eSIM provisioned");
+    }
+    let body = convert::provisioned(&state.settings, &done);
+    let location = HeaderValue::from_str(&format!("/api/v1/esim/{}", done.esim.id))
+        .map_err(ApiError::internal)?;
+    let mut response = (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response();
+    if done.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn find(
+    state: &AppState,
+    caller: &Caller,
+    esim_id: &str,
+) -> Result<oytel_core::ports::EsimRecord, ApiError> {
+    state
+        .store
+        .get_esim(&caller.scope(), esim_id)
+        .await?
+        .ok_or_else(|| CoreError::EsimNotFound(esim_id.chars().take(64).collect()).into())
+}
+
+/// An eSIM with its activation code and QR code URLs.
+#[utoipa::path(get, path = "/api/v1/esim/{esim_id}", tag = "esims",
+    params(("esim_id" = String, Path, description = "eSIM id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The eSIM", body = EsimResponse),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody)))]
+pub async fn get_esim(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(esim_id): ApiPath,
+) -> Result<Json<EsimResponse>, ApiError> {
+    let record = find(&state, &caller, &esim_id).await?;
+    Ok(Json(EsimResponse {
+        success: true,
+        esim: convert::esim(&state.settings, &record),
+    }))
+}
+
+/// An eSIM's status, usage and expiry: the documented flat fields and the nested `esim`.
+#[utoipa::path(get, path = "/api/v1/esim/{esim_id}/status", tag = "esims",
+    params(("esim_id" = String, Path, description = "eSIM id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Status and usage", body = StatusResponse),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody)))]
+pub async fn esim_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(esim_id): ApiPath,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let record = find(&state, &caller, &esim_id).await?;
+    Ok(Json(convert::status(&record, meta(&caller))))
+}
+
+/// The key's eSIMs, newest first, filtered by state, reference or customer.
+#[utoipa::path(get, path = "/api/v1/esims", tag = "esims",
+    params(ListEsimsQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of eSIMs", body = Page<Esim>),
+        (status = 400, description = "Bad filter, limit or cursor", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody)))]
+pub async fn list_esims(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListEsimsQuery>,
+) -> Result<Json<Page<Esim>>, ApiError> {
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let filter = esim_filter(&query)?;
+    let rows = state
+        .store
+        .list_esims(&caller.scope(), &filter, page)
+        .await?;
+    let (rows, next_cursor) = finish_page(rows, page);
+    Ok(Json(Page {
+        success: true,
+        data: rows
+            .iter()
+            .map(|r| convert::esim(&state.settings, r))
+            .collect(),
+        has_more: next_cursor.is_some(),
+        next_cursor,
+    }))
+}

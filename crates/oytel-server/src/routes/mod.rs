@@ -1,0 +1,23 @@
+//! The handlers, one module per resource. Each carries its `#[utoipa::path]`, and
+//! [`crate::openapi::api_router`] registers them once for both the router and the spec.
+
+pub mod account;
+pub mod esims;
+pub mod health;
+pub mod orders;
+pub mod plans;
+pub mod qr;
+
+use oytel_types::ResponseMeta;
+
+use crate::context::current_request_id;
+use crate::extract::Caller;
+
+/// The `meta` of a response to `caller`.
+pub(crate) fn meta(caller: &Caller) -> ResponseMeta {
+    ResponseMeta {
+        request_id: current_request_id().unwrap_or_default(),
+        environment: caller.owner.environment,
+        timestamp: oytel_core::provision::now(),
+    }
+}

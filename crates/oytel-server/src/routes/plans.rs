@@ -1,0 +1,111 @@
+//! The plan catalog. Answers carry an `ETag` and `Cache-Control`, and `If-None-Match` gets a
+//! `304`, so clients can cache plans as the documentation recommends.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use oytel_types::{ErrorBody, PlanResponse, PlansMeta, PlansQuery, PlansResponse};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery, Caller};
+use crate::state::AppState;
+
+/// How long clients may reuse a plan list without asking again.
+const CACHE_CONTROL: &str = "private, max-age=300";
+
+/// A JSON answer with a strong `ETag` of its bytes, or `304` if the client has it.
+fn cached_json<T: serde::Serialize>(request: &HeaderMap, body: &T) -> Result<Response, ApiError> {
+    let bytes = serde_json::to_vec(body).map_err(ApiError::internal)?;
+    let digest = Sha256::digest(&bytes);
+    let etag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let etag = format!("\"{etag}\"");
+    let matches = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag);
+    let etag = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+    let headers = [
+        (header::ETAG, etag),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_CONTROL),
+        ),
+        (
+            header::VARY,
+            HeaderValue::from_static("Authorization, X-API-Key"),
+        ),
+    ];
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    let json = HeaderValue::from_static("application/json");
+    Ok((headers, [(header::CONTENT_TYPE, json)], bytes).into_response())
+}
+
+/// List plans with their prices per term, optionally only those working in a country or
+/// belonging to a region. Not limited by quota.
+#[utoipa::path(get, path = "/api/v1/plans", tag = "plans",
+    params(PlansQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The plans", body = PlansResponse,
+            headers(("ETag" = String, description = "Version of this answer"),
+                    ("Cache-Control" = String, description = "How long to reuse it"))),
+        (status = 304, description = "Unchanged since the ETag given"),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody)))]
+pub async fn list_plans(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<PlansQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let environment = caller.owner.environment;
+    let currency = &state.catalog.currency;
+    let plans: Vec<_> = state
+        .catalog
+        .filter(query.country.as_deref(), query.region.as_deref())
+        .map(|p| p.to_wire(currency, environment))
+        .collect();
+    let body = PlansResponse {
+        success: true,
+        meta: PlansMeta {
+            total: plans.len(),
+            currency: currency.clone(),
+            environment,
+        },
+        plans,
+    };
+    cached_json(&headers, &body)
+}
+
+/// One plan.
+#[utoipa::path(get, path = "/api/v1/plans/{plan_id}", tag = "plans",
+    params(("plan_id" = String, Path, description = "Plan id, e.g. `uk-massive-650`"),
+           ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The plan", body = PlanResponse),
+        (status = 304, description = "Unchanged since the ETag given"),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 404, description = "No such plan (`PLAN_NOT_FOUND`)", body = ErrorBody)))]
+pub async fn get_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(plan_id): ApiPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let plan = state
+        .catalog
+        .get(&plan_id)
+        .ok_or_else(|| oytel_core::CoreError::PlanNotFound(plan_id.chars().take(64).collect()))?;
+    let body = PlanResponse {
+        success: true,
+        plan: plan.to_wire(&state.catalog.currency, caller.owner.environment),
+    };
+    cached_json(&headers, &body)
+}

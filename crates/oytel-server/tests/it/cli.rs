@@ -1,0 +1,219 @@
+//! The `oytel-server` binary: admin commands, first start, shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_oytel-server");
+
+fn run(db: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("OYTEL_DATABASE_URL", db)
+        .output()
+        .expect("run oytel-server")
+}
+
+fn ok(db: &str, args: &[&str]) -> String {
+    let output = run(db, args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
+
+#[test]
+fn admin_commands_print_machine_readable_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite:{}",
+        dir.path().join("nested/dir/admin.db").display()
+    );
+    let partner = ok(
+        &db,
+        &[
+            "partner",
+            "create",
+            "--name",
+            "Acme Travel",
+            "--email",
+            "ops@acme.example",
+        ],
+    );
+    assert!(
+        partner.starts_with("ptn_") && !partner.contains('\n'),
+        "{partner}"
+    );
+    let listed = ok(&db, &["partner", "list"]);
+    let row: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(row["id"], partner.as_str());
+    assert_eq!(row["name"], "Acme Travel");
+
+    let key = ok(
+        &db,
+        &["key", "create", "--partner", &partner, "--env", "live"],
+    );
+    assert!(key.starts_with("sk_live_") && key.len() >= 48, "{key}");
+    let sandbox = ok(
+        &db,
+        &["key", "create", "--partner", &partner, "--env", "sandbox"],
+    );
+    assert!(sandbox.starts_with("sk_sandbox_"));
+    let keys = ok(&db, &["key", "list", "--partner", &partner]);
+    assert_eq!(keys.lines().count(), 2);
+    assert!(
+        !keys.contains(&key[8..]) && !keys.contains(&sandbox[11..]),
+        "keys are never shown again"
+    );
+    let first: serde_json::Value = serde_json::from_str(keys.lines().next().unwrap()).unwrap();
+
+    assert_eq!(
+        ok(&db, &["partner", "credit", &partner, "--amount", "200"]),
+        "200.00"
+    );
+    assert_eq!(
+        ok(
+            &db,
+            &[
+                "partner",
+                "credit",
+                &partner,
+                "--amount",
+                "0.55",
+                "--description",
+                "adjustment"
+            ]
+        ),
+        "200.55"
+    );
+    let ledger = ok(&db, &["partner", "ledger", &partner]);
+    assert_eq!(ledger.lines().count(), 2);
+    assert!(ledger.contains("\"balance_after\":\"200.55\""), "{ledger}");
+
+    let key_id = first["id"].as_str().unwrap();
+    assert_eq!(ok(&db, &["key", "revoke", key_id]), key_id);
+    let again = run(&db, &["key", "revoke", key_id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no active key"));
+
+    for bad in [
+        vec!["key", "create", "--partner", "ptn_nope", "--env", "live"],
+        vec!["key", "create", "--partner", &partner, "--env", "staging"],
+        vec!["partner", "credit", &partner, "--amount", "-5"],
+        vec!["partner", "credit", &partner, "--amount", "1.234"],
+        vec!["partner", "credit", "ptn_nope", "--amount", "5"],
+        vec!["partner", "create", "--name", ""],
+        vec!["partner", "create", "--name", "X", "--email", "nope"],
+    ] {
+        let output = run(&db, &bad);
+        assert!(!output.status.success(), "{bad:?} should fail");
+        assert!(output.stdout.is_empty(), "{bad:?} printed to stdout");
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    stdout: mpsc::Receiver<String>,
+}
+
+fn start(db: &str, mode: &str) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--mode", mode])
+        .env("OYTEL_DATABASE_URL", db)
+        .env("OYTEL_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out_tx, stdout) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) {
+                if log["fields"]["message"] == "Oytel API ready" {
+                    let _ = ready_tx.send(log["fields"]["listen"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    });
+    let listen = ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server ready");
+    Server {
+        child,
+        base: format!("http://{listen}"),
+        stdout,
+    }
+}
+
+impl Server {
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        self.child.wait().unwrap()
+    }
+
+    fn printed(&self) -> Vec<String> {
+        self.stdout.try_iter().collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_seeds_one_demo_key_once_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("dev.db").display());
+    let server = start(&db, "development");
+    let printed = server.printed();
+    assert_eq!(printed.len(), 1, "{printed:?}");
+    let key = &printed[0];
+    assert!(key.starts_with("sk_sandbox_"), "{key}");
+    let client = reqwest::Client::new();
+    let plans = client
+        .get(format!("{}/api/v1/plans", server.base))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plans.status(), 200);
+    assert!(server.terminate().success(), "SIGTERM exits 0");
+
+    let again = start(&db, "development");
+    assert!(again.printed().is_empty(), "no second demo key");
+    let plans = client
+        .get(format!("{}/api/v1/plans", again.base))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plans.status(), 200, "the demo key survives a restart");
+    assert!(again.terminate().success());
+    assert_eq!(ok(&db, &["partner", "list"]).lines().count(), 1);
+}
+
+#[test]
+fn production_mode_never_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("prod.db").display());
+    let server = start(&db, "production");
+    assert!(server.printed().is_empty());
+    assert!(server.terminate().success());
+    assert_eq!(ok(&db, &["partner", "list"]), "");
+}

@@ -1,0 +1,195 @@
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::helpers::{assert_error, order, TestApp};
+
+#[tokio::test]
+async fn details_and_status_show_the_documented_and_sdk_shapes() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let mut body = order("eu-roam-50");
+    body["reference_id"] = json!("ref-9");
+    let (_, p) = app.post(key, "/api/v1/esim/provision", &body).await;
+    let id = p["esim_id"].as_str().unwrap();
+
+    let (status, e) = app.get(key, &format!("/api/v1/esim/{id}")).await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["success"], true);
+    assert_eq!(e["esim_id"], id);
+    assert_eq!(e["order_id"], p["order_id"]);
+    assert_eq!(e["qr_code_url"], p["qr_code_url"]);
+    assert!(e["qr_code_svg_url"].as_str().unwrap().ends_with(".svg"));
+    assert_eq!(e["activation_code"], p["activation_code"]);
+    assert_eq!(e["mobile_number"], p["mobile_number"]);
+    assert_eq!(e["customer_email"], "customer@example.com");
+    assert_eq!(e["reference_id"], "ref-9");
+    assert_eq!(e["expires_at"], p["expires_at"]);
+    assert_eq!(e["environment"], "sandbox");
+
+    let (status, s) = app.get(key, &format!("/api/v1/esim/{id}/status")).await;
+    assert_eq!(status, 200, "{s}");
+    // Documented flat shape.
+    assert_eq!(s["esim_id"], id);
+    assert_eq!(s["status"], "provisioned");
+    assert_eq!(s["usage"]["data_used_mb"], 0);
+    assert_eq!(s["usage"]["data_limit_mb"], 50_000);
+    assert_eq!(s["usage"]["calls_made"], 0);
+    assert_eq!(s["usage"]["sms_sent"], 0);
+    assert_eq!(s["expires_at"], p["expires_at"]);
+    // Python SDK's nested shape.
+    assert_eq!(s["esim"]["status"], "provisioned");
+    assert_eq!(s["esim"]["activation"]["activated"], false);
+    assert_eq!(s["esim"]["usage"]["used_mb"], 0);
+    assert_eq!(s["esim"]["usage"]["total_mb"], 50_000);
+    assert_eq!(s["esim"]["usage"]["remaining_mb"], 50_000);
+    assert_eq!(s["esim"]["usage"]["usage_percentage"], 0.0);
+    assert!(
+        s["esim"]["connection"].is_null(),
+        "not connected before activation"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn other_partners_and_the_other_environment_get_404() {
+    let app = TestApp::spawn().await;
+    let (_, p) = app
+        .post(
+            &app.partner.sandbox_key,
+            "/api/v1/esim/provision",
+            &order("uk-lite-10"),
+        )
+        .await;
+    let esim = p["esim_id"].as_str().unwrap();
+    let order_id = p["order_id"].as_str().unwrap();
+    for key in [
+        &app.other.sandbox_key,
+        &app.other.live_key,
+        &app.partner.live_key,
+    ] {
+        for (path, code) in [
+            (format!("/api/v1/esim/{esim}"), "ESIM_NOT_FOUND"),
+            (format!("/api/v1/esim/{esim}/status"), "ESIM_NOT_FOUND"),
+            (format!("/api/v1/orders/{order_id}"), "ORDER_NOT_FOUND"),
+        ] {
+            let (status, body) = app.get(key, &path).await;
+            assert_error(status, &body, 404, code);
+        }
+        assert_eq!(app.esim_count(key).await, 0);
+        let (_, orders) = app.get(key, "/api/v1/orders").await;
+        assert_eq!(orders["data"].as_array().unwrap().len(), 0);
+    }
+    for path in [
+        "/api/v1/esim/esim_doesnotexist",
+        "/api/v1/esim/%27%20OR%201%3D1--",
+        "/api/v1/esim/..%2F..%2Fetc%2Fpasswd/status",
+    ] {
+        let (status, body) = app.get(&app.partner.sandbox_key, path).await;
+        assert_error(status, &body, 404, "ESIM_NOT_FOUND");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lists_page_through_everything_once_newest_first() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let mut body = order("uk-lite-10");
+        body["reference_id"] = json!(if i % 2 == 0 { "even" } else { "odd" });
+        if i == 3 {
+            body["customer_email"] = json!("Special@Example.com");
+        }
+        let (_, r) = app.post(key, "/api/v1/esim/provision", &body).await;
+        created.push(r["esim_id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/esims?limit=3&cursor={c}"),
+            None => "/api/v1/esims?limit=3".to_owned(),
+        };
+        let (status, page) = app.get(key, &path).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["esim_id"].as_str().unwrap().to_owned()),
+        );
+        if page["has_more"] == false {
+            assert!(page["next_cursor"].is_null());
+            break;
+        }
+        cursor = Some(page["next_cursor"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(pages, 3);
+    created.reverse();
+    assert_eq!(seen, created, "newest first, each once");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 7);
+
+    let (_, even) = app.get(key, "/api/v1/esims?reference_id=even").await;
+    assert_eq!(even["data"].as_array().unwrap().len(), 4);
+    let (_, special) = app
+        .get(key, "/api/v1/esims?customer_email=special@example.com")
+        .await;
+    assert_eq!(special["data"].as_array().unwrap().len(), 1);
+    let (_, provisioned) = app
+        .get(key, "/api/v1/esims?status=provisioned&limit=100")
+        .await;
+    assert_eq!(provisioned["data"].as_array().unwrap().len(), 7);
+    let (_, active) = app.get(key, "/api/v1/esims?status=active").await;
+    assert_eq!(active["data"].as_array().unwrap().len(), 0);
+    let (_, orders) = app.get(key, "/api/v1/orders?limit=100").await;
+    assert_eq!(orders["data"].as_array().unwrap().len(), 7);
+    let (_, odd_orders) = app.get(key, "/api/v1/orders?reference_id=odd").await;
+    assert_eq!(odd_orders["data"].as_array().unwrap().len(), 3);
+
+    for (path, code) in [
+        ("/api/v1/esims?limit=0", "VALIDATION_ERROR"),
+        ("/api/v1/esims?limit=101", "VALIDATION_ERROR"),
+        ("/api/v1/esims?limit=abc", "INVALID_QUERY"),
+        ("/api/v1/esims?cursor=garbage", "INVALID_CURSOR"),
+        ("/api/v1/esims?status=sleeping", "INVALID_QUERY"),
+        ("/api/v1/esims?limit=2&limit=3", "INVALID_QUERY"),
+        ("/api/v1/orders?cursor=djE6MA", "INVALID_CURSOR"),
+    ] {
+        let (status, body) = app.get(key, path).await;
+        assert_error(status, &body, 400, code);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn orders_show_what_was_charged() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.live_key;
+    let mut body = order("asia-pacific-20");
+    body["term_months"] = json!(6);
+    body["reference_id"] = json!("po-77");
+    let (_, p) = app.post(key, "/api/v1/esim/provision", &body).await;
+    let (status, o) = app
+        .get(
+            key,
+            &format!("/api/v1/orders/{}", p["order_id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["order_id"], p["order_id"]);
+    assert_eq!(o["esim_id"], p["esim_id"]);
+    assert_eq!(o["status"], "completed");
+    assert_eq!(o["plan_id"], "asia-pacific-20");
+    assert_eq!(o["term_months"], 6);
+    assert_eq!(o["amount_cents"], 6 * 2249);
+    assert_eq!(o["amount_usd"], 134.94);
+    assert_eq!(o["currency"], "USD");
+    assert_eq!(o["reference_id"], "po-77");
+    assert_eq!(o["environment"], "production");
+    app.stop().await;
+}

@@ -1,0 +1,16 @@
+//! The server's integration tests: the real app on `127.0.0.1:0` with a fresh SQLite file.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+mod account;
+mod auth;
+mod cli;
+mod esims;
+mod openapi;
+mod plans;
+mod provision;
+
+mod qr;

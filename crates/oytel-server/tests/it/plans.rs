@@ -1,0 +1,108 @@
+use crate::helpers::{assert_error, TestApp};
+
+#[tokio::test]
+async fn lists_the_catalog_with_documented_and_sdk_fields() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get(&app.partner.sandbox_key, "/api/v1/plans").await;
+    assert_eq!(status, 200, "{body}");
+    let plans = body["plans"].as_array().unwrap();
+    assert!(plans.len() >= 12);
+    assert_eq!(body["meta"]["total"], plans.len());
+    let uk = plans.iter().find(|p| p["id"] == "uk-massive-650").unwrap();
+    // The documented shape.
+    assert_eq!(uk["name"], "UK Massive 650");
+    assert_eq!(uk["pricing"]["1_month"], 29.95);
+    assert_eq!(uk["pricing"]["3_months"], 28.46);
+    assert_eq!(uk["pricing"]["6_months"], 26.96);
+    assert_eq!(uk["pricing"]["12_months"], 26.36);
+    assert_eq!(uk["features"]["uk_data"], "650GB");
+    assert_eq!(uk["features"]["roaming_data"], "35GB");
+    assert_eq!(uk["features"]["validity_days"], 30);
+    // What the Python SDK reads.
+    assert_eq!(uk["pricing"]["base_price"], 29.95);
+    assert!(uk["coverage"].as_str().unwrap().contains("United Kingdom"));
+    assert_eq!(uk["data_allowance"], "650GB");
+    assert_eq!(uk["validity_days"], 30);
+    assert_eq!(uk["environment"], "sandbox");
+    assert!(plans.iter().any(|p| p["id"] == "eu-roam-50"));
+
+    let (_, live) = app.get(&app.partner.live_key, "/api/v1/plans").await;
+    assert_eq!(live["plans"][0]["environment"], "production");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn filters_by_country_and_region() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let (_, us) = app.get(key, "/api/v1/plans?country=us").await;
+    let ids: Vec<_> = us["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"usa-explorer-30"));
+    assert!(!ids.contains(&"uk-lite-10"));
+    let (_, europe) = app.get(key, "/api/v1/plans?region=europe").await;
+    assert!(europe["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["region"] == "europe"));
+    let (_, none) = app.get(key, "/api/v1/plans?country=ZZ").await;
+    assert_eq!(none["plans"].as_array().unwrap().len(), 0);
+    let (status, body) = app.get(key, "/api/v1/plans?colour=red").await;
+    assert_error(status, &body, 400, "INVALID_QUERY");
+    let (status, body) = app.get(key, "/api/v1/plans?country=GB&country=US").await;
+    assert_error(status, &body, 400, "INVALID_QUERY");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_plan_and_unknown_plans() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let (status, body) = app.get(key, "/api/v1/plans/eu-roam-50").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["plan"]["id"], "eu-roam-50");
+    let (status, body) = app.get(key, "/api/v1/plans/nope").await;
+    assert_error(status, &body, 404, "PLAN_NOT_FOUND");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn plans_are_cacheable_with_etags() {
+    let app = TestApp::spawn().await;
+    let get = |etag: Option<String>| {
+        let mut request = app
+            .client
+            .get(app.url("/api/v1/plans"))
+            .header("X-API-Key", &app.partner.sandbox_key);
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        request.send()
+    };
+    let first = get(None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "private, max-age=300");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.len() > 10);
+    let again = get(Some(etag.clone())).await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    assert!(again.bytes().await.unwrap().is_empty());
+    let stale = get(Some("\"something-else\"".into())).await.unwrap();
+    assert_eq!(stale.status(), 200);
+    // A filtered list is another resource with another tag.
+    let filtered = app
+        .client
+        .get(app.url("/api/v1/plans?region=uk"))
+        .header("X-API-Key", &app.partner.sandbox_key)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(filtered.headers()["etag"].to_str().unwrap(), etag);
+    app.stop().await;
+}

@@ -1,0 +1,121 @@
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `openapi`: writes `openapi/oytel-v1.json` and `openapi/oytel-v1.yaml` from the code.
+//! - `openapi --check`: fails, naming the stale file and the fixing command, when the
+//!   committed spec differs from what the code generates.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "usage: cargo xtask openapi [--check]";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Writes `contents` to `path`, or in check mode fails if the file differs. Returns whether
+/// the file was (or would have been) changed.
+fn ensure_file_contents(path: &Path, contents: &str, check: bool) -> Result<bool> {
+    let current = std::fs::read_to_string(path).ok();
+    if current.as_deref() == Some(contents) {
+        return Ok(false);
+    }
+    let shown = path
+        .strip_prefix(workspace_root())
+        .unwrap_or(path)
+        .display()
+        .to_string();
+    if check {
+        bail!(
+            "{shown} was not up-to-date with the code; run `cargo xtask openapi` and commit the result"
+        );
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, contents).with_context(|| format!("writing {shown}"))?;
+    eprintln!("updated {shown}");
+    Ok(true)
+}
+
+/// Generates the spec files (or checks them).
+fn openapi(check: bool) -> Result<()> {
+    let spec = oytel_server::openapi::spec();
+    let json = oytel_server::openapi::to_json(&spec).map_err(anyhow::Error::msg)?;
+    let yaml = oytel_server::openapi::to_yaml(&spec).map_err(anyhow::Error::msg)?;
+    let dir = workspace_root().join("openapi");
+    let mut errors = Vec::new();
+    for (name, contents) in [("oytel-v1.json", json), ("oytel-v1.yaml", yaml)] {
+        if let Err(e) = ensure_file_contents(&dir.join(name), &contents, check) {
+            errors.push(e.to_string());
+        }
+    }
+    if !errors.is_empty() {
+        bail!(errors.join("\n"));
+    }
+    if check {
+        eprintln!("openapi/ is up to date");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["openapi"] => openapi(false),
+        ["openapi", "--check"] => openapi(true),
+        _ => Err(anyhow::anyhow!(USAGE)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo test` fails when the committed spec is stale, like `cargo xtask openapi --check`.
+    #[test]
+    fn committed_openapi_spec_is_up_to_date() {
+        if let Err(e) = openapi(true) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn generation_is_deterministic() {
+        let a = oytel_server::openapi::to_json(&oytel_server::openapi::spec()).unwrap();
+        let b = oytel_server::openapi::to_json(&oytel_server::openapi::spec()).unwrap();
+        assert_eq!(a, b);
+        let a = oytel_server::openapi::to_yaml(&oytel_server::openapi::spec()).unwrap();
+        let b = oytel_server::openapi::to_yaml(&oytel_server::openapi::spec()).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn check_mode_names_the_stale_file_and_the_fix() {
+        let dir = std::env::temp_dir().join(format!("xtask-check-{}", std::process::id()));
+        let path = dir.join("spec.json");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, "old").unwrap();
+        let err = ensure_file_contents(&path, "new", true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("spec.json was not up-to-date"), "{err}");
+        assert!(err.contains("cargo xtask openapi"), "{err}");
+        assert!(ensure_file_contents(&path, "new", false).unwrap());
+        assert!(!ensure_file_contents(&path, "new", true).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
