@@ -12,5 +12,5 @@ mod esims;
 mod openapi;
 mod plans;
 mod provision;
-
+mod python_sdk;
 mod qr;
