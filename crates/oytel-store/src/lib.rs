@@ -1,20 +1,25 @@
 //! Storage adapters implementing [`oytel_core::ports::Storage`] with sqlx.
 //!
-//! - [`sqlite`]: the embedded default — one file, no outside service. A single writer
-//!   connection (SQLite allows one writer at a time, so queueing in the pool beats lock
-//!   contention) and a pool of readers, in WAL mode with `synchronous = FULL`.
+//! - [`sqlite`]: the embedded default — one file, no outside service.
+//! - [`postgres`]: for several server instances on one database.
 //!
-//! All SQL of the project lives in this crate, and each backend keeps its own queries and
-//! migrations (`migrations/<backend>/`). Queries are checked at run time (`query_as` with
-//! `FromRow`), so building needs no database. This crate knows nothing of HTTP.
+//! All SQL of the project lives in this crate. The queries are written once for both
+//! backends (see `adapter.rs`); each backend has its own migrations (`migrations/<backend>/`).
+//! Queries are checked at run time (`query_as` with `FromRow`), so building needs no
+//! database. This crate knows nothing of HTTP.
 
 use std::sync::Arc;
 
 use oytel_core::ports::Storage;
 
+mod adapter;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Pool settings shared by the adapters.
@@ -34,7 +39,7 @@ impl Default for PoolOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The URL's scheme is not one this build supports.
-    #[error("unsupported database URL `{0}`: expected `sqlite:<path>`")]
+    #[error("unsupported database URL `{0}`: expected `sqlite:<path>` or `postgres://…`")]
     UnsupportedUrl(String),
     /// The database could not be opened or migrated.
     #[error("could not open the database: {0}")]
@@ -51,6 +56,8 @@ pub enum OpenError {
 pub async fn open(url: &str, pool: &PoolOptions) -> Result<Arc<dyn Storage>, OpenError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url, pool).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(url, pool).await?))
     } else {
         // Credentials may follow the scheme: show only the scheme.
         let scheme = url.split(':').next().unwrap_or_default();

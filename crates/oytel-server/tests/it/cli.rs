@@ -1,9 +1,10 @@
 //! The `oytel-server` binary: admin commands, first start, shutdown.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
+
+use oytel_store::testing::Backend;
+
+use crate::helpers::{fresh_database, start_server as start};
 
 const BIN: &str = env!("CARGO_BIN_EXE_oytel-server");
 
@@ -29,12 +30,18 @@ fn ok(db: &str, args: &[&str]) -> String {
 }
 
 #[test]
-fn admin_commands_print_machine_readable_output() {
+fn sqlite_files_and_directories_are_created() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!(
-        "sqlite:{}",
-        dir.path().join("nested/dir/admin.db").display()
-    );
+    let path = dir.path().join("nested/dir/admin.db");
+    let db = format!("sqlite:{}", path.display());
+    assert!(ok(&db, &["partner", "create", "--name", "A"]).starts_with("ptn_"));
+    assert!(path.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_print_machine_readable_output() {
+    let database = fresh_database(Backend::from_env()).await;
+    let db = database.url.clone();
     let partner = ok(
         &db,
         &[
@@ -117,69 +124,10 @@ fn admin_commands_print_machine_readable_output() {
     }
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    stdout: mpsc::Receiver<String>,
-}
-
-fn start(db: &str, mode: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--mode", mode])
-        .env("OYTEL_DATABASE_URL", db)
-        .env("OYTEL_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out_tx, stdout) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = out_tx.send(line);
-        }
-    });
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) {
-                if log["fields"]["message"] == "Oytel API ready" {
-                    let _ = ready_tx.send(log["fields"]["listen"].as_str().unwrap().to_owned());
-                }
-            }
-        }
-    });
-    let listen = ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server ready");
-    Server {
-        child,
-        base: format!("http://{listen}"),
-        stdout,
-    }
-}
-
-impl Server {
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        self.child.wait().unwrap()
-    }
-
-    fn printed(&self) -> Vec<String> {
-        self.stdout.try_iter().collect()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_seeds_one_demo_key_once_and_sigterm_stops_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("dev.db").display());
+    let database = fresh_database(Backend::from_env()).await;
+    let db = database.url.clone();
     let server = start(&db, "development");
     let printed = server.printed();
     assert_eq!(printed.len(), 1, "{printed:?}");
@@ -208,10 +156,10 @@ async fn first_start_seeds_one_demo_key_once_and_sigterm_stops_cleanly() {
     assert_eq!(ok(&db, &["partner", "list"]).lines().count(), 1);
 }
 
-#[test]
-fn production_mode_never_seeds() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("prod.db").display());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_mode_never_seeds() {
+    let database = fresh_database(Backend::from_env()).await;
+    let db = database.url.clone();
     let server = start(&db, "production");
     assert!(server.printed().is_empty());
     assert!(server.terminate().success());

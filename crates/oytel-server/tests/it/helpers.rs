@@ -1,4 +1,6 @@
-//! `TestApp`: a running server with a fresh database, two partners and their keys.
+//! `TestApp`: a running server with a fresh database (SQLite, or PostgreSQL with
+//! `OYTEL_TEST_BACKEND=postgres`), two partners and their keys; and `ServerProcess`, the real
+//! binary.
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use oytel_core::numbers::new_id;
 use oytel_core::ports::{Partner, Storage};
 use oytel_core::provision::{now, ProvisionSettings};
 use oytel_server::state::Settings;
-use oytel_store::{PoolOptions, SqliteStore};
+use oytel_store::testing::{fresh, Backend, TestDatabase};
 use oytel_types::{Amount, Environment, Limits};
 use serde_json::{json, Value};
 
@@ -30,21 +32,15 @@ pub struct TestApp {
     pub other: TestPartner,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _db: TestDatabase,
 }
 
 pub const START_BALANCE_CENTS: i64 = 100_000;
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db_path = dir.path().join("oytel.db");
-        let url = format!("sqlite:{}", db_path.display());
-        let store: Arc<dyn Storage> = Arc::new(
-            SqliteStore::open(&url, &PoolOptions::default())
-                .await
-                .expect("open store"),
-        );
+        let db = fresh_database(Backend::from_env()).await;
+        let store = db.store.clone();
         let partner = make_partner(store.as_ref(), "Partner A").await;
         let other = make_partner(store.as_ref(), "Partner B").await;
 
@@ -80,7 +76,7 @@ impl TestApp {
             other,
             shutdown: Some(tx),
             server: Some(server),
-            _dir: dir,
+            _db: db,
         }
     }
 
@@ -143,7 +139,17 @@ impl TestApp {
     }
 }
 
-async fn make_partner(store: &dyn Storage, name: &str) -> TestPartner {
+/// A fresh database of `backend`.
+///
+/// # Panics
+/// When PostgreSQL is asked for but `OYTEL_TEST_DATABASE_URL` is not set.
+pub async fn fresh_database(backend: Backend) -> TestDatabase {
+    fresh(backend)
+        .await
+        .expect("OYTEL_TEST_BACKEND=postgres needs OYTEL_TEST_DATABASE_URL")
+}
+
+pub async fn make_partner(store: &dyn Storage, name: &str) -> TestPartner {
     let partner = Partner {
         id: new_id("ptn"),
         name: name.into(),
@@ -218,4 +224,76 @@ pub async fn send_all(
         responses.push(task.await.expect("request task"));
     }
     responses
+}
+
+/// The `oytel-server` binary, started on `127.0.0.1:0`.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub base: String,
+    stdout: std::sync::mpsc::Receiver<String>,
+}
+
+/// Starts `oytel-server serve` on `db_url` and waits until it is ready.
+pub fn start_server(db_url: &str, mode: &str) -> ServerProcess {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oytel-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--mode", mode])
+        .env("OYTEL_DATABASE_URL", db_url)
+        .env("OYTEL_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out_tx, stdout) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Ok(log) = serde_json::from_str::<Value>(&line) {
+                if log["fields"]["message"] == "Oytel API ready" {
+                    let _ = ready_tx.send(log["fields"]["listen"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    });
+    let listen = ready_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("server ready");
+    ServerProcess {
+        child,
+        base: format!("http://{listen}"),
+        stdout,
+    }
+}
+
+impl ServerProcess {
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+
+    /// What the server printed on stdout so far.
+    pub fn printed(&self) -> Vec<String> {
+        self.stdout.try_iter().collect()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -9,6 +9,7 @@ mod account;
 mod auth;
 mod cli;
 mod esims;
+mod multi_instance;
 mod openapi;
 mod plans;
 mod provision;

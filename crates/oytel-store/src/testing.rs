@@ -1,0 +1,186 @@
+//! Fresh databases for tests (feature `test-support`).
+//!
+//! - SQLite: a new file in a temporary directory.
+//! - PostgreSQL: a new database on the server named by `OYTEL_TEST_DATABASE_URL` (an admin
+//!   URL such as `postgres://oytel@127.0.0.1:55432/postgres`; `.ci/postgres start` prints
+//!   one), dropped again when the test ends. Without that variable the PostgreSQL tests say
+//!   that they were not run and pass, unless `OYTEL_REQUIRE_POSTGRES=1` (as in CI), where
+//!   that is a failure.
+//!
+//! `OYTEL_TEST_BACKEND=postgres` makes [`Backend::from_env`] choose PostgreSQL, so that a
+//! whole suite (the server's) runs on it.
+
+use std::sync::Arc;
+
+use oytel_core::ports::Storage;
+
+use crate::{PgStore, PoolOptions, SqliteStore};
+
+/// A database backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+impl Backend {
+    /// `OYTEL_TEST_BACKEND`: `postgres` or (the default) `sqlite`.
+    pub fn from_env() -> Backend {
+        match std::env::var("OYTEL_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+}
+
+/// The PostgreSQL admin URL for tests, if one is configured.
+///
+/// # Panics
+/// When none is configured and `OYTEL_REQUIRE_POSTGRES=1`.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("OYTEL_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("OYTEL_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "OYTEL_REQUIRE_POSTGRES=1 but OYTEL_TEST_DATABASE_URL is not set"
+            );
+            eprintln!(
+                "NOTE: PostgreSQL test NOT run: set OYTEL_TEST_DATABASE_URL \
+                 (e.g. `export OYTEL_TEST_DATABASE_URL=$(.ci/postgres start)`)"
+            );
+            None
+        }
+    }
+}
+
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+/// A database that exists for the life of this value.
+pub struct TestDatabase {
+    /// Its URL, for `OYTEL_DATABASE_URL`.
+    pub url: String,
+    /// The store, opened and migrated.
+    pub store: Arc<dyn Storage>,
+    /// The backend.
+    pub backend: Backend,
+    guard: Guard,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let prefix = match base.rsplit_once('/') {
+        Some((prefix, _))
+            if prefix.contains("://") && prefix.len() > prefix.find("://").unwrap_or(0) + 3 =>
+        {
+            prefix
+        }
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+async fn admin_execute(admin_url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(sql).execute(&mut conn).await?;
+    conn.close().await
+}
+
+/// A fresh, migrated database of `backend`; `None` when PostgreSQL is not configured.
+///
+/// # Panics
+/// When the database cannot be created (a test setup failure).
+pub async fn fresh(backend: Backend) -> Option<TestDatabase> {
+    let pool = PoolOptions::default();
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite:{}", dir.path().join("oytel.db").display());
+            let store = SqliteStore::open(&url, &pool).await.expect("open SQLite");
+            Some(TestDatabase {
+                url,
+                store: Arc::new(store),
+                backend,
+                guard: Guard::Dir(dir),
+            })
+        }
+        Backend::Postgres => {
+            let admin_url = postgres_admin_url()?;
+            let name = format!(
+                "oytel_test_{}",
+                oytel_core::numbers::random_base62(16).to_ascii_lowercase()
+            );
+            admin_execute(&admin_url, &format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create the test database");
+            let url = with_database(&admin_url, &name);
+            let store = PgStore::open(&url, &pool).await.expect("open PostgreSQL");
+            Some(TestDatabase {
+                url,
+                store: Arc::new(store),
+                backend,
+                guard: Guard::Postgres { admin_url, name },
+            })
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Guard::Postgres { admin_url, name } = &self.guard {
+            // Drop may run inside a runtime: do the async work on a thread of its own.
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    let _ = runtime.block_on(admin_execute(
+                        &admin_url,
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database("postgres://u@h:1/postgres", "t1"),
+            "postgres://u@h:1/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "t3"), "postgres://h/t3");
+    }
+}

@@ -1,0 +1,775 @@
+//! The storage conformance suite: every port method, constraint, transaction and paging edge,
+//! written once and run against every adapter (SQLite always; PostgreSQL when
+//! `OYTEL_TEST_DATABASE_URL` is set, see `oytel_store::testing`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{Duration, SubsecRound, Utc};
+use oytel_core::numbers::{
+    generate_iccid, generate_matching_id, generate_msisdn, new_id, new_url_token,
+};
+use oytel_core::ports::*;
+use oytel_core::{Environment, EsimStatus, Scope};
+
+/// Instantiates each test for each backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = oytel_store::testing::fresh(oytel_store::testing::Backend::Sqlite).await.unwrap();
+                    super::$name(db.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = oytel_store::testing::fresh(oytel_store::testing::Backend::Postgres).await {
+                        super::$name(db.store.clone()).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    partners_and_keys,
+    credits_and_the_ledger,
+    a_live_provision_commits_order_esim_and_charge_together,
+    insufficient_balance_writes_nothing,
+    a_duplicate_number_rolls_back_the_whole_provision,
+    idempotency_claims,
+    idempotency_takeover_and_lost_claims,
+    idempotency_keys_are_scoped_and_purged,
+    reads_are_scoped_to_partner_and_environment,
+    pagination_edges_and_filters,
+    settings_are_set_once,
+    concurrent_provisions_are_exact,
+);
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
+}
+
+async fn partner(store: &dyn Storage) -> String {
+    let id = new_id("ptn");
+    store
+        .create_partner(&Partner {
+            id: id.clone(),
+            name: "P".into(),
+            email: None,
+            created_at: now(),
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn scope(partner_id: &str, environment: Environment) -> Scope {
+    Scope {
+        partner_id: partner_id.to_owned(),
+        environment,
+    }
+}
+
+fn write(
+    scope: &Scope,
+    amount_cents: i64,
+    charge: Charge,
+    claim: Option<ClaimRef>,
+) -> ProvisionWrite {
+    let (order_id, esim_id, matching_id) = (new_id("ord"), new_id("esim"), generate_matching_id());
+    let created_at = now();
+    ProvisionWrite {
+        order: OrderRecord {
+            id: order_id.clone(),
+            partner_id: scope.partner_id.clone(),
+            environment: scope.environment,
+            esim_id: esim_id.clone(),
+            plan_id: "uk-lite-10".into(),
+            term_months: 1,
+            amount_cents,
+            currency: "USD".into(),
+            customer_email: "Customer@Example.com".into(),
+            customer_name: "C".into(),
+            reference_id: Some("ref-1".into()),
+            balance_after_cents: 0,
+            request_id: new_id("req"),
+            created_at,
+        },
+        esim: EsimRecord {
+            id: esim_id,
+            partner_id: scope.partner_id.clone(),
+            environment: scope.environment,
+            order_id,
+            plan_id: "uk-lite-10".into(),
+            plan_name: "UK Lite 10".into(),
+            validity_days: 30,
+            term_months: 1,
+            iccid: generate_iccid(),
+            msisdn: generate_msisdn(),
+            activation_code: format!("LPA:1$smdp.test${matching_id}"),
+            matching_id,
+            qr_token: new_url_token(),
+            status: EsimStatus::Provisioned,
+            customer_email: "Customer@Example.com".into(),
+            customer_name: "C".into(),
+            reference_id: Some("ref-1".into()),
+            webhook_url: Some("https://hooks.example/x".into()),
+            data_limit_mb: 10_000,
+            data_used_mb: 0,
+            calls_made: 0,
+            sms_sent: 0,
+            activated_at: None,
+            expires_at: created_at + Duration::days(30),
+            created_at,
+        },
+        charge,
+        idempotency: claim,
+    }
+}
+
+const SANDBOX: Charge = Charge::Sandbox {
+    balance_cents: 10_000,
+};
+const LIVE: Charge = Charge::Live {
+    minimum_balance_cents: 2_500,
+};
+
+fn claim_request(
+    key: &str,
+    token: &str,
+    hash: &str,
+    at: chrono::DateTime<Utc>,
+) -> IdempotencyRequest {
+    IdempotencyRequest {
+        key: key.into(),
+        token: token.into(),
+        request_hash: hash.into(),
+        now: at,
+        lease_until: at + Duration::seconds(60),
+        expires_at: at + Duration::hours(24),
+    }
+}
+
+async fn partners_and_keys(store: Arc<dyn Storage>) {
+    store.ping().await.unwrap();
+    let a = partner(store.as_ref()).await;
+    let b = partner(store.as_ref()).await;
+    let listed: Vec<_> = store
+        .list_partners()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(listed, vec![a.clone(), b.clone()], "oldest first");
+    assert_eq!(store.get_partner(&a).await.unwrap().unwrap().name, "P");
+    assert!(store.get_partner("ptn_none").await.unwrap().is_none());
+    let dup = store
+        .create_partner(&Partner {
+            id: a.clone(),
+            name: "X".into(),
+            email: None,
+            created_at: now(),
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+
+    let key = oytel_core::keys::generate_api_key(&a, Environment::Production);
+    store.create_api_key(&key.record).await.unwrap();
+    let owner = store.find_api_key(&key.record.hash).await.unwrap().unwrap();
+    assert_eq!(
+        (owner.partner_id.as_str(), owner.environment, owner.revoked),
+        (a.as_str(), Environment::Production, false)
+    );
+    assert!(store
+        .find_api_key("0".repeat(64).as_str())
+        .await
+        .unwrap()
+        .is_none());
+    let again = store.create_api_key(&key.record).await;
+    assert!(matches!(again, Err(StoreError::Duplicate(_))), "{again:?}");
+    let orphan = oytel_core::keys::generate_api_key("ptn_none", Environment::Sandbox);
+    assert!(matches!(
+        store.create_api_key(&orphan.record).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let keys = store.list_api_keys(&a).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].hint, key.record.hint);
+    assert!(store.list_api_keys(&b).await.unwrap().is_empty());
+    assert!(store.revoke_api_key(&key.record.id, now()).await.unwrap());
+    assert!(
+        !store.revoke_api_key(&key.record.id, now()).await.unwrap(),
+        "revoked once"
+    );
+    assert!(!store.revoke_api_key("key_none", now()).await.unwrap());
+    assert!(
+        store
+            .find_api_key(&key.record.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(store.list_api_keys(&a).await.unwrap()[0]
+        .revoked_at
+        .is_some());
+}
+
+async fn credits_and_the_ledger(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    assert_eq!(store.live_balance(&a).await.unwrap(), 0);
+    assert_eq!(
+        store.credit(&a, 20_000, "top-up", now()).await.unwrap(),
+        20_000
+    );
+    assert_eq!(store.credit(&a, 55, "adjust", now()).await.unwrap(), 20_055);
+    let ledger = store.ledger(&a).await.unwrap();
+    assert_eq!(
+        ledger
+            .iter()
+            .map(|e| (e.kind.as_str(), e.amount_cents, e.balance_after_cents))
+            .collect::<Vec<_>>(),
+        vec![("credit", 20_000, 20_000), ("credit", 55, 20_055)]
+    );
+    assert_eq!(ledger[1].description, "adjust");
+    assert!(matches!(
+        store.credit("ptn_none", 1, "x", now()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.live_balance("ptn_none").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn a_live_provision_commits_order_esim_and_charge_together(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 10_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let w = write(&live, 3_000, LIVE, None);
+    let result = store.provision(&w).await.unwrap();
+    assert_eq!(
+        result,
+        ProvisionResult::Committed {
+            balance_after_cents: 7_000
+        }
+    );
+    let order = store.get_order(&live, &w.order.id).await.unwrap().unwrap();
+    assert_eq!(order.balance_after_cents, 7_000);
+    assert_eq!(order.amount_cents, 3_000);
+    assert_eq!(order.created_at, w.order.created_at);
+    let esim = store.get_esim(&live, &w.esim.id).await.unwrap().unwrap();
+    assert_eq!(esim, w.esim, "an eSIM reads back exactly as written");
+    assert_eq!(
+        store
+            .get_esim_by_qr_token(&w.esim.qr_token)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        w.esim.id
+    );
+    assert!(store.get_esim_by_qr_token("nope").await.unwrap().is_none());
+    let ledger = store.ledger(&a).await.unwrap();
+    let charge = ledger.last().unwrap();
+    assert_eq!(
+        (
+            charge.kind.as_str(),
+            charge.amount_cents,
+            charge.balance_after_cents
+        ),
+        ("charge", -3_000, 7_000)
+    );
+    assert_eq!(charge.order_id.as_deref(), Some(w.order.id.as_str()));
+    assert_eq!(store.live_balance(&a).await.unwrap(), 7_000);
+
+    // Sandbox: nothing is debited, no ledger row.
+    let sandbox = scope(&a, Environment::Sandbox);
+    let s = write(&sandbox, 3_000, SANDBOX, None);
+    assert_eq!(
+        store.provision(&s).await.unwrap(),
+        ProvisionResult::Committed {
+            balance_after_cents: 10_000
+        }
+    );
+    assert_eq!(store.live_balance(&a).await.unwrap(), 7_000);
+    assert_eq!(store.ledger(&a).await.unwrap().len(), ledger.len());
+}
+
+async fn insufficient_balance_writes_nothing(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 5_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    // 5000 - 2501 = 2499 < 2500.
+    let w = write(&live, 2_501, LIVE, None);
+    assert_eq!(
+        store.provision(&w).await.unwrap(),
+        ProvisionResult::InsufficientBalance {
+            balance_cents: 5_000
+        }
+    );
+    assert!(store.get_order(&live, &w.order.id).await.unwrap().is_none());
+    assert!(store.get_esim(&live, &w.esim.id).await.unwrap().is_none());
+    assert_eq!(store.live_balance(&a).await.unwrap(), 5_000);
+    // Exactly the minimum left is allowed.
+    let w = write(&live, 2_500, LIVE, None);
+    assert_eq!(
+        store.provision(&w).await.unwrap(),
+        ProvisionResult::Committed {
+            balance_after_cents: 2_500
+        }
+    );
+}
+
+async fn a_duplicate_number_rolls_back_the_whole_provision(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 100_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let first = write(&live, 1_000, LIVE, None);
+    store.provision(&first).await.unwrap();
+    for (field, mutate) in [
+        (
+            UniqueField::Iccid,
+            (|w: &mut ProvisionWrite, f: &ProvisionWrite| w.esim.iccid = f.esim.iccid.clone())
+                as fn(&mut ProvisionWrite, &ProvisionWrite),
+        ),
+        (UniqueField::Msisdn, |w, f| {
+            w.esim.msisdn = f.esim.msisdn.clone()
+        }),
+        (UniqueField::MatchingId, |w, f| {
+            w.esim.matching_id = f.esim.matching_id.clone()
+        }),
+        (UniqueField::QrToken, |w, f| {
+            w.esim.qr_token = f.esim.qr_token.clone()
+        }),
+    ] {
+        let mut second = write(&live, 1_000, LIVE, None);
+        mutate(&mut second, &first);
+        let err = store.provision(&second).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Duplicate(f) if f == field),
+            "{field:?}: {err:?}"
+        );
+        assert!(
+            store
+                .get_order(&live, &second.order.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "order rolled back"
+        );
+    }
+    assert_eq!(
+        store.live_balance(&a).await.unwrap(),
+        99_000,
+        "debited once"
+    );
+    assert_eq!(
+        store
+            .ledger(&a)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "charge")
+            .count(),
+        1
+    );
+}
+
+async fn idempotency_claims(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let t0 = now();
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "t1", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "t2", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::InProgress
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "t2", "other", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Mismatch
+    );
+    // Releasing with the wrong token does nothing.
+    store
+        .release_idempotency_key(
+            &s,
+            &ClaimRef {
+                key: "k".into(),
+                token: "t2".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "t2", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::InProgress
+    );
+    // The holder completes it by provisioning.
+    let w = write(
+        &s,
+        100,
+        SANDBOX,
+        Some(ClaimRef {
+            key: "k".into(),
+            token: "t1".into(),
+        }),
+    );
+    assert!(matches!(
+        store.provision(&w).await.unwrap(),
+        ProvisionResult::Committed { .. }
+    ));
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "t3", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Completed {
+            order_id: w.order.id.clone()
+        }
+    );
+    // A completed key cannot be released.
+    store
+        .release_idempotency_key(
+            &s,
+            &ClaimRef {
+                key: "k".into(),
+                token: "t1".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "t3", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Completed { .. }
+    ));
+    // A released claim frees the key.
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("j", "t1", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    store
+        .release_idempotency_key(
+            &s,
+            &ClaimRef {
+                key: "j".into(),
+                token: "t1".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("j", "t2", "other", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    // After expiry, a completed key starts afresh.
+    let later = t0 + Duration::hours(25);
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "t4", "new", later))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+}
+
+async fn idempotency_takeover_and_lost_claims(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let t0 = now();
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "crashed", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    // The holder crashed; after its lease another request takes over.
+    let after_lease = t0 + Duration::seconds(61);
+    assert_eq!(
+        store
+            .claim_idempotency_key(&s, &claim_request("k", "new", "h", after_lease))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    // The crashed holder, coming back, cannot complete: nothing is written.
+    let stale = write(
+        &s,
+        100,
+        SANDBOX,
+        Some(ClaimRef {
+            key: "k".into(),
+            token: "crashed".into(),
+        }),
+    );
+    assert_eq!(
+        store.provision(&stale).await.unwrap(),
+        ProvisionResult::ClaimLost
+    );
+    assert!(store.get_esim(&s, &stale.esim.id).await.unwrap().is_none());
+    assert!(store
+        .get_order(&s, &stale.order.id)
+        .await
+        .unwrap()
+        .is_none());
+    let fresh_write = write(
+        &s,
+        100,
+        SANDBOX,
+        Some(ClaimRef {
+            key: "k".into(),
+            token: "new".into(),
+        }),
+    );
+    assert!(matches!(
+        store.provision(&fresh_write).await.unwrap(),
+        ProvisionResult::Committed { .. }
+    ));
+}
+
+async fn idempotency_keys_are_scoped_and_purged(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let b = partner(store.as_ref()).await;
+    let t0 = now();
+    for s in [
+        scope(&a, Environment::Sandbox),
+        scope(&a, Environment::Production),
+        scope(&b, Environment::Sandbox),
+    ] {
+        assert_eq!(
+            store
+                .claim_idempotency_key(&s, &claim_request("same", "t", "h", t0))
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+    }
+    assert_eq!(store.purge_idempotency_keys(t0).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .purge_idempotency_keys(t0 + Duration::hours(24))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(
+                &scope(&a, Environment::Sandbox),
+                &claim_request("same", "t", "other", t0)
+            )
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+}
+
+async fn reads_are_scoped_to_partner_and_environment(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let b = partner(store.as_ref()).await;
+    let mine = scope(&a, Environment::Sandbox);
+    let w = write(&mine, 100, SANDBOX, None);
+    store.provision(&w).await.unwrap();
+    for other in [
+        scope(&a, Environment::Production),
+        scope(&b, Environment::Sandbox),
+    ] {
+        assert!(store.get_esim(&other, &w.esim.id).await.unwrap().is_none());
+        assert!(store
+            .get_order(&other, &w.order.id)
+            .await
+            .unwrap()
+            .is_none());
+        let page = PageRequest {
+            limit: 10,
+            before: None,
+        };
+        assert!(store
+            .list_esims(&other, &EsimFilter::default(), page)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .list_orders(&other, None, page)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    assert!(store.get_esim(&mine, &w.esim.id).await.unwrap().is_some());
+}
+
+async fn pagination_edges_and_filters(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let page = |limit, before| PageRequest { limit, before };
+    assert!(store
+        .list_esims(&s, &EsimFilter::default(), page(5, None))
+        .await
+        .unwrap()
+        .is_empty());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut w = write(&s, 100, SANDBOX, None);
+        if i == 2 {
+            w.esim.reference_id = Some("special".into());
+            w.order.reference_id = Some("special".into());
+            w.esim.customer_email = "Other@Example.COM".into();
+        }
+        store.provision(&w).await.unwrap();
+        ids.push(w.esim.id);
+    }
+    let all = store
+        .list_esims(&s, &EsimFilter::default(), page(10, None))
+        .await
+        .unwrap();
+    let listed: Vec<_> = all.iter().map(|r| r.row.id.clone()).collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first);
+    assert!(all.windows(2).all(|w| w[0].seq > w[1].seq));
+    // Exactly the page size, then the rest after the cursor.
+    let first = store
+        .list_esims(&s, &EsimFilter::default(), page(2, None))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = store
+        .list_esims(&s, &EsimFilter::default(), page(10, Some(first[1].seq)))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 3);
+    assert!(rest
+        .iter()
+        .all(|r| !first.iter().any(|f| f.row.id == r.row.id)));
+    let last = store
+        .list_esims(&s, &EsimFilter::default(), page(10, Some(all[4].seq)))
+        .await
+        .unwrap();
+    assert!(last.is_empty(), "nothing before the oldest");
+    // Filters.
+    let by_ref = EsimFilter {
+        reference_id: Some("special".into()),
+        ..EsimFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_esims(&s, &by_ref, page(10, None))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let by_email = EsimFilter {
+        customer_email: Some("other@example.com".into()),
+        ..EsimFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_esims(&s, &by_email, page(10, None))
+            .await
+            .unwrap()[0]
+            .row
+            .id,
+        ids[2]
+    );
+    let active = EsimFilter {
+        status: Some(EsimStatus::Active),
+        ..EsimFilter::default()
+    };
+    assert!(store
+        .list_esims(&s, &active, page(10, None))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .list_orders(&s, Some("special".into()), page(10, None))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_orders(&s, None, page(3, None))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+async fn settings_are_set_once(store: Arc<dyn Storage>) {
+    assert!(store.set_setting_once("demo_seeded", "1").await.unwrap());
+    assert!(!store.set_setting_once("demo_seeded", "2").await.unwrap());
+    assert!(store.set_setting_once("other", "1").await.unwrap());
+}
+
+async fn concurrent_provisions_are_exact(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    // 60 orders of 10.00 against 500.00 with a 25.00 minimum: exactly 47 fit.
+    store.credit(&a, 50_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let tasks: Vec<_> = (0..60)
+        .map(|_| {
+            let store = store.clone();
+            let w = write(&live, 1_000, LIVE, None);
+            tokio::spawn(async move { (store.provision(&w).await.unwrap(), w) })
+        })
+        .collect();
+    let mut committed = 0;
+    let mut iccids = HashSet::new();
+    for task in tasks {
+        let (result, w) = task.await.unwrap();
+        if let ProvisionResult::Committed { .. } = result {
+            committed += 1;
+            assert!(iccids.insert(w.esim.iccid));
+        }
+    }
+    assert_eq!(committed, 47);
+    let balance = store.live_balance(&a).await.unwrap();
+    assert_eq!(balance, 50_000 - 47 * 1_000);
+    let sum: i64 = store
+        .ledger(&a)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.amount_cents)
+        .sum();
+    assert_eq!(sum, balance, "the ledger adds up to the balance");
+}
