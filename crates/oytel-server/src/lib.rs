@@ -18,6 +18,8 @@ pub mod openapi;
 pub mod qr;
 pub mod routes;
 pub mod state;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -2,81 +2,28 @@
 //! `OYTEL_TEST_BACKEND=postgres`), two partners and their keys; and `ServerProcess`, the real
 //! binary.
 
-use std::sync::Arc;
-
-use oytel_core::catalog::Catalog;
-use oytel_core::keys::generate_api_key;
-use oytel_core::numbers::new_id;
-use oytel_core::ports::{Partner, Storage};
-use oytel_core::provision::{now, ProvisionSettings};
-use oytel_server::state::Settings;
-use oytel_store::testing::{fresh, Backend, TestDatabase};
-use oytel_types::{Amount, Environment, Limits};
 use serde_json::{json, Value};
 
-/// A partner with one key per environment.
-#[allow(dead_code)]
-pub struct TestPartner {
-    pub id: String,
-    pub sandbox_key: String,
-    pub live_key: String,
-}
+pub use oytel_server::testing::{fresh_database, make_partner, TestServer, START_BALANCE_CENTS};
 
+/// A [`TestServer`] and an HTTP client to call it.
 pub struct TestApp {
-    pub base: String,
+    server: TestServer,
     pub client: reqwest::Client,
-    pub store: Arc<dyn Storage>,
-    /// The main partner, with $1,000.00 of live balance.
-    pub partner: TestPartner,
-    /// Another partner, with $1,000.00 of live balance.
-    pub other: TestPartner,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
-    _db: TestDatabase,
 }
 
-pub const START_BALANCE_CENTS: i64 = 100_000;
+impl std::ops::Deref for TestApp {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        let db = fresh_database(Backend::from_env()).await;
-        let store = db.store.clone();
-        let partner = make_partner(store.as_ref(), "Partner A").await;
-        let other = make_partner(store.as_ref(), "Partner B").await;
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let settings = Settings {
-            public_url: base.clone(),
-            provision: ProvisionSettings {
-                smdp_address: "smdp.test.oytel".into(),
-                minimum_balance: Amount::from_cents(2_500),
-            },
-            limits: Limits {
-                provision_per_hour: 100,
-                status_per_hour: 1000,
-                burst_per_second: 10,
-            },
-        };
-        let state =
-            oytel_server::state(store.clone(), Catalog::default_catalog(), settings).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            oytel_server::serve(listener, state, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
         TestApp {
-            base,
+            server: TestServer::spawn().await,
             client: reqwest::Client::new(),
-            store,
-            partner,
-            other,
-            shutdown: Some(tx),
-            server: Some(server),
-            _db: db,
         }
     }
 
@@ -129,46 +76,8 @@ impl TestApp {
         body["data"].as_array().unwrap().len()
     }
 
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap();
-        }
-    }
-}
-
-/// A fresh database of `backend`.
-///
-/// # Panics
-/// When PostgreSQL is asked for but `OYTEL_TEST_DATABASE_URL` is not set.
-pub async fn fresh_database(backend: Backend) -> TestDatabase {
-    fresh(backend)
-        .await
-        .expect("OYTEL_TEST_BACKEND=postgres needs OYTEL_TEST_DATABASE_URL")
-}
-
-pub async fn make_partner(store: &dyn Storage, name: &str) -> TestPartner {
-    let partner = Partner {
-        id: new_id("ptn"),
-        name: name.into(),
-        email: Some("ops@partner.example".into()),
-        created_at: now(),
-    };
-    store.create_partner(&partner).await.unwrap();
-    store
-        .credit(&partner.id, START_BALANCE_CENTS, "test top-up", now())
-        .await
-        .unwrap();
-    let sandbox = generate_api_key(&partner.id, Environment::Sandbox);
-    store.create_api_key(&sandbox.record).await.unwrap();
-    let live = generate_api_key(&partner.id, Environment::Production);
-    store.create_api_key(&live.record).await.unwrap();
-    TestPartner {
-        id: partner.id,
-        sandbox_key: sandbox.plaintext,
-        live_key: live.plaintext,
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

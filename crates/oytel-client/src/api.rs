@@ -1,0 +1,107 @@
+//! [`OytelApi`]: every operation of the client as a trait, so that partner code can take
+//! `&dyn OytelApi` (or a generic) and be unit-tested without a server, with the `mockall`
+//! mock `MockOytelApi` of the `mock` feature.
+
+use async_trait::async_trait;
+use oytel_types::{
+    AccountResponse, Esim, ListEsimsQuery, ListOrdersQuery, Order, Page, Plan, PlansQuery,
+    PlansResponse, ProvisionRequest, ProvisionResponse, StatusResponse,
+};
+
+use crate::{OytelClient, Result};
+
+/// The operations of the Oytel API.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait OytelApi: Send + Sync {
+    /// `client.plans().list_filtered(query)`.
+    async fn list_plans(&self, query: &PlansQuery) -> Result<PlansResponse>;
+    /// `client.plans().get(id)`.
+    async fn get_plan(&self, plan_id: &str) -> Result<Plan>;
+    /// `client.orders().create(request)`.
+    async fn create_order(&self, request: &ProvisionRequest) -> Result<ProvisionResponse>;
+    /// `client.orders().get(id)`.
+    async fn get_order(&self, order_id: &str) -> Result<Order>;
+    /// `client.orders().list(query)`.
+    async fn list_orders(&self, query: &ListOrdersQuery) -> Result<Page<Order>>;
+    /// `client.esims().get(id)`.
+    async fn get_esim(&self, esim_id: &str) -> Result<Esim>;
+    /// `client.esims().status(id)`.
+    async fn esim_status(&self, esim_id: &str) -> Result<StatusResponse>;
+    /// `client.esims().list(query)`.
+    async fn list_esims(&self, query: &ListEsimsQuery) -> Result<Page<Esim>>;
+    /// `client.account().get()`.
+    async fn get_account(&self) -> Result<AccountResponse>;
+}
+
+#[async_trait]
+impl OytelApi for OytelClient {
+    async fn list_plans(&self, query: &PlansQuery) -> Result<PlansResponse> {
+        self.plans().list_filtered(query).await
+    }
+    async fn get_plan(&self, plan_id: &str) -> Result<Plan> {
+        self.plans().get(plan_id).await
+    }
+    async fn create_order(&self, request: &ProvisionRequest) -> Result<ProvisionResponse> {
+        self.orders().create(request).await
+    }
+    async fn get_order(&self, order_id: &str) -> Result<Order> {
+        self.orders().get(order_id).await
+    }
+    async fn list_orders(&self, query: &ListOrdersQuery) -> Result<Page<Order>> {
+        self.orders().list(query).await
+    }
+    async fn get_esim(&self, esim_id: &str) -> Result<Esim> {
+        self.esims().get(esim_id).await
+    }
+    async fn esim_status(&self, esim_id: &str) -> Result<StatusResponse> {
+        self.esims().status(esim_id).await
+    }
+    async fn list_esims(&self, query: &ListEsimsQuery) -> Result<Page<Esim>> {
+        self.esims().list(query).await
+    }
+    async fn get_account(&self) -> Result<AccountResponse> {
+        self.account().get().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+    use oytel_types::ErrorCode;
+
+    /// Partner code written against the trait…
+    async fn order_and_qr(api: &dyn OytelApi, email: &str) -> Result<String> {
+        let order = api
+            .create_order(&ProvisionRequest {
+                plan_id: "eu-roam-50".into(),
+                term_months: 1,
+                customer_email: email.into(),
+                customer_name: "Jane".into(),
+                reference_id: None,
+                webhook_url: None,
+            })
+            .await?;
+        Ok(api.get_esim(&order.esim_id).await?.qr_code_url)
+    }
+
+    /// …is tested with the mock, no server needed.
+    #[tokio::test]
+    async fn partner_code_can_be_unit_tested_with_the_mock() {
+        let mut api = MockOytelApi::new();
+        api.expect_create_order().times(1).returning(|_| {
+            Err(Error::Api {
+                status: 402,
+                code: ErrorCode::InsufficientBalance,
+                message: "insufficient balance".into(),
+                details: None,
+                request_id: None,
+            })
+        });
+        api.expect_get_esim().never();
+        let err = order_and_qr(&api, "a@example.com").await.unwrap_err();
+        assert_eq!(err.code(), Some(&ErrorCode::InsufficientBalance));
+        assert_eq!(err.status(), Some(402));
+    }
+}

@@ -1,0 +1,206 @@
+//! Resource handles: `client.plans()`, `client.orders()`, `client.esims()`,
+//! `client.account()`.
+
+use futures_util::stream::{self, Stream, TryStreamExt};
+use oytel_types::{
+    AccountResponse, Esim, EsimResponse, ListEsimsQuery, ListOrdersQuery, Order, OrderResponse,
+    Page, Plan, PlanResponse, PlansQuery, PlansResponse, ProvisionRequest, ProvisionResponse,
+    StatusResponse,
+};
+use reqwest::StatusCode;
+
+use crate::client::{new_idempotency_key, Call, OytelClient};
+use crate::error::{Error, Result};
+
+/// The plan catalog. Lists are cached as the API allows (`Cache-Control: max-age`), then
+/// revalidated with `If-None-Match`, so polling plans costs a `304` at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Plans<'a> {
+    pub(crate) client: &'a OytelClient,
+}
+
+impl Plans<'_> {
+    /// Every plan.
+    pub async fn list(&self) -> Result<PlansResponse> {
+        self.list_filtered(&PlansQuery::default()).await
+    }
+
+    /// The plans working in a country and/or belonging to a region.
+    pub async fn list_filtered(&self, query: &PlansQuery) -> Result<PlansResponse> {
+        let call = Call::get(&["api", "v1", "plans"]).query(query)?;
+        let cache_key = call.query.clone().unwrap_or_default();
+        let cached = self.client.cached_plans(&cache_key);
+        if let Some((true, _, plans)) = &cached {
+            return Ok(plans.clone());
+        }
+        let call = Call {
+            if_none_match: cached.and_then(|(_, etag, _)| etag),
+            ..call
+        };
+        let answer = self.client.execute(&call).await?;
+        if answer.status == StatusCode::NOT_MODIFIED {
+            if let Some(plans) = self.client.refresh_plans(&cache_key, &answer.headers) {
+                return Ok(plans);
+            }
+            return Err(Error::Decode {
+                status: 304,
+                message: "not modified, but nothing is cached".into(),
+                request_id: answer.request_id(),
+            });
+        }
+        let plans: PlansResponse = answer.json()?;
+        self.client
+            .cache_plans(&cache_key, &answer.headers, plans.clone());
+        Ok(plans)
+    }
+
+    /// One plan.
+    pub async fn get(&self, plan_id: &str) -> Result<Plan> {
+        let answer: PlanResponse = self
+            .client
+            .get_json(Call::get(&["api", "v1", "plans", plan_id]))
+            .await?;
+        Ok(answer.plan)
+    }
+}
+
+/// Orders: provisioning an eSIM is placing an order.
+#[derive(Debug, Clone, Copy)]
+pub struct Orders<'a> {
+    pub(crate) client: &'a OytelClient,
+}
+
+impl Orders<'_> {
+    /// Orders an eSIM: one call creates the order, the eSIM and the charge. The SDK sends a
+    /// fresh `Idempotency-Key` and reuses it for this call's retries, so a retried order is
+    /// never charged twice.
+    pub async fn create(&self, request: &ProvisionRequest) -> Result<ProvisionResponse> {
+        self.create_with_key(request, &new_idempotency_key()).await
+    }
+
+    /// Orders an eSIM with your own `Idempotency-Key` (e.g. your checkout id), so that a retry
+    /// after your own process restarts cannot order twice either.
+    pub async fn create_with_key(
+        &self,
+        request: &ProvisionRequest,
+        idempotency_key: &str,
+    ) -> Result<ProvisionResponse> {
+        let call = Call::post(
+            &["api", "v1", "esim", "provision"],
+            request,
+            idempotency_key.to_owned(),
+        )?;
+        self.client.execute(&call).await?.json()
+    }
+
+    /// One order.
+    pub async fn get(&self, order_id: &str) -> Result<Order> {
+        let answer: OrderResponse = self
+            .client
+            .get_json(Call::get(&["api", "v1", "orders", order_id]))
+            .await?;
+        Ok(answer.order)
+    }
+
+    /// One page of orders, newest first.
+    pub async fn list(&self, query: &ListOrdersQuery) -> Result<Page<Order>> {
+        self.client
+            .get_json(Call::get(&["api", "v1", "orders"]).query(query)?)
+            .await
+    }
+}
+
+/// eSIMs.
+#[derive(Debug, Clone, Copy)]
+pub struct Esims<'a> {
+    pub(crate) client: &'a OytelClient,
+}
+
+impl<'a> Esims<'a> {
+    /// An eSIM, with its activation code and `qr_code_url`.
+    pub async fn get(&self, esim_id: &str) -> Result<Esim> {
+        let answer: EsimResponse = self
+            .client
+            .get_json(Call::get(&["api", "v1", "esim", esim_id]))
+            .await?;
+        Ok(answer.esim)
+    }
+
+    /// An eSIM's status, usage and expiry.
+    pub async fn status(&self, esim_id: &str) -> Result<StatusResponse> {
+        self.client
+            .get_json(Call::get(&["api", "v1", "esim", esim_id, "status"]))
+            .await
+    }
+
+    /// One page of eSIMs, newest first.
+    pub async fn list(&self, query: &ListEsimsQuery) -> Result<Page<Esim>> {
+        self.client
+            .get_json(Call::get(&["api", "v1", "esims"]).query(query)?)
+            .await
+    }
+
+    /// Every eSIM matching `query`, page after page, as a stream.
+    ///
+    /// ```no_run
+    /// # async fn run(client: oytel_client::OytelClient) -> oytel_client::Result<()> {
+    /// use futures_util::TryStreamExt;
+    /// let all: Vec<_> = client.esims().list_all(Default::default()).try_collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn list_all(&self, query: ListEsimsQuery) -> impl Stream<Item = Result<Esim>> + 'a {
+        let client = self.client;
+        stream::try_unfold(Some(query), move |next| async move {
+            let Some(query) = next else {
+                return Ok(None);
+            };
+            let page = client.esims().list(&query).await?;
+            let following = page.next_cursor.map(|cursor| ListEsimsQuery {
+                cursor: Some(cursor),
+                ..query
+            });
+            Ok(Some((
+                stream::iter(page.data.into_iter().map(Ok)),
+                following,
+            )))
+        })
+        .try_flatten()
+    }
+}
+
+/// The caller's account.
+#[derive(Debug, Clone, Copy)]
+pub struct Account<'a> {
+    pub(crate) client: &'a OytelClient,
+}
+
+impl Account<'_> {
+    /// Partner, environment, balance, minimum balance and limits.
+    pub async fn get(&self) -> Result<AccountResponse> {
+        self.client
+            .get_json(Call::get(&["api", "v1", "account"]))
+            .await
+    }
+}
+
+impl OytelClient {
+    /// The plan catalog.
+    pub fn plans(&self) -> Plans<'_> {
+        Plans { client: self }
+    }
+
+    /// Orders (provisioning).
+    pub fn orders(&self) -> Orders<'_> {
+        Orders { client: self }
+    }
+
+    /// eSIMs.
+    pub fn esims(&self) -> Esims<'_> {
+        Esims { client: self }
+    }
+
+    /// The caller's account.
+    pub fn account(&self) -> Account<'_> {
+        Account { client: self }
+    }
+}

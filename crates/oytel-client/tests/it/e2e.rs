@@ -1,0 +1,230 @@
+//! Every SDK call against the real server.
+
+use futures_util::TryStreamExt;
+use oytel_client::types::{
+    Environment, ErrorCode, EsimStatus, ListEsimsQuery, ListOrdersQuery, PlansQuery,
+    ProvisionRequest,
+};
+use oytel_client::{Error, OytelClient};
+use oytel_server::testing::{TestServer, START_BALANCE_CENTS};
+
+fn client(server: &TestServer, key: &str) -> OytelClient {
+    OytelClient::builder(key)
+        .base_url(&server.base)
+        .build()
+        .unwrap()
+}
+
+fn order(plan_id: &str, reference_id: Option<&str>) -> ProvisionRequest {
+    ProvisionRequest {
+        plan_id: plan_id.into(),
+        term_months: 3,
+        customer_email: "customer@example.com".into(),
+        customer_name: "John Doe".into(),
+        reference_id: reference_id.map(str::to_owned),
+        webhook_url: None,
+    }
+}
+
+#[tokio::test]
+async fn plans() {
+    let server = TestServer::spawn().await;
+    let client = client(&server, &server.partner.sandbox_key);
+    let all = client.plans().list().await.unwrap();
+    assert!(all.plans.len() >= 12);
+    let uk = all.plans.iter().find(|p| p.id == "uk-massive-650").unwrap();
+    assert_eq!(uk.pricing.three_months.cents(), 2846);
+    let europe = client
+        .plans()
+        .list_filtered(&PlansQuery {
+            region: Some("europe".into()),
+            country: None,
+        })
+        .await
+        .unwrap();
+    assert!(europe.plans.iter().all(|p| p.region == "europe"));
+    assert_eq!(
+        client.plans().get("eu-roam-50").await.unwrap().name,
+        "EU Roam 50"
+    );
+    let missing = client.plans().get("nope").await.unwrap_err();
+    assert!(
+        matches!(
+            &missing,
+            Error::Api {
+                status: 404,
+                code: ErrorCode::PlanNotFound,
+                request_id: Some(_),
+                ..
+            }
+        ),
+        "{missing:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_documented_flow_order_fetch_qr() {
+    let server = TestServer::spawn().await;
+    let client = client(&server, &server.partner.live_key);
+    assert_eq!(client.environment(), Environment::Production);
+    let created = client
+        .orders()
+        .create(&order("eu-roam-50", Some("po-1")))
+        .await
+        .unwrap();
+    assert!(created.esim_id.starts_with("esim_"));
+    assert_eq!(created.billing.cost_cents, 3 * 2370);
+    assert_eq!(
+        created.billing.remaining_balance_cents,
+        START_BALANCE_CENTS - 3 * 2370
+    );
+
+    let esim = client.esims().get(&created.esim_id).await.unwrap();
+    assert_eq!(esim.qr_code_url, created.qr_code_url);
+    assert!(esim.qr_code_url.starts_with(&server.base));
+    assert_eq!(esim.activation_code, created.activation_code);
+    let status = client.esims().status(&created.esim_id).await.unwrap();
+    assert_eq!(status.status, EsimStatus::Provisioned);
+    assert_eq!(status.esim.usage.unwrap().total_mb, 50_000);
+
+    let order = client.orders().get(&created.order_id).await.unwrap();
+    assert_eq!(order.esim_id, created.esim_id);
+    assert_eq!(order.amount_cents, 3 * 2370);
+    let orders = client
+        .orders()
+        .list(&ListOrdersQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(orders.data.len(), 1);
+    let esims = client
+        .esims()
+        .list(&ListEsimsQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(esims.data[0].esim_id, created.esim_id);
+
+    let account = client.account().get().await.unwrap();
+    assert_eq!(account.partner_id, server.partner.id);
+    assert_eq!(
+        account.balance.available_cents,
+        START_BALANCE_CENTS - 3 * 2370
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_own_idempotency_key_replays_the_same_order() {
+    let server = TestServer::spawn().await;
+    let client = client(&server, &server.partner.live_key);
+    let first = client
+        .orders()
+        .create_with_key(&order("uk-lite-10", None), "checkout-9")
+        .await
+        .unwrap();
+    let again = client
+        .orders()
+        .create_with_key(&order("uk-lite-10", None), "checkout-9")
+        .await
+        .unwrap();
+    assert_eq!(first.esim_id, again.esim_id);
+    let mut other = order("uk-lite-10", None);
+    other.term_months = 1;
+    let reused = client
+        .orders()
+        .create_with_key(&other, "checkout-9")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            reused,
+            Error::Api {
+                status: 422,
+                code: ErrorCode::IdempotencyKeyReused,
+                ..
+            }
+        ),
+        "{reused:?}"
+    );
+    assert_eq!(
+        client
+            .esims()
+            .list(&ListEsimsQuery::default())
+            .await
+            .unwrap()
+            .data
+            .len(),
+        1
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn list_all_streams_every_page() {
+    let server = TestServer::spawn().await;
+    let client = client(&server, &server.partner.sandbox_key);
+    for i in 0..7 {
+        client
+            .orders()
+            .create(&order(
+                "uk-lite-10",
+                Some(if i < 5 { "batch" } else { "other" }),
+            ))
+            .await
+            .unwrap();
+    }
+    let query = ListEsimsQuery {
+        limit: Some(2),
+        reference_id: Some("batch".into()),
+        ..ListEsimsQuery::default()
+    };
+    let all: Vec<_> = client.esims().list_all(query).try_collect().await.unwrap();
+    assert_eq!(all.len(), 5);
+    let ids: std::collections::HashSet<_> = all.iter().map(|e| &e.esim_id).collect();
+    assert_eq!(ids.len(), 5);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_are_typed() {
+    let server = TestServer::spawn().await;
+    let unknown = client(&server, "sk_live_0000000000000000000000000000000000000000");
+    let err = unknown.account().get().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Unauthorized {
+                status: 401,
+                code: ErrorCode::InvalidApiKey,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    let client = client(&server, &server.partner.sandbox_key);
+    let mut bad = order("uk-lite-10", None);
+    bad.customer_email = "not-an-email".into();
+    let err = client.orders().create(&bad).await.unwrap_err();
+    match &err {
+        Error::Api {
+            status: 400,
+            code: ErrorCode::ValidationError,
+            details: Some(details),
+            ..
+        } => {
+            assert_eq!(details.field.as_deref(), Some("customer_email"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.request_id().unwrap().starts_with("req_"));
+    // Another partner's eSIM does not exist for this key.
+    let theirs = self::client(&server, &server.other.sandbox_key)
+        .orders()
+        .create(&order("uk-lite-10", None))
+        .await
+        .unwrap();
+    let err = client.esims().get(&theirs.esim_id).await.unwrap_err();
+    assert_eq!(err.code(), Some(&ErrorCode::EsimNotFound));
+    server.stop().await;
+}

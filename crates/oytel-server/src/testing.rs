@@ -1,0 +1,149 @@
+//! A real server for tests (feature `test-support`): the app on `127.0.0.1:0` over a fresh
+//! database (SQLite, or PostgreSQL with `OYTEL_TEST_BACKEND=postgres`; see
+//! `oytel_store::testing`), with two partners, each with a sandbox and a live key and
+//! $1,000.00 of live balance. Used by this crate's and `oytel-client`'s test suites.
+
+use std::sync::Arc;
+
+use oytel_core::catalog::Catalog;
+use oytel_core::keys::generate_api_key;
+use oytel_core::numbers::new_id;
+use oytel_core::ports::{Partner, Storage};
+use oytel_core::provision::{now, ProvisionSettings};
+use oytel_store::testing::{fresh, Backend, TestDatabase};
+use oytel_types::{Amount, Environment, Limits};
+
+use crate::state::Settings;
+
+/// The live balance every test partner starts with, in cents.
+pub const START_BALANCE_CENTS: i64 = 100_000;
+
+/// A partner with one key per environment.
+#[derive(Debug, Clone)]
+pub struct TestPartner {
+    /// `ptn_…`
+    pub id: String,
+    /// `sk_sandbox_…`
+    pub sandbox_key: String,
+    /// `sk_live_…`
+    pub live_key: String,
+}
+
+/// A running server.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    /// The server's database.
+    pub store: Arc<dyn Storage>,
+    /// The main partner.
+    pub partner: TestPartner,
+    /// Another partner.
+    pub other: TestPartner,
+    /// The database (dropped with the server).
+    pub database: TestDatabase,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("base", &self.base)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh database of `backend`.
+///
+/// # Panics
+/// When PostgreSQL is asked for but `OYTEL_TEST_DATABASE_URL` is not set.
+pub async fn fresh_database(backend: Backend) -> TestDatabase {
+    fresh(backend)
+        .await
+        .expect("OYTEL_TEST_BACKEND=postgres needs OYTEL_TEST_DATABASE_URL")
+}
+
+/// A partner with both keys and [`START_BALANCE_CENTS`] of live balance.
+///
+/// # Panics
+/// When the database refuses (a test setup failure).
+pub async fn make_partner(store: &dyn Storage, name: &str) -> TestPartner {
+    let partner = Partner {
+        id: new_id("ptn"),
+        name: name.into(),
+        email: Some("ops@partner.example".into()),
+        created_at: now(),
+    };
+    store.create_partner(&partner).await.expect("partner");
+    store
+        .credit(&partner.id, START_BALANCE_CENTS, "test top-up", now())
+        .await
+        .expect("credit");
+    let sandbox = generate_api_key(&partner.id, Environment::Sandbox);
+    store.create_api_key(&sandbox.record).await.expect("key");
+    let live = generate_api_key(&partner.id, Environment::Production);
+    store.create_api_key(&live.record).await.expect("key");
+    TestPartner {
+        id: partner.id,
+        sandbox_key: sandbox.plaintext,
+        live_key: live.plaintext,
+    }
+}
+
+impl TestServer {
+    /// Starts a server on the backend of `OYTEL_TEST_BACKEND`.
+    ///
+    /// # Panics
+    /// When it cannot start (a test setup failure).
+    pub async fn spawn() -> TestServer {
+        let database = fresh_database(Backend::from_env()).await;
+        let store = database.store.clone();
+        let partner = make_partner(store.as_ref(), "Partner A").await;
+        let other = make_partner(store.as_ref(), "Partner B").await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let settings = Settings {
+            public_url: base.clone(),
+            provision: ProvisionSettings {
+                smdp_address: "smdp.test.oytel".into(),
+                minimum_balance: Amount::from_cents(2_500),
+            },
+            limits: Limits {
+                provision_per_hour: 100,
+                status_per_hour: 1000,
+                burst_per_second: 10,
+            },
+        };
+        let state =
+            crate::state(store.clone(), Catalog::default_catalog(), settings).expect("state");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base,
+            store,
+            partner,
+            other,
+            database,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server, letting requests in flight finish.
+    ///
+    /// # Panics
+    /// When the server failed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server");
+        }
+    }
+}
