@@ -49,6 +49,18 @@ pub enum CoreError {
     /// The `Idempotency-Key` header is malformed.
     #[error("{0}")]
     InvalidIdempotencyKey(String),
+    /// No such webhook endpoint in this scope.
+    #[error("webhook endpoint `{0}` was not found")]
+    EndpointNotFound(String),
+    /// No such event in this scope.
+    #[error("event `{0}` was not found")]
+    EventNotFound(String),
+    /// The eSIM's state does not allow the change.
+    #[error(transparent)]
+    InvalidTransition(#[from] crate::lifecycle::InvalidTransition),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// A cursor that this server did not issue.
     #[error("the cursor is not valid")]
     InvalidCursor,

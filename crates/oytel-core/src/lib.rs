@@ -8,6 +8,7 @@
 //! - [`billing`]: the charging rules (sandbox never depletes, live keeps a minimum balance).
 //! - [`lifecycle`]: the eSIM state machine.
 //! - [`keys`]: API key generation, hashing and authentication.
+//! - [`webhooks`]: events, usage thresholds, the retry schedule, the SSRF guard's rules.
 //! - [`ports`]: the async traits to the outside (storage), with `mockall` mocks under the
 //!   `mock` feature.
 //!
@@ -23,6 +24,7 @@ pub mod lifecycle;
 pub mod numbers;
 pub mod ports;
 pub mod provision;
+pub mod webhooks;
 
 pub use error::{CoreError, FieldError};
 pub use oytel_types::{Amount, Environment, EsimStatus};

@@ -6,7 +6,8 @@
 //!      └────────── expire / cancel (from any live state) ──▶ expired | cancelled
 //! ```
 
-use crate::EsimStatus;
+use crate::ports::{EsimRecord, TransitionResult};
+use crate::{CoreError, EsimStatus};
 
 /// A transition that the state machine does not allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +40,19 @@ pub fn check_transition(from: EsimStatus, to: EsimStatus) -> Result<(), InvalidT
 /// Whether no transition leaves `status`.
 pub fn is_final(status: EsimStatus) -> bool {
     matches!(status, EsimStatus::Expired | EsimStatus::Cancelled)
+}
+
+/// The eSIM after a transition to `to`, or why there is none.
+pub fn transitioned(
+    result: TransitionResult,
+    esim_id: &str,
+    to: EsimStatus,
+) -> Result<EsimRecord, CoreError> {
+    match result {
+        TransitionResult::Done(esim) => Ok(*esim),
+        TransitionResult::NotFound => Err(CoreError::EsimNotFound(esim_id.to_owned())),
+        TransitionResult::Invalid(from) => Err(InvalidTransition { from, to }.into()),
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use oytel_types::{DeliveryStatus, EventType};
+
 use crate::{Environment, EsimStatus, Scope};
 
 /// A unique column that a write collided on.
@@ -219,6 +221,8 @@ pub struct ProvisionWrite {
     /// The idempotency claim of this request (key and token), completed in the same
     /// transaction.
     pub idempotency: Option<ClaimRef>,
+    /// The `esim.provisioned` event, written to the outbox in the same transaction.
+    pub event: EventRecord,
 }
 
 /// A claim held on an idempotency key.
@@ -383,6 +387,210 @@ pub struct LedgerEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// An event in the outbox. Written in the same transaction as the change it reports; the
+/// store fans it out to a delivery per destination in that transaction too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// `evt_…`, also the `webhook-id` of every delivery.
+    pub id: String,
+    /// Owner.
+    pub partner_id: String,
+    /// Environment.
+    pub environment: Environment,
+    /// The eSIM it is about (none for test events).
+    pub esim_id: Option<String>,
+    /// Its type.
+    pub event_type: EventType,
+    /// The JSON body delivered (a `WebhookEvent`).
+    pub payload: String,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// `we_…`
+    pub id: String,
+    /// Owner.
+    pub partner_id: String,
+    /// Environment.
+    pub environment: Environment,
+    /// Destination.
+    pub url: String,
+    /// Partner's note.
+    pub description: Option<String>,
+    /// Subscribed event types; empty means all.
+    pub event_types: Vec<EventType>,
+    /// The signing secret, `whsec_…`.
+    pub secret: String,
+    /// The secret before the last rotation, still signing until `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    /// When the previous secret stops signing.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Whether it receives events.
+    pub enabled: bool,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// Since when every delivery has failed.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The signing secret of deliveries to per-eSIM `webhook_url`s of one partner and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningSecret {
+    /// `whsec_…`
+    pub secret: String,
+    /// The secret before the last rotation.
+    pub previous_secret: Option<String>,
+    /// When the previous secret stops signing.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+impl SigningSecret {
+    /// The secrets that sign at `now`: the current one, and the previous one during its
+    /// overlap.
+    pub fn signing_at(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut secrets = vec![self.secret.clone()];
+        if let (Some(previous), Some(until)) =
+            (&self.previous_secret, self.previous_secret_expires_at)
+        {
+            if now < until {
+                secrets.push(previous.clone());
+            }
+        }
+        secrets
+    }
+}
+
+/// A delivery due now, claimed by one worker until its lease ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    /// `dlv_…`
+    pub id: String,
+    /// The event (`webhook-id`).
+    pub event_id: String,
+    /// The endpoint, or none for a per-eSIM `webhook_url`.
+    pub endpoint_id: Option<String>,
+    /// Destination.
+    pub url: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The JSON body.
+    pub payload: String,
+    /// The secrets to sign with.
+    pub secrets: SigningSecret,
+}
+
+/// What an attempt achieved and what follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// 2xx: done.
+    Delivered,
+    /// Failed; try again then.
+    Retry {
+        /// When.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Failed and the schedule is exhausted.
+    GiveUp,
+    /// `410 Gone`: the endpoint is disabled, its deliveries cancelled.
+    Gone,
+}
+
+/// One finished attempt, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    /// The delivery.
+    pub delivery_id: String,
+    /// The endpoint, if any.
+    pub endpoint_id: Option<String>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The status answered, if any.
+    pub status_code: Option<u16>,
+    /// Duration, ms.
+    pub duration_ms: u64,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// What follows.
+    pub result: AttemptResult,
+    /// When the attempt ended.
+    pub at: DateTime<Utc>,
+}
+
+/// A recorded attempt, for the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// `att_…`
+    pub id: String,
+    /// The delivery.
+    pub delivery_id: String,
+    /// The event.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: EventType,
+    /// The URL tried.
+    pub url: String,
+    /// 1 for the first.
+    pub attempt: u32,
+    /// Status answered.
+    pub status_code: Option<u16>,
+    /// Duration, ms.
+    pub duration_ms: u64,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// When the delivery is tried next.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The delivery's state after the attempt.
+    pub delivery_status: DeliveryStatus,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The result of a state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionResult {
+    /// Done; the eSIM after the change.
+    Done(Box<EsimRecord>),
+    /// No such eSIM.
+    NotFound,
+    /// The state machine does not allow it from this state.
+    Invalid(EsimStatus),
+}
+
+/// A usage record to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageInput {
+    /// The network's unique id (applied once).
+    pub record_id: String,
+    /// Data, MB.
+    pub data_mb: u64,
+    /// Calls.
+    pub calls: u64,
+    /// SMS.
+    pub sms: u64,
+    /// When it happened.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The result of applying a usage record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageResult {
+    /// Applied; the eSIM after it.
+    Applied(Box<EsimRecord>),
+    /// Applied before: nothing changed.
+    Duplicate,
+    /// No such eSIM.
+    NotFound,
+    /// The eSIM is not in use (provisioned, expired or cancelled).
+    NotActive(EsimStatus),
+}
+
 /// The storage port. Implementations must make [`Storage::provision`] atomic and safe under
 /// concurrency (two requests never get the same ICCID, mobile number or idempotency claim,
 /// and a balance is never debited below its minimum).
@@ -471,6 +679,99 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Sets a server setting unless it is set; `true` if this call set it.
     async fn set_setting_once(&self, name: &str, value: &str) -> Result<bool, StoreError>;
+
+    /// An eSIM by ICCID (any partner: for the operator API).
+    async fn get_esim_by_iccid(&self, iccid: &str) -> Result<Option<EsimRecord>, StoreError>;
+    /// Moves an eSIM to `to` if the state machine allows it, writing `esim.activated` or
+    /// `esim.expired` to the outbox in the same transaction. Safe across instances: of two
+    /// concurrent identical transitions one wins, the other sees `Invalid`.
+    async fn transition_esim(
+        &self,
+        esim_id: &str,
+        to: EsimStatus,
+        now: DateTime<Utc>,
+    ) -> Result<TransitionResult, StoreError>;
+    /// Applies a usage record once (by `record_id`), with `usage.threshold` events for the
+    /// thresholds it crosses, in one transaction.
+    async fn record_usage(
+        &self,
+        esim_id: &str,
+        usage: &UsageInput,
+        now: DateTime<Utc>,
+    ) -> Result<UsageResult, StoreError>;
+    /// Ids of eSIMs past `expires_at` and not yet expired, at most `limit`.
+    async fn due_expiries(&self, now: DateTime<Utc>, limit: u32)
+        -> Result<Vec<String>, StoreError>;
+
+    /// Stores an endpoint.
+    async fn create_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
+    /// A scope's endpoints, oldest first.
+    async fn list_endpoints(&self, scope: &Scope) -> Result<Vec<EndpointRecord>, StoreError>;
+    /// An endpoint of a scope.
+    async fn get_endpoint(
+        &self,
+        scope: &Scope,
+        endpoint_id: &str,
+    ) -> Result<Option<EndpointRecord>, StoreError>;
+    /// Replaces an endpoint (found by id within its partner and environment); a disabled
+    /// endpoint's pending deliveries are cancelled. `false` if there is no such endpoint.
+    async fn update_endpoint(&self, endpoint: &EndpointRecord) -> Result<bool, StoreError>;
+    /// Deletes an endpoint and cancels its pending deliveries.
+    async fn delete_endpoint(&self, scope: &Scope, endpoint_id: &str) -> Result<bool, StoreError>;
+    /// The secret of per-eSIM `webhook_url` deliveries, created from `candidate` if none.
+    async fn esim_signing_secret(
+        &self,
+        scope: &Scope,
+        candidate: &str,
+    ) -> Result<SigningSecret, StoreError>;
+    /// Replaces that secret; the old one keeps signing until `previous_expires_at`.
+    async fn rotate_esim_signing_secret(
+        &self,
+        scope: &Scope,
+        new_secret: &str,
+        previous_expires_at: DateTime<Utc>,
+    ) -> Result<SigningSecret, StoreError>;
+    /// Writes a test event with one delivery, to `endpoint_id`; returns the delivery id.
+    async fn send_test_event(
+        &self,
+        event: &EventRecord,
+        endpoint_id: &str,
+    ) -> Result<String, StoreError>;
+    /// An event of a scope.
+    async fn get_event(
+        &self,
+        scope: &Scope,
+        event_id: &str,
+    ) -> Result<Option<EventRecord>, StoreError>;
+    /// Schedules the event again for every current destination; `None` if no such event.
+    async fn redeliver_event(
+        &self,
+        scope: &Scope,
+        event_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError>;
+    /// Claims up to `limit` deliveries due at `now` until `lease_until`: no other worker gets
+    /// them meanwhile. They come in the order they were created.
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Records an attempt and its consequences (delivered, rescheduled, failed, endpoint
+    /// disabled after a `410` or after failing since longer than `disable_after`).
+    async fn record_attempt(
+        &self,
+        outcome: &AttemptOutcome,
+        disable_after: chrono::Duration,
+    ) -> Result<(), StoreError>;
+    /// A page of a scope's delivery attempts, newest first, optionally of one endpoint.
+    async fn list_attempts(
+        &self,
+        scope: &Scope,
+        endpoint_id: Option<String>,
+        page: PageRequest,
+    ) -> Result<Vec<Sequenced<AttemptRecord>>, StoreError>;
 }
 
 #[cfg(test)]

@@ -221,8 +221,9 @@ pub fn request_hash(request: &ProvisionRequest) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Builds the rows of a new order and its eSIM with freshly generated numbers.
-fn new_rows(
+/// Builds the rows of a new order and its eSIM with freshly generated numbers, as if ordered
+/// at `now`.
+pub fn new_rows(
     command: &ProvisionCommand,
     scope: &Scope,
     settings: &ProvisionSettings,
@@ -357,11 +358,14 @@ async fn write_with_fresh_numbers(
     let mut last_collision = UniqueField::Other;
     for _ in 0..NUMBER_ATTEMPTS {
         let (order, esim) = new_rows(command, scope, settings, &catalog.currency, request_id, now);
+        let event =
+            crate::webhooks::esim_event(oytel_types::EventType::EsimProvisioned, &esim, None, now);
         let write = ProvisionWrite {
             order,
             esim,
             charge,
             idempotency: claim.cloned(),
+            event,
         };
         match store.provision(&write).await {
             Ok(ProvisionResult::Committed {

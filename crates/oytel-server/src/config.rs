@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use oytel_core::webhooks::RetrySchedule;
 use oytel_types::{Amount, Limits};
 
 /// Where the database is. Shared by `serve` and the admin commands.
@@ -91,9 +92,48 @@ pub struct ServeArgs {
     /// Requests per second that partners are told apply to them.
     #[arg(long, env = "OYTEL_LIMIT_BURST_PER_SECOND", default_value_t = 10)]
     pub burst_per_second: u32,
+
+    /// The bearer token of the operator API (usage records, activation notices); unset
+    /// disables that API.
+    #[arg(long, env = "OYTEL_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+
+    /// Delays between webhook attempts after the first.
+    #[arg(long, env = "OYTEL_WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h",
+        value_parser = RetrySchedule::parse)]
+    pub webhook_retry_schedule: RetrySchedule,
+
+    /// Allow webhook deliveries to private, loopback and link-local addresses (default:
+    /// allowed in development mode only).
+    #[arg(long, env = "OYTEL_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: Option<bool>,
+
+    /// Seconds allowed for one webhook delivery attempt.
+    #[arg(long, env = "OYTEL_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 15)]
+    pub webhook_timeout_seconds: u64,
+
+    /// Seconds between looks for expired eSIMs.
+    #[arg(long, env = "OYTEL_EXPIRY_INTERVAL_SECONDS", default_value_t = 30)]
+    pub expiry_interval_seconds: u64,
+
+    /// Run the background workers (webhook delivery, expiry) in this instance.
+    #[arg(long, env = "OYTEL_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub workers: bool,
 }
 
 impl ServeArgs {
+    /// The webhook settings.
+    pub fn webhooks(&self) -> crate::state::WebhookSettings {
+        crate::state::WebhookSettings {
+            schedule: self.webhook_retry_schedule.clone(),
+            allow_internal: self
+                .webhook_allow_private
+                .unwrap_or(self.mode == Mode::Development),
+            timeout: std::time::Duration::from_secs(self.webhook_timeout_seconds.max(1)),
+            ..crate::state::WebhookSettings::default()
+        }
+    }
+
     /// The limits partners are shown.
     pub fn limits(&self) -> Limits {
         Limits {

@@ -3,12 +3,13 @@
 
 use oytel_core::billing::SANDBOX_BALANCE;
 use oytel_core::catalog::format_allowance;
-use oytel_core::ports::{EsimRecord, OrderRecord};
+use oytel_core::ports::{AttemptRecord, EndpointRecord, EsimRecord, OrderRecord};
 use oytel_core::provision::Provisioned;
 use oytel_types::{
-    Activation, ActivationInstructions, Amount, Billing, Connection, Environment, Esim, EsimPlan,
-    EsimStatus, EsimStatusDetails, NetworkInfo, Order, ProvisionResponse, ProvisionedEsim,
-    ResponseMeta, StatusResponse, Usage, UsageDetails,
+    Activation, ActivationInstructions, Amount, Billing, Connection, DeliveryAttempt,
+    EndpointStatus, Environment, Esim, EsimPlan, EsimStatus, EsimStatusDetails, NetworkInfo, Order,
+    ProvisionResponse, ProvisionedEsim, ResponseMeta, StatusResponse, Usage, UsageDetails,
+    WebhookEndpoint,
 };
 
 use crate::state::Settings;
@@ -198,5 +199,43 @@ pub fn provisioned(settings: &Settings, done: &Provisioned) -> ProvisionResponse
             environment: order.environment,
             timestamp: order.created_at,
         },
+    }
+}
+
+/// A webhook endpoint, without its secrets.
+pub fn endpoint(endpoint: &EndpointRecord) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: endpoint.id.clone(),
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
+        events: endpoint.event_types.clone(),
+        status: if endpoint.enabled {
+            EndpointStatus::Enabled
+        } else {
+            EndpointStatus::Disabled
+        },
+        disabled_reason: endpoint.disabled_reason.clone(),
+        previous_secret_expires_at: endpoint.previous_secret_expires_at,
+        environment: endpoint.environment,
+        created_at: endpoint.created_at,
+        updated_at: endpoint.updated_at,
+    }
+}
+
+/// A delivery attempt.
+pub fn attempt(attempt: &AttemptRecord) -> DeliveryAttempt {
+    DeliveryAttempt {
+        id: attempt.id.clone(),
+        delivery_id: attempt.delivery_id.clone(),
+        event_id: attempt.event_id.clone(),
+        event: attempt.event_type,
+        url: attempt.url.clone(),
+        attempt: attempt.attempt,
+        status_code: attempt.status_code,
+        duration_ms: attempt.duration_ms,
+        error: attempt.error.clone(),
+        next_attempt_at: attempt.next_attempt_at,
+        delivery_status: attempt.delivery_status,
+        created_at: attempt.created_at,
     }
 }

@@ -152,6 +152,22 @@ impl From<CoreError> for ApiError {
                 ErrorCode::IdempotencyRequestInProgress,
                 message,
             ),
+            CoreError::EndpointNotFound(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::WebhookEndpointNotFound,
+                message,
+            ),
+            CoreError::EventNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::EventNotFound, message)
+            }
+            CoreError::InvalidTransition(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::InvalidStateTransition,
+                message,
+            ),
+            CoreError::Forbidden(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+            }
             CoreError::InvalidIdempotencyKey(_) => {
                 ApiError::field(ErrorCode::InvalidIdempotencyKey, "Idempotency-Key", message)
             }

@@ -20,6 +20,7 @@ pub mod routes;
 pub mod state;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -111,7 +112,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let purger = tokio::spawn(purge_idempotency_keys(state.clone(), stop_rx));
+    let mut background = vec![tokio::spawn(purge_idempotency_keys(
+        state.clone(),
+        stop_rx.clone(),
+    ))];
+    if state.settings.workers {
+        background.push(tokio::spawn(worker::run_deliveries(
+            state.clone(),
+            stop_rx.clone(),
+        )));
+        background.push(tokio::spawn(worker::run_expiry(state.clone(), stop_rx)));
+    }
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -119,7 +130,9 @@ pub async fn serve(
         })
         .await;
     let _ = stop_tx.send(true);
-    let _ = purger.await;
+    for task in background {
+        let _ = task.await;
+    }
     result
 }
 

@@ -152,6 +152,10 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
             minimum_balance: args.min_balance_usd,
         },
         limits: args.limits(),
+        webhooks: args.webhooks(),
+        operator_token: args.operator_token.clone().filter(|t| !t.is_empty()),
+        expiry_interval: std::time::Duration::from_secs(args.expiry_interval_seconds.max(1)),
+        workers: args.workers,
     };
     if args.mode == Mode::Development {
         seed_demo(store.as_ref()).await?;

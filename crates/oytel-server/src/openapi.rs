@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::routes::{account, esims, health, orders, plans, qr};
+use crate::routes::{account, esims, health, operator, orders, plans, qr, sandbox, webhooks};
 use crate::state::AppState;
 
 /// The servers of the API documentation.
@@ -42,6 +42,9 @@ pub const DOCUMENTED_SERVERS: [(&str, &str); 2] = [
         (name = "esims", description = "Provisioning eSIMs, their status and QR codes"),
         (name = "orders", description = "Orders and what they cost"),
         (name = "account", description = "Your balance and limits"),
+        (name = "webhooks", description = "Webhook endpoints, secrets, redelivery and the delivery log"),
+        (name = "sandbox", description = "Simulating activation, usage and expiry with sandbox keys"),
+        (name = "operator", description = "Network-side reports (operator token, not partner keys)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -59,6 +62,15 @@ impl Modify for Security {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("sk_sandbox_… or sk_live_…")
                     .description(Some("`Authorization: Bearer <API key>`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("`Authorization: Bearer <OYTEL_OPERATOR_TOKEN>`"))
                     .build(),
             ),
         );
@@ -85,6 +97,24 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::list_orders))
         .routes(routes!(account::get_account))
         .routes(routes!(qr::qr_image))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(
+            webhooks::get_endpoint,
+            webhooks::update_endpoint,
+            webhooks::delete_endpoint
+        ))
+        .routes(routes!(webhooks::rotate_endpoint_secret))
+        .routes(routes!(webhooks::test_endpoint))
+        .routes(routes!(webhooks::endpoint_attempts))
+        .routes(routes!(webhooks::all_attempts))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::esim_secret))
+        .routes(routes!(webhooks::rotate_esim_secret))
+        .routes(routes!(sandbox::simulate_activation))
+        .routes(routes!(sandbox::simulate_usage))
+        .routes(routes!(sandbox::simulate_expiry))
+        .routes(routes!(operator::report_usage))
+        .routes(routes!(operator::report_activations))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

@@ -4,8 +4,39 @@ use std::sync::Arc;
 
 use oytel_core::catalog::Catalog;
 use oytel_core::ports::Storage;
+use std::time::Duration;
+
 use oytel_core::provision::ProvisionSettings;
+use oytel_core::webhooks::RetrySchedule;
 use oytel_types::Limits;
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Delays between attempts.
+    pub schedule: RetrySchedule,
+    /// Whether private, loopback and link-local destinations are allowed (development and
+    /// tests); never by default in production.
+    pub allow_internal: bool,
+    /// The time allowed for one delivery attempt.
+    pub timeout: Duration,
+    /// How long an endpoint may fail every delivery before it is disabled.
+    pub disable_after: Duration,
+    /// How often an idle worker looks for due deliveries.
+    pub poll_interval: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            schedule: RetrySchedule::default(),
+            allow_internal: false,
+            timeout: Duration::from_secs(15),
+            disable_after: oytel_core::webhooks::DISABLE_AFTER,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
 
 /// Settings of a running server.
 #[derive(Debug, Clone)]
@@ -16,6 +47,15 @@ pub struct Settings {
     pub provision: ProvisionSettings,
     /// The request limits partners are told apply to them.
     pub limits: Limits,
+    /// Webhook delivery.
+    pub webhooks: WebhookSettings,
+    /// The token of the operator API (network usage and activation notices); `None`
+    /// disables that API.
+    pub operator_token: Option<String>,
+    /// How often expired eSIMs are looked for.
+    pub expiry_interval: Duration,
+    /// Whether this instance runs the background workers (deliveries, expiry).
+    pub workers: bool,
 }
 
 /// The state shared by handlers. Cloning is cheap.

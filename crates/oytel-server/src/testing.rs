@@ -13,7 +13,14 @@ use oytel_core::provision::{now, ProvisionSettings};
 use oytel_store::testing::{fresh, Backend, TestDatabase};
 use oytel_types::{Amount, Environment, Limits};
 
-use crate::state::Settings;
+use std::time::Duration;
+
+use oytel_core::webhooks::RetrySchedule;
+
+use crate::state::{Settings, WebhookSettings};
+
+/// The operator API token of test servers.
+pub const OPERATOR_TOKEN: &str = "operator-test-token";
 
 /// The live balance every test partner starts with, in cents.
 pub const START_BALANCE_CENTS: i64 = 100_000;
@@ -97,16 +104,14 @@ impl TestServer {
     /// # Panics
     /// When it cannot start (a test setup failure).
     pub async fn spawn() -> TestServer {
-        let database = fresh_database(Backend::from_env()).await;
-        let store = database.store.clone();
-        let partner = make_partner(store.as_ref(), "Partner A").await;
-        let other = make_partner(store.as_ref(), "Partner B").await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let settings = Settings {
-            public_url: base.clone(),
+        TestServer::spawn_with(|_| {}).await
+    }
+
+    /// The settings tests start with: internal webhook destinations allowed, a short retry
+    /// schedule, the operator token `operator-test-token`.
+    pub fn test_settings(base: &str) -> Settings {
+        Settings {
+            public_url: base.to_owned(),
             provision: ProvisionSettings {
                 smdp_address: "smdp.test.oytel".into(),
                 minimum_balance: Amount::from_cents(2_500),
@@ -116,7 +121,54 @@ impl TestServer {
                 status_per_hour: 1000,
                 burst_per_second: 10,
             },
-        };
+            webhooks: WebhookSettings {
+                schedule: RetrySchedule(vec![Duration::from_millis(300); 3]),
+                allow_internal: true,
+                timeout: Duration::from_secs(2),
+                disable_after: oytel_core::webhooks::DISABLE_AFTER,
+                poll_interval: Duration::from_millis(50),
+            },
+            operator_token: Some(OPERATOR_TOKEN.into()),
+            expiry_interval: Duration::from_millis(200),
+            workers: true,
+        }
+    }
+
+    /// Starts a server whose [`TestServer::test_settings`] `adjust` may change.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
+        let database = fresh_database(Backend::from_env()).await;
+        let partner = make_partner(database.store.as_ref(), "Partner A").await;
+        let other = make_partner(database.store.as_ref(), "Partner B").await;
+        TestServer::start(database, partner, other, adjust).await
+    }
+
+    /// Stops this server and starts another on the same database and partners (what a
+    /// restart or a deploy does).
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub async fn restart(self, adjust: impl FnOnce(&mut Settings)) -> TestServer {
+        let (partner, other) = (self.partner.clone(), self.other.clone());
+        let database = self.stop_keeping_database().await;
+        TestServer::start(database, partner, other, adjust).await
+    }
+
+    async fn start(
+        database: TestDatabase,
+        partner: TestPartner,
+        other: TestPartner,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestServer {
+        let store = database.store.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let mut settings = TestServer::test_settings(&base);
+        adjust(&mut settings);
         let state =
             crate::state(store.clone(), Catalog::default_catalog(), settings).expect("state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -138,12 +190,17 @@ impl TestServer {
     ///
     /// # Panics
     /// When the server failed.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        let _ = self.stop_keeping_database().await;
+    }
+
+    async fn stop_keeping_database(mut self) -> TestDatabase {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server");
         }
+        self.database
     }
 }

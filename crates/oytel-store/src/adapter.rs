@@ -59,7 +59,7 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 
 /// Implements `Storage` for `$store`, whose fields `writer` and `reader` are pools of `$db`.
 macro_rules! storage_impl {
-    ($store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal) => {
+    ($store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, skip_locked = $skip:literal) => {
         use chrono::{DateTime, Utc};
         use oytel_core::numbers::new_id;
         use oytel_core::ports::{
@@ -72,10 +72,194 @@ macro_rules! storage_impl {
         use sqlx::QueryBuilder;
 
         use $crate::adapter::{db_error, ESIM_COLUMNS, ORDER_COLUMNS};
-        use $crate::rows::{
-            environment, sequenced, ApiKeyRow, EsimRow, IdempotencyRow, LedgerRow, OrderRow,
-            PartnerRow, Sequential,
+        use oytel_core::ports::{
+            AttemptOutcome, AttemptRecord, AttemptResult, DueDelivery, EndpointRecord,
+            EventRecord, SigningSecret, TransitionResult, UsageInput, UsageResult,
         };
+        use oytel_core::EsimStatus;
+        use oytel_types::EventType;
+        use $crate::rows::{
+            delivery_status_text, environment, event_types_text, sequenced, ApiKeyRow,
+            AttemptRow, EndpointRow, EsimRow, EventRow, IdempotencyRow, LedgerRow, OrderRow,
+            PartnerRow, SecretRow, Sequential,
+        };
+
+        const ENDPOINT_COLUMNS: &str = "seq, id, partner_id, environment, url, description, \
+            event_types, secret, previous_secret, previous_secret_expires_at, enabled, \
+            disabled_reason, failing_since, created_at, updated_at";
+        const EVENT_COLUMNS: &str =
+            "seq, id, partner_id, environment, esim_id, event_type, payload, created_at";
+
+        type Tx = sqlx::Transaction<'static, $db>;
+
+        /// Binds an endpoint's columns as `$1` to `$14`, in the order of `ENDPOINT_COLUMNS`
+        /// (without `seq`), for both writing statements.
+        fn bind_endpoint<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            e: &'q EndpointRecord,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            query
+                .bind(&e.id)
+                .bind(&e.partner_id)
+                .bind(e.environment.as_str())
+                .bind(&e.url)
+                .bind(&e.description)
+                .bind(event_types_text(&e.event_types))
+                .bind(&e.secret)
+                .bind(&e.previous_secret)
+                .bind(e.previous_secret_expires_at)
+                .bind(e.enabled)
+                .bind(&e.disabled_reason)
+                .bind(e.failing_since)
+                .bind(e.created_at)
+                .bind(e.updated_at)
+        }
+
+        /// Writes an event to the outbox.
+        async fn insert_event_row(tx: &mut Tx, event: &EventRecord) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO events (id, partner_id, environment, esim_id, event_type, payload, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&event.id)
+            .bind(&event.partner_id)
+            .bind(event.environment.as_str())
+            .bind(&event.esim_id)
+            .bind(event.event_type.as_str())
+            .bind(&event.payload)
+            .bind(event.created_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        }
+
+        /// Schedules one delivery of `event` to `url`, due at once.
+        async fn insert_delivery(
+            tx: &mut Tx,
+            event: &EventRecord,
+            endpoint_id: Option<&str>,
+            url: &str,
+            now: DateTime<Utc>,
+        ) -> Result<String, StoreError> {
+            let id = new_id("dlv");
+            sqlx::query(
+                "INSERT INTO deliveries (id, event_id, endpoint_id, partner_id, environment, url, \
+                 status, attempts, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+            )
+            .bind(&id)
+            .bind(&event.id)
+            .bind(endpoint_id)
+            .bind(&event.partner_id)
+            .bind(event.environment.as_str())
+            .bind(url)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            Ok(id)
+        }
+
+        /// Schedules `event` for every enabled endpoint subscribed to it and for the eSIM's
+        /// own `webhook_url` (creating that URL's signing secret if needed). Returns how many
+        /// deliveries were scheduled.
+        async fn fan_out(
+            tx: &mut Tx,
+            event: &EventRecord,
+            esim_webhook_url: Option<&str>,
+            now: DateTime<Utc>,
+        ) -> Result<u32, StoreError> {
+            let endpoints: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT id, url, event_types FROM webhook_endpoints \
+                 WHERE partner_id = $1 AND environment = $2 AND enabled = $3 ORDER BY seq",
+            )
+            .bind(&event.partner_id)
+            .bind(event.environment.as_str())
+            .bind(true)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            let mut scheduled = 0;
+            for (id, url, types) in endpoints {
+                let types: Vec<EventType> = types.split(',').filter_map(EventType::parse).collect();
+                if oytel_core::webhooks::subscribed(&types, event.event_type) {
+                    insert_delivery(tx, event, Some(&id), &url, now).await?;
+                    scheduled += 1;
+                }
+            }
+            if let Some(url) = esim_webhook_url {
+                sqlx::query(
+                    "INSERT INTO signing_secrets (partner_id, environment, secret) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(&event.partner_id)
+                .bind(event.environment.as_str())
+                .bind(oytel_core::webhooks::generate_secret())
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+                insert_delivery(tx, event, None, url, now).await?;
+                scheduled += 1;
+            }
+            Ok(scheduled)
+        }
+
+        /// Disables an endpoint and cancels its pending deliveries.
+        async fn disable_endpoint(
+            tx: &mut Tx,
+            endpoint_id: &str,
+            reason: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3, updated_at = $4 \
+                 WHERE id = $1 AND enabled = $5",
+            )
+            .bind(endpoint_id)
+            .bind(false)
+            .bind(reason)
+            .bind(now)
+            .bind(true)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            cancel_pending(tx, endpoint_id).await
+        }
+
+        /// Cancels an endpoint's pending deliveries.
+        async fn cancel_pending(tx: &mut Tx, endpoint_id: &str) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'cancelled', locked_until = NULL \
+                 WHERE endpoint_id = $1 AND status = 'pending'",
+            )
+            .bind(endpoint_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        }
+
+        /// The eSIM row, locked for update where the backend needs it.
+        async fn lock_esim(tx: &mut Tx, esim_id: &str) -> Result<Option<(EsimRecord, i64)>, StoreError> {
+            let row: Option<EsimRow> = sqlx::query_as(&format!(
+                "SELECT {ESIM_COLUMNS} FROM esims WHERE id = $1{}",
+                $lock
+            ))
+            .bind(esim_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let notified: i64 = sqlx::query_scalar("SELECT thresholds_notified FROM esims WHERE id = $1")
+                .bind(esim_id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_error)?;
+            Ok(Some((EsimRecord::try_from(row)?, notified)))
+        }
 
         /// `SELECT <columns> FROM <table>` limited to a scope: the start of every list query.
         fn scoped_list<'a>(columns: &str, table: &str, scope: &'a Scope) -> QueryBuilder<'a, $db> {
@@ -544,6 +728,9 @@ macro_rules! storage_impl {
                 .await
                 .map_err(db_error)?;
 
+                insert_event_row(&mut tx, &write.event).await?;
+                fan_out(&mut tx, &write.event, esim.webhook_url.as_deref(), esim.created_at).await?;
+
                 if let Some(claim) = &write.idempotency {
                     let completed = sqlx::query(
                         "UPDATE idempotency_keys SET order_id = $5 WHERE partner_id = $1 \
@@ -641,6 +828,496 @@ macro_rules! storage_impl {
                     .await
                     .map_err(db_error)?;
                 Ok(result.rows_affected() == 1)
+            }
+
+            async fn get_esim_by_iccid(&self, iccid: &str) -> Result<Option<EsimRecord>, StoreError> {
+                let row: Option<EsimRow> =
+                    sqlx::query_as(&format!("SELECT {ESIM_COLUMNS} FROM esims WHERE iccid = $1"))
+                        .bind(iccid)
+                        .fetch_optional(&self.reader)
+                        .await
+                        .map_err(db_error)?;
+                row.map(EsimRecord::try_from).transpose()
+            }
+
+            async fn transition_esim(
+                &self,
+                esim_id: &str,
+                to: EsimStatus,
+                now: DateTime<Utc>,
+            ) -> Result<TransitionResult, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let Some((mut esim, _)) = lock_esim(&mut tx, esim_id).await? else {
+                    return Ok(TransitionResult::NotFound);
+                };
+                let from = esim.status;
+                if oytel_core::lifecycle::check_transition(from, to).is_err() {
+                    return Ok(TransitionResult::Invalid(from));
+                }
+                if to == EsimStatus::Active && esim.activated_at.is_none() {
+                    esim.activated_at = Some(now);
+                }
+                esim.status = to;
+                let changed = sqlx::query(
+                    "UPDATE esims SET status = $2, activated_at = $3 WHERE id = $1 AND status = $4",
+                )
+                .bind(esim_id)
+                .bind(to.as_str())
+                .bind(esim.activated_at)
+                .bind(from.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if changed.rows_affected() != 1 {
+                    return Ok(TransitionResult::Invalid(from));
+                }
+                let event_type = match (from, to) {
+                    (EsimStatus::Provisioned, EsimStatus::Active) => Some(EventType::EsimActivated),
+                    (_, EsimStatus::Expired) => Some(EventType::EsimExpired),
+                    _ => None,
+                };
+                if let Some(event_type) = event_type {
+                    let event = oytel_core::webhooks::esim_event(event_type, &esim, None, now);
+                    insert_event_row(&mut tx, &event).await?;
+                    fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
+                }
+                tx.commit().await.map_err(db_error)?;
+                Ok(TransitionResult::Done(Box::new(esim)))
+            }
+
+            async fn record_usage(
+                &self,
+                esim_id: &str,
+                usage: &UsageInput,
+                now: DateTime<Utc>,
+            ) -> Result<UsageResult, StoreError> {
+                let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                let mut tx = self.begin_write().await?;
+                let Some((mut esim, notified)) = lock_esim(&mut tx, esim_id).await? else {
+                    return Ok(UsageResult::NotFound);
+                };
+                let inserted = sqlx::query(
+                    "INSERT INTO usage_records (record_id, esim_id, data_mb, calls, sms, recorded_at, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                )
+                .bind(&usage.record_id)
+                .bind(esim_id)
+                .bind(to_i64(usage.data_mb))
+                .bind(to_i64(usage.calls))
+                .bind(to_i64(usage.sms))
+                .bind(usage.recorded_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if inserted.rows_affected() == 0 {
+                    return Ok(UsageResult::Duplicate);
+                }
+                if !matches!(esim.status, EsimStatus::Active | EsimStatus::Suspended) {
+                    return Ok(UsageResult::NotActive(esim.status));
+                }
+                esim.data_used_mb = esim.data_used_mb.saturating_add(usage.data_mb);
+                esim.calls_made = esim.calls_made.saturating_add(usage.calls);
+                esim.sms_sent = esim.sms_sent.saturating_add(usage.sms);
+                let (crossed, mask) =
+                    oytel_core::webhooks::crossed_thresholds(esim.data_used_mb, esim.data_limit_mb, notified);
+                sqlx::query(
+                    "UPDATE esims SET data_used_mb = $2, calls_made = $3, sms_sent = $4, \
+                     thresholds_notified = $5 WHERE id = $1",
+                )
+                .bind(esim_id)
+                .bind(to_i64(esim.data_used_mb))
+                .bind(to_i64(esim.calls_made))
+                .bind(to_i64(esim.sms_sent))
+                .bind(mask)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                for threshold in crossed {
+                    let event = oytel_core::webhooks::esim_event(
+                        EventType::UsageThreshold,
+                        &esim,
+                        Some(threshold),
+                        now,
+                    );
+                    insert_event_row(&mut tx, &event).await?;
+                    fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
+                }
+                tx.commit().await.map_err(db_error)?;
+                Ok(UsageResult::Applied(Box::new(esim)))
+            }
+
+            async fn due_expiries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<String>, StoreError> {
+                sqlx::query_scalar(
+                    "SELECT id FROM esims WHERE status IN ('provisioned', 'active', 'suspended') \
+                     AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                )
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_error)
+            }
+
+            async fn create_endpoint(&self, e: &EndpointRecord) -> Result<(), StoreError> {
+bind_endpoint(
+                    sqlx::query(
+                        "INSERT INTO webhook_endpoints (id, partner_id, environment, url, description, \
+                         event_types, secret, previous_secret, previous_secret_expires_at, enabled, \
+                         disabled_reason, failing_since, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    ),
+                    e,
+                )
+                .execute(&self.writer)
+                .await
+                .map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn list_endpoints(&self, scope: &Scope) -> Result<Vec<EndpointRecord>, StoreError> {
+                let rows: Vec<EndpointRow> = sqlx::query_as(&format!(
+                    "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
+                     WHERE partner_id = $1 AND environment = $2 ORDER BY seq"
+                ))
+                .bind(&scope.partner_id)
+                .bind(scope.environment.as_str())
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_error)?;
+                rows.into_iter().map(EndpointRecord::try_from).collect()
+            }
+
+            async fn get_endpoint(
+                &self,
+                scope: &Scope,
+                endpoint_id: &str,
+            ) -> Result<Option<EndpointRecord>, StoreError> {
+                fetch_scoped_by_id::<EndpointRow, _>(
+                    ENDPOINT_COLUMNS,
+                    "webhook_endpoints",
+                    scope,
+                    endpoint_id,
+                    &self.reader,
+                )
+                .await
+            }
+
+            async fn update_endpoint(&self, e: &EndpointRecord) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+let changed = bind_endpoint(
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET url = $4, description = $5, event_types = $6, \
+                         secret = $7, previous_secret = $8, previous_secret_expires_at = $9, \
+                         enabled = $10, disabled_reason = $11, failing_since = $12, \
+                         created_at = $13, updated_at = $14 \
+                         WHERE id = $1 AND partner_id = $2 AND environment = $3",
+                    ),
+                    e,
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if changed.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                if !e.enabled {
+                    cancel_pending(&mut tx, &e.id).await?;
+                }
+                tx.commit().await.map_err(db_error)?;
+                Ok(true)
+            }
+
+            async fn delete_endpoint(&self, scope: &Scope, endpoint_id: &str) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let deleted = sqlx::query(
+                    "DELETE FROM webhook_endpoints WHERE id = $1 AND partner_id = $2 AND environment = $3",
+                )
+                .bind(endpoint_id)
+                .bind(&scope.partner_id)
+                .bind(scope.environment.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                cancel_pending(&mut tx, endpoint_id).await?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(true)
+            }
+
+            async fn esim_signing_secret(&self, scope: &Scope, candidate: &str) -> Result<SigningSecret, StoreError> {
+                sqlx::query(
+                    "INSERT INTO signing_secrets (partner_id, environment, secret) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&scope.partner_id)
+                .bind(scope.environment.as_str())
+                .bind(candidate)
+                .execute(&self.writer)
+                .await
+                .map_err(db_error)?;
+                let row: SecretRow = sqlx::query_as(
+                    "SELECT secret, previous_secret, previous_secret_expires_at FROM signing_secrets \
+                     WHERE partner_id = $1 AND environment = $2",
+                )
+                .bind(&scope.partner_id)
+                .bind(scope.environment.as_str())
+                .fetch_one(&self.writer)
+                .await
+                .map_err(db_error)?;
+                Ok(row.into())
+            }
+
+            async fn rotate_esim_signing_secret(
+                &self,
+                scope: &Scope,
+                new_secret: &str,
+                previous_expires_at: DateTime<Utc>,
+            ) -> Result<SigningSecret, StoreError> {
+                let row: SecretRow = sqlx::query_as(
+                    "INSERT INTO signing_secrets (partner_id, environment, secret) VALUES ($1, $2, $3) \
+                     ON CONFLICT (partner_id, environment) DO UPDATE SET \
+                     previous_secret = signing_secrets.secret, \
+                     previous_secret_expires_at = $4, secret = excluded.secret \
+                     RETURNING secret, previous_secret, previous_secret_expires_at",
+                )
+                .bind(&scope.partner_id)
+                .bind(scope.environment.as_str())
+                .bind(new_secret)
+                .bind(previous_expires_at)
+                .fetch_one(&self.writer)
+                .await
+                .map_err(db_error)?;
+                Ok(row.into())
+            }
+
+            async fn send_test_event(&self, event: &EventRecord, endpoint_id: &str) -> Result<String, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let url: Option<String> = sqlx::query_scalar(
+                    "SELECT url FROM webhook_endpoints WHERE id = $1 AND partner_id = $2 AND environment = $3",
+                )
+                .bind(endpoint_id)
+                .bind(&event.partner_id)
+                .bind(event.environment.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                let url = url.ok_or(StoreError::NotFound("webhook endpoint"))?;
+                insert_event_row(&mut tx, event).await?;
+                let delivery = insert_delivery(&mut tx, event, Some(endpoint_id), &url, event.created_at).await?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(delivery)
+            }
+
+            async fn get_event(&self, scope: &Scope, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
+                fetch_scoped_by_id::<EventRow, _>(EVENT_COLUMNS, "events", scope, event_id, &self.reader).await
+            }
+
+            async fn redeliver_event(
+                &self,
+                scope: &Scope,
+                event_id: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<u32>, StoreError> {
+                let Some(event) = self.get_event(scope, event_id).await? else {
+                    return Ok(None);
+                };
+                let mut tx = self.begin_write().await?;
+                let url: Option<String> = match &event.esim_id {
+                    Some(esim_id) => sqlx::query_scalar("SELECT webhook_url FROM esims WHERE id = $1")
+                        .bind(esim_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_error)?
+                        .flatten(),
+                    None => None,
+                };
+                let scheduled = fan_out(&mut tx, &event, url.as_deref(), now).await?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(Some(scheduled))
+            }
+
+            async fn claim_due_deliveries(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<DueDelivery>, StoreError> {
+                let mut claimed: Vec<(i64, String, String, Option<String>, String, i64)> = sqlx::query_as(concat!(
+                    "UPDATE deliveries SET locked_until = $2 WHERE id IN (SELECT id FROM deliveries \
+                     WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     AND (locked_until IS NULL OR locked_until <= $1) \
+                     ORDER BY next_attempt_at LIMIT $3",
+                    $skip,
+                    ") AND (locked_until IS NULL OR locked_until <= $1) \
+                     RETURNING seq, id, event_id, endpoint_id, url, attempts"
+                ))
+                .bind(now)
+                .bind(lease_until)
+                .bind(i64::from(limit))
+                .fetch_all(&self.writer)
+                .await
+                .map_err(db_error)?;
+                // In the order the deliveries were created (RETURNING promises no order).
+                claimed.sort_by_key(|row| row.0);
+                let mut due = Vec::with_capacity(claimed.len());
+                for (_, id, event_id, endpoint_id, url, attempts) in claimed {
+                    type Secrets = (String, Option<String>, Option<String>, Option<DateTime<Utc>>, Option<String>, Option<String>, Option<DateTime<Utc>>);
+                    let row: Option<Secrets> = sqlx::query_as(
+                        "SELECT e.payload, w.secret, w.previous_secret, w.previous_secret_expires_at, \
+                         s.secret, s.previous_secret, s.previous_secret_expires_at \
+                         FROM deliveries d JOIN events e ON e.id = d.event_id \
+                         LEFT JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+                         LEFT JOIN signing_secrets s ON s.partner_id = d.partner_id \
+                         AND s.environment = d.environment WHERE d.id = $1",
+                    )
+                    .bind(&id)
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err(db_error)?;
+                    let Some((payload, w_secret, w_prev, w_until, s_secret, s_prev, s_until)) = row else {
+                        continue;
+                    };
+                    let secrets = match (&endpoint_id, w_secret, s_secret) {
+                        (Some(_), Some(secret), _) => SigningSecret {
+                            secret,
+                            previous_secret: w_prev,
+                            previous_secret_expires_at: w_until,
+                        },
+                        (None, _, Some(secret)) => SigningSecret {
+                            secret,
+                            previous_secret: s_prev,
+                            previous_secret_expires_at: s_until,
+                        },
+                        // The endpoint was deleted meanwhile: its deliveries are cancelled.
+                        _ => continue,
+                    };
+                    due.push(DueDelivery {
+                        id,
+                        event_id,
+                        endpoint_id,
+                        url,
+                        attempts: u32::try_from(attempts).unwrap_or_default(),
+                        payload,
+                        secrets,
+                    });
+                }
+                Ok(due)
+            }
+
+            async fn record_attempt(
+                &self,
+                outcome: &AttemptOutcome,
+                disable_after: chrono::Duration,
+            ) -> Result<(), StoreError> {
+                use oytel_types::DeliveryStatus;
+                let (status, next_attempt_at) = match outcome.result {
+                    AttemptResult::Delivered => (DeliveryStatus::Delivered, None),
+                    AttemptResult::Retry { next_attempt_at } => (DeliveryStatus::Pending, Some(next_attempt_at)),
+                    AttemptResult::GiveUp | AttemptResult::Gone => (DeliveryStatus::Failed, None),
+                };
+                let status_code = outcome.status_code.map(i64::from);
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, \
+                     locked_until = NULL, last_status_code = $5, \
+                     delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_at END \
+                     WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(&outcome.delivery_id)
+                .bind(delivery_status_text(status))
+                .bind(i64::from(outcome.attempt))
+                .bind(next_attempt_at)
+                .bind(status_code)
+                .bind(outcome.at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                sqlx::query(
+                    "INSERT INTO delivery_attempts (id, delivery_id, attempt, status_code, duration_ms, \
+                     error, next_attempt_at, delivery_status, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(new_id("att"))
+                .bind(&outcome.delivery_id)
+                .bind(i64::from(outcome.attempt))
+                .bind(status_code)
+                .bind(i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX))
+                .bind(&outcome.error)
+                .bind(next_attempt_at)
+                .bind(delivery_status_text(status))
+                .bind(outcome.at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if let Some(endpoint_id) = &outcome.endpoint_id {
+                    match outcome.result {
+                        AttemptResult::Delivered => {
+                            sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+                                .bind(endpoint_id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                        }
+                        AttemptResult::Gone => {
+                            disable_endpoint(&mut tx, endpoint_id, "the endpoint answered 410 Gone", outcome.at).await?;
+                        }
+                        AttemptResult::Retry { .. } | AttemptResult::GiveUp => {
+                            let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+                                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
+                                 WHERE id = $1 RETURNING failing_since",
+                            )
+                            .bind(endpoint_id)
+                            .bind(outcome.at)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                            if let Some(Some(since)) = since {
+                                if outcome.at - since >= disable_after {
+                                    let reason = format!("every delivery has failed since {}", since.to_rfc3339());
+                                    disable_endpoint(&mut tx, endpoint_id, &reason, outcome.at).await?;
+                                }
+                            }
+                        }
+                    }
+                }
+                tx.commit().await.map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn list_attempts(
+                &self,
+                scope: &Scope,
+                endpoint_id: Option<String>,
+                page: PageRequest,
+            ) -> Result<Vec<Sequenced<AttemptRecord>>, StoreError> {
+                let mut query: QueryBuilder<'_, $db> = QueryBuilder::new(
+                    "SELECT a.seq, a.id, a.delivery_id, d.event_id, e.event_type, d.url, a.attempt, \
+                     a.status_code, a.duration_ms, a.error, a.next_attempt_at, a.delivery_status, \
+                     a.created_at FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+                     JOIN events e ON e.id = d.event_id WHERE d.partner_id = ",
+                );
+                query.push_bind(&scope.partner_id);
+                query.push(" AND d.environment = ");
+                query.push_bind(scope.environment.as_str());
+                if let Some(endpoint_id) = &endpoint_id {
+                    query.push(" AND d.endpoint_id = ");
+                    query.push_bind(endpoint_id);
+                }
+                if let Some(before) = page.before {
+                    query.push(" AND a.seq < ");
+                    query.push_bind(before);
+                }
+                query.push(" ORDER BY a.seq DESC LIMIT ");
+                query.push_bind(i64::from(page.limit));
+                let rows: Vec<AttemptRow> = query
+                    .build_query_as()
+                    .fetch_all(&self.reader)
+                    .await
+                    .map_err(db_error)?;
+                rows.into_iter().map(sequenced).collect()
             }
         }
     };

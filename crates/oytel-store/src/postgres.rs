@@ -49,6 +49,7 @@ mod storage {
         super::PgStore,
         sqlx::Postgres,
         begin = "BEGIN",
-        lock = " FOR UPDATE"
+        lock = " FOR UPDATE",
+        skip_locked = " FOR UPDATE SKIP LOCKED"
     );
 }

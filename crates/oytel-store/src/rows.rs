@@ -229,3 +229,165 @@ pub(crate) struct IdempotencyRow {
     pub locked_until: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
+
+/// Event types as stored: wire names separated by commas; empty means all.
+pub(crate) fn event_types_text(types: &[oytel_types::EventType]) -> String {
+    types
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn event_types(text: &str) -> Vec<oytel_types::EventType> {
+    text.split(',')
+        .filter_map(oytel_types::EventType::parse)
+        .collect()
+}
+
+fn event_type(text: &str) -> Result<oytel_types::EventType, StoreError> {
+    oytel_types::EventType::parse(text)
+        .ok_or_else(|| StoreError::Other(format!("corrupt row: event type `{text}`")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    pub id: String,
+    pub partner_id: String,
+    pub environment: String,
+    pub esim_id: Option<String>,
+    pub event_type: String,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<EventRow> for oytel_core::ports::EventRecord {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(oytel_core::ports::EventRecord {
+            id: r.id,
+            partner_id: r.partner_id,
+            environment: environment(&r.environment)?,
+            esim_id: r.esim_id,
+            event_type: event_type(&r.event_type)?,
+            payload: r.payload,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EndpointRow {
+    pub id: String,
+    pub partner_id: String,
+    pub environment: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<EndpointRow> for oytel_core::ports::EndpointRecord {
+    type Error = StoreError;
+    fn try_from(r: EndpointRow) -> Result<Self, StoreError> {
+        Ok(oytel_core::ports::EndpointRecord {
+            id: r.id,
+            partner_id: r.partner_id,
+            environment: environment(&r.environment)?,
+            url: r.url,
+            description: r.description,
+            event_types: event_types(&r.event_types),
+            secret: r.secret,
+            previous_secret: r.previous_secret,
+            previous_secret_expires_at: r.previous_secret_expires_at,
+            enabled: r.enabled,
+            disabled_reason: r.disabled_reason,
+            failing_since: r.failing_since,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AttemptRow {
+    pub seq: i64,
+    pub id: String,
+    pub delivery_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub url: String,
+    pub attempt: i64,
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub delivery_status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Sequential for AttemptRow {
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+}
+
+pub(crate) fn delivery_status_text(status: oytel_types::DeliveryStatus) -> &'static str {
+    match status {
+        oytel_types::DeliveryStatus::Pending => "pending",
+        oytel_types::DeliveryStatus::Delivered => "delivered",
+        oytel_types::DeliveryStatus::Failed => "failed",
+        oytel_types::DeliveryStatus::Cancelled => "cancelled",
+    }
+}
+
+impl TryFrom<AttemptRow> for oytel_core::ports::AttemptRecord {
+    type Error = StoreError;
+    fn try_from(r: AttemptRow) -> Result<Self, StoreError> {
+        use oytel_types::DeliveryStatus::*;
+        let delivery_status = [Pending, Delivered, Failed, Cancelled]
+            .into_iter()
+            .find(|s| delivery_status_text(*s) == r.delivery_status)
+            .ok_or_else(|| {
+                StoreError::Other(format!("corrupt row: status `{}`", r.delivery_status))
+            })?;
+        Ok(oytel_core::ports::AttemptRecord {
+            id: r.id,
+            delivery_id: r.delivery_id,
+            event_id: r.event_id,
+            event_type: event_type(&r.event_type)?,
+            url: r.url,
+            attempt: u32::try_from(r.attempt).unwrap_or_default(),
+            status_code: r.status_code.and_then(|c| u16::try_from(c).ok()),
+            duration_ms: unsigned(r.duration_ms),
+            error: r.error,
+            next_attempt_at: r.next_attempt_at,
+            delivery_status,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SecretRow {
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<SecretRow> for oytel_core::ports::SigningSecret {
+    fn from(r: SecretRow) -> Self {
+        oytel_core::ports::SigningSecret {
+            secret: r.secret,
+            previous_secret: r.previous_secret,
+            previous_secret_expires_at: r.previous_secret_expires_at,
+        }
+    }
+}

@@ -76,6 +76,7 @@ mod storage {
         super::SqliteStore,
         sqlx::Sqlite,
         begin = "BEGIN IMMEDIATE",
-        lock = ""
+        lock = "",
+        skip_locked = ""
     );
 }

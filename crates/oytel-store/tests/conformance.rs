@@ -13,6 +13,7 @@ use oytel_core::numbers::{
 };
 use oytel_core::ports::*;
 use oytel_core::{Environment, EsimStatus, Scope};
+use oytel_types::{DeliveryStatus, EventType};
 
 /// Instantiates each test for each backend.
 macro_rules! conformance {
@@ -52,6 +53,13 @@ conformance!(
     pagination_edges_and_filters,
     settings_are_set_once,
     concurrent_provisions_are_exact,
+    transitions_follow_the_state_machine_and_write_events,
+    usage_is_applied_once_and_thresholds_announced_once,
+    events_fan_out_to_subscribed_enabled_endpoints_and_the_esim_url,
+    due_deliveries_are_claimed_by_one_worker,
+    attempts_are_recorded_and_gone_endpoints_disabled,
+    endpoints_and_signing_secrets,
+    expiries_are_found_and_applied_once,
 );
 
 fn now() -> chrono::DateTime<Utc> {
@@ -133,7 +141,52 @@ fn write(
         },
         charge,
         idempotency: claim,
+        event: EventRecord {
+            id: new_id("evt"),
+            partner_id: scope.partner_id.clone(),
+            environment: scope.environment,
+            esim_id: None,
+            event_type: EventType::EsimProvisioned,
+            payload: "{}".into(),
+            created_at,
+        },
     }
+}
+
+fn endpoint(scope: &Scope, url: &str, types: Vec<EventType>) -> EndpointRecord {
+    let at = now();
+    EndpointRecord {
+        id: new_id("we"),
+        partner_id: scope.partner_id.clone(),
+        environment: scope.environment,
+        url: url.into(),
+        description: None,
+        event_types: types,
+        secret: oytel_core::webhooks::generate_secret(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Provisions an eSIM (with the event the core would write) and returns it.
+async fn provisioned(store: &dyn Storage, scope: &Scope) -> EsimRecord {
+    let mut w = write(scope, 100, SANDBOX, None);
+    w.event = oytel_core::webhooks::esim_event(EventType::EsimProvisioned, &w.esim, None, now());
+    store.provision(&w).await.unwrap();
+    w.esim
+}
+
+async fn claim_all(store: &dyn Storage) -> Vec<DueDelivery> {
+    let at = now() + Duration::seconds(1);
+    store
+        .claim_due_deliveries(at, at + Duration::seconds(60), 100)
+        .await
+        .unwrap()
 }
 
 const SANDBOX: Charge = Charge::Sandbox {
@@ -772,4 +825,554 @@ async fn concurrent_provisions_are_exact(store: Arc<dyn Storage>) {
         .map(|e| e.amount_cents)
         .sum();
     assert_eq!(sum, balance, "the ledger adds up to the balance");
+}
+
+async fn transitions_follow_the_state_machine_and_write_events(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let esim = provisioned(store.as_ref(), &s).await;
+    assert_eq!(
+        store
+            .transition_esim("esim_none", EsimStatus::Active, now())
+            .await
+            .unwrap(),
+        TransitionResult::NotFound
+    );
+    let TransitionResult::Done(active) = store
+        .transition_esim(&esim.id, EsimStatus::Active, now())
+        .await
+        .unwrap()
+    else {
+        panic!("activation refused")
+    };
+    assert_eq!(active.status, EsimStatus::Active);
+    assert!(active.activated_at.is_some());
+    assert_eq!(
+        store.get_esim(&s, &esim.id).await.unwrap().unwrap(),
+        *active
+    );
+    assert_eq!(
+        store
+            .transition_esim(&esim.id, EsimStatus::Active, now())
+            .await
+            .unwrap(),
+        TransitionResult::Invalid(EsimStatus::Active)
+    );
+    assert!(matches!(
+        store
+            .transition_esim(&esim.id, EsimStatus::Expired, now())
+            .await
+            .unwrap(),
+        TransitionResult::Done(_)
+    ));
+    assert_eq!(
+        store
+            .transition_esim(&esim.id, EsimStatus::Active, now())
+            .await
+            .unwrap(),
+        TransitionResult::Invalid(EsimStatus::Expired)
+    );
+    // provisioned, activated, expired: three events went to the eSIM's webhook_url.
+    let due = claim_all(store.as_ref()).await;
+    let mut types: Vec<String> = due
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<serde_json::Value>(&d.payload).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["esim.activated", "esim.expired", "esim.provisioned"]
+    );
+    assert!(due
+        .iter()
+        .all(|d| d.url == "https://hooks.example/x" && d.endpoint_id.is_none()));
+}
+
+async fn usage_is_applied_once_and_thresholds_announced_once(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let esim = provisioned(store.as_ref(), &s).await;
+    let usage = |id: &str, mb| UsageInput {
+        record_id: id.into(),
+        data_mb: mb,
+        calls: 1,
+        sms: 2,
+        recorded_at: now(),
+    };
+    assert_eq!(
+        store
+            .record_usage("esim_none", &usage("r0", 1), now())
+            .await
+            .unwrap(),
+        UsageResult::NotFound
+    );
+    assert_eq!(
+        store
+            .record_usage(&esim.id, &usage("r0", 1), now())
+            .await
+            .unwrap(),
+        UsageResult::NotActive(EsimStatus::Provisioned)
+    );
+    store
+        .transition_esim(&esim.id, EsimStatus::Active, now())
+        .await
+        .unwrap();
+    claim_all(store.as_ref()).await;
+    // 10,000 MB allowance: 4,000 (40 %), then 5,000 (90 %: crosses 50 and 80), then 2,000.
+    let UsageResult::Applied(after) = store
+        .record_usage(&esim.id, &usage("r1", 4_000), now())
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (after.data_used_mb, after.calls_made, after.sms_sent),
+        (4_000, 1, 2)
+    );
+    assert!(claim_all(store.as_ref()).await.is_empty());
+    store
+        .record_usage(&esim.id, &usage("r2", 5_000), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .record_usage(&esim.id, &usage("r2", 5_000), now())
+            .await
+            .unwrap(),
+        UsageResult::Duplicate
+    );
+    let thresholds: Vec<u64> = claim_all(store.as_ref())
+        .await
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<serde_json::Value>(&d.payload).unwrap()["data"]
+                ["threshold_percent"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(thresholds, [50, 80]);
+    store
+        .record_usage(&esim.id, &usage("r3", 2_000), now())
+        .await
+        .unwrap();
+    let due = claim_all(store.as_ref()).await;
+    assert_eq!(due.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(&due[0].payload).unwrap();
+    assert_eq!(event["data"]["threshold_percent"], 100);
+    assert_eq!(event["data"]["data_used_mb"], 11_000);
+    assert_eq!(
+        store
+            .get_esim(&s, &esim.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .data_used_mb,
+        11_000
+    );
+}
+
+async fn events_fan_out_to_subscribed_enabled_endpoints_and_the_esim_url(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Production);
+    let all = endpoint(&s, "https://all.example/", vec![]);
+    let activations = endpoint(&s, "https://act.example/", vec![EventType::EsimActivated]);
+    let mut disabled = endpoint(&s, "https://off.example/", vec![]);
+    disabled.enabled = false;
+    let other_env = endpoint(
+        &scope(&a, Environment::Sandbox),
+        "https://sandbox.example/",
+        vec![],
+    );
+    for e in [&all, &activations, &disabled, &other_env] {
+        store.create_endpoint(e).await.unwrap();
+    }
+    store.credit(&a, 10_000, "t", now()).await.unwrap();
+    let mut w = write(&s, 100, LIVE, None);
+    w.event = oytel_core::webhooks::esim_event(EventType::EsimProvisioned, &w.esim, None, now());
+    store.provision(&w).await.unwrap();
+    let mut urls: Vec<String> = claim_all(store.as_ref())
+        .await
+        .into_iter()
+        .map(|d| d.url)
+        .collect();
+    urls.sort();
+    assert_eq!(urls, ["https://all.example/", "https://hooks.example/x"]);
+    store
+        .transition_esim(&w.esim.id, EsimStatus::Active, now())
+        .await
+        .unwrap();
+    let due = claim_all(store.as_ref()).await;
+    let mut urls: Vec<&str> = due.iter().map(|d| d.url.as_str()).collect();
+    urls.sort();
+    assert_eq!(
+        urls,
+        [
+            "https://act.example/",
+            "https://all.example/",
+            "https://hooks.example/x"
+        ]
+    );
+    let signed_by_endpoint = due
+        .iter()
+        .find(|d| d.url == "https://act.example/")
+        .unwrap();
+    assert_eq!(signed_by_endpoint.secrets.secret, activations.secret);
+    let signed_for_esim = due.iter().find(|d| d.endpoint_id.is_none()).unwrap();
+    let esim_secret = store.esim_signing_secret(&s, "whsec_unused").await.unwrap();
+    assert_eq!(
+        signed_for_esim.secrets, esim_secret,
+        "the eSIM URL's secret was created with the event"
+    );
+    // Redelivery schedules the event again for the current destinations.
+    let event_id = due[0].event_id.clone();
+    assert_eq!(
+        store.redeliver_event(&s, &event_id, now()).await.unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        store
+            .redeliver_event(&scope(&a, Environment::Sandbox), &event_id, now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.get_event(&s, &event_id).await.unwrap().is_some());
+    assert!(store
+        .get_event(&scope(&a, Environment::Sandbox), &event_id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn due_deliveries_are_claimed_by_one_worker(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    for _ in 0..30 {
+        provisioned(store.as_ref(), &s).await;
+    }
+    let at = now() + Duration::seconds(1);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_due_deliveries(at, at + Duration::seconds(60), 10)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for worker in workers {
+        ids.extend(worker.await.unwrap().into_iter().map(|d| d.id));
+    }
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(ids.len(), unique.len(), "no delivery claimed twice");
+    assert_eq!(ids.len(), 30);
+    assert!(
+        store
+            .claim_due_deliveries(at, at, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let after_lease = at + Duration::seconds(61);
+    assert_eq!(
+        store
+            .claim_due_deliveries(after_lease, after_lease + Duration::seconds(60), 100)
+            .await
+            .unwrap()
+            .len(),
+        30
+    );
+}
+
+async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let hook = endpoint(&s, "https://h.example/", vec![]);
+    store.create_endpoint(&hook).await.unwrap();
+    let test = oytel_core::webhooks::test_event(&a, Environment::Sandbox, now());
+    let delivery = store.send_test_event(&test, &hook.id).await.unwrap();
+    assert!(matches!(
+        store.send_test_event(&test, "we_none").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let due = claim_all(store.as_ref()).await;
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id, delivery);
+    let outcome = |attempt, result, code| AttemptOutcome {
+        delivery_id: delivery.clone(),
+        endpoint_id: Some(hook.id.clone()),
+        attempt,
+        status_code: code,
+        duration_ms: 12,
+        error: Some("HTTP 500".into()),
+        result,
+        at: now(),
+    };
+    let retry_at = now() + Duration::seconds(5);
+    store
+        .record_attempt(
+            &outcome(
+                1,
+                AttemptResult::Retry {
+                    next_attempt_at: retry_at,
+                },
+                Some(500),
+            ),
+            Duration::days(5),
+        )
+        .await
+        .unwrap();
+    let failing = store.get_endpoint(&s, &hook.id).await.unwrap().unwrap();
+    assert!(failing.failing_since.is_some() && failing.enabled);
+    assert!(
+        claim_all(store.as_ref()).await.is_empty(),
+        "not due before its next attempt"
+    );
+    let later = retry_at + Duration::seconds(1);
+    assert_eq!(
+        store
+            .claim_due_deliveries(later, later + Duration::seconds(60), 10)
+            .await
+            .unwrap()[0]
+            .attempts,
+        1
+    );
+    store
+        .record_attempt(
+            &outcome(2, AttemptResult::Delivered, Some(200)),
+            Duration::days(5),
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .get_endpoint(&s, &hook.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .failing_since
+        .is_none());
+    let log = store
+        .list_attempts(
+            &s,
+            Some(hook.id.clone()),
+            PageRequest {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|a| (a.row.attempt, a.row.delivery_status))
+            .collect::<Vec<_>>(),
+        vec![(2, DeliveryStatus::Delivered), (1, DeliveryStatus::Pending)]
+    );
+    assert_eq!(log[1].row.next_attempt_at, Some(retry_at));
+    assert_eq!(log[0].row.event_type, EventType::WebhookTest);
+    assert!(store
+        .list_attempts(
+            &scope(&a, Environment::Production),
+            None,
+            PageRequest {
+                limit: 10,
+                before: None
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty());
+
+    // 410: the endpoint is disabled and its other pending deliveries cancelled.
+    let d1 = store
+        .send_test_event(
+            &oytel_core::webhooks::test_event(&a, Environment::Sandbox, now()),
+            &hook.id,
+        )
+        .await
+        .unwrap();
+    store
+        .send_test_event(
+            &oytel_core::webhooks::test_event(&a, Environment::Sandbox, now()),
+            &hook.id,
+        )
+        .await
+        .unwrap();
+    store
+        .record_attempt(
+            &AttemptOutcome {
+                delivery_id: d1,
+                ..outcome(1, AttemptResult::Gone, Some(410))
+            },
+            Duration::days(5),
+        )
+        .await
+        .unwrap();
+    let gone = store.get_endpoint(&s, &hook.id).await.unwrap().unwrap();
+    assert!(!gone.enabled);
+    assert!(gone.disabled_reason.unwrap().contains("410"));
+    assert!(
+        claim_all(store.as_ref()).await.is_empty(),
+        "pending deliveries cancelled"
+    );
+
+    // Failing for longer than allowed disables too.
+    let slow = endpoint(&s, "https://slow.example/", vec![]);
+    store.create_endpoint(&slow).await.unwrap();
+    let d = store
+        .send_test_event(
+            &oytel_core::webhooks::test_event(&a, Environment::Sandbox, now()),
+            &slow.id,
+        )
+        .await
+        .unwrap();
+    let mut o = AttemptOutcome {
+        delivery_id: d,
+        endpoint_id: Some(slow.id.clone()),
+        ..outcome(
+            1,
+            AttemptResult::Retry {
+                next_attempt_at: now(),
+            },
+            None,
+        )
+    };
+    store.record_attempt(&o, Duration::days(5)).await.unwrap();
+    o.at = now() + Duration::days(6);
+    o.attempt = 2;
+    store.record_attempt(&o, Duration::days(5)).await.unwrap();
+    let off = store.get_endpoint(&s, &slow.id).await.unwrap().unwrap();
+    assert!(!off.enabled && off.disabled_reason.unwrap().contains("failed since"));
+}
+
+async fn endpoints_and_signing_secrets(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let b = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let e1 = endpoint(
+        &s,
+        "https://one.example/",
+        vec![EventType::EsimExpired, EventType::UsageThreshold],
+    );
+    let e2 = endpoint(&s, "https://two.example/", vec![]);
+    store.create_endpoint(&e1).await.unwrap();
+    store.create_endpoint(&e2).await.unwrap();
+    assert_eq!(
+        store.list_endpoints(&s).await.unwrap(),
+        vec![e1.clone(), e2.clone()]
+    );
+    assert!(store
+        .list_endpoints(&scope(&b, Environment::Sandbox))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .get_endpoint(&scope(&b, Environment::Sandbox), &e1.id)
+        .await
+        .unwrap()
+        .is_none());
+    let mut changed = e1.clone();
+    changed.url = "https://new.example/".into();
+    changed.previous_secret = Some(e1.secret.clone());
+    changed.secret = oytel_core::webhooks::generate_secret();
+    assert!(store.update_endpoint(&changed).await.unwrap());
+    assert_eq!(
+        store.get_endpoint(&s, &e1.id).await.unwrap().unwrap(),
+        changed
+    );
+    let mut theirs = changed.clone();
+    theirs.partner_id = b.clone();
+    assert!(
+        !store.update_endpoint(&theirs).await.unwrap(),
+        "scoped by partner"
+    );
+    assert!(!store
+        .delete_endpoint(&scope(&b, Environment::Sandbox), &e1.id)
+        .await
+        .unwrap());
+    assert!(store.delete_endpoint(&s, &e1.id).await.unwrap());
+    assert!(store.get_endpoint(&s, &e1.id).await.unwrap().is_none());
+
+    let first = store.esim_signing_secret(&s, "whsec_first").await.unwrap();
+    assert_eq!(first.secret, "whsec_first");
+    assert_eq!(
+        store.esim_signing_secret(&s, "whsec_other").await.unwrap(),
+        first,
+        "created once"
+    );
+    let until = now() + Duration::hours(24);
+    let rotated = store
+        .rotate_esim_signing_secret(&s, "whsec_second", until)
+        .await
+        .unwrap();
+    assert_eq!(
+        (rotated.secret.as_str(), rotated.previous_secret.as_deref()),
+        ("whsec_second", Some("whsec_first"))
+    );
+    assert_eq!(
+        rotated.signing_at(now()),
+        vec!["whsec_second".to_owned(), "whsec_first".to_owned()]
+    );
+    assert_eq!(
+        rotated.signing_at(until + Duration::seconds(1)),
+        vec!["whsec_second".to_owned()]
+    );
+}
+
+async fn expiries_are_found_and_applied_once(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let esim = provisioned(store.as_ref(), &s).await;
+    assert!(store.due_expiries(now(), 10).await.unwrap().is_empty());
+    let later = esim.expires_at + Duration::seconds(1);
+    assert_eq!(
+        store.due_expiries(later, 10).await.unwrap(),
+        vec![esim.id.clone()]
+    );
+    let results: Vec<_> = futures_join(store.clone(), esim.id.clone(), later).await;
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| matches!(r, TransitionResult::Done(_)))
+            .count(),
+        1,
+        "expired once"
+    );
+    assert!(store.due_expiries(later, 10).await.unwrap().is_empty());
+}
+
+async fn futures_join(
+    store: Arc<dyn Storage>,
+    id: String,
+    at: chrono::DateTime<Utc>,
+) -> Vec<TransitionResult> {
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                store
+                    .transition_esim(&id, EsimStatus::Expired, at)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
 }

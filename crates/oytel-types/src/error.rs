@@ -67,6 +67,12 @@ error_codes! {
     EsimNotFound = "ESIM_NOT_FOUND",
     /// No order with this id for this key's partner and environment (404).
     OrderNotFound = "ORDER_NOT_FOUND",
+    /// No webhook endpoint with this id for this key (404).
+    WebhookEndpointNotFound = "WEBHOOK_ENDPOINT_NOT_FOUND",
+    /// No event with this id for this key (404).
+    EventNotFound = "EVENT_NOT_FOUND",
+    /// The eSIM's state does not allow this change (409).
+    InvalidStateTransition = "INVALID_STATE_TRANSITION",
     /// No such route or resource (404).
     NotFound = "NOT_FOUND",
     /// The route exists but not with this method (405).

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::EsimStatus;
+use crate::{Environment, EsimStatus};
 
 /// The kinds of webhook events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,6 +19,9 @@ pub enum EventType {
     /// An eSIM's data usage crossed 50 %, 80 % or 100 % of its allowance.
     #[serde(rename = "usage.threshold")]
     UsageThreshold,
+    /// A test sent from `POST /api/v1/webhooks/endpoints/{id}/test`.
+    #[serde(rename = "webhook.test")]
+    WebhookTest,
 }
 
 impl EventType {
@@ -29,7 +32,21 @@ impl EventType {
             EventType::EsimActivated => "esim.activated",
             EventType::EsimExpired => "esim.expired",
             EventType::UsageThreshold => "usage.threshold",
+            EventType::WebhookTest => "webhook.test",
         }
+    }
+
+    /// The event type of a wire name.
+    pub fn parse(text: &str) -> Option<EventType> {
+        [
+            EventType::EsimProvisioned,
+            EventType::EsimActivated,
+            EventType::EsimExpired,
+            EventType::UsageThreshold,
+            EventType::WebhookTest,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == text)
     }
 }
 
@@ -81,4 +98,283 @@ pub struct WebhookEventData {
     /// For `usage.threshold`: data allowance, MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_limit_mb: Option<u64>,
+}
+
+/// Whether an endpoint receives events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointStatus {
+    /// Receives events.
+    Enabled,
+    /// Receives nothing: disabled by you, after a `410 Gone`, or after failing for days
+    /// (`disabled_reason` says which).
+    Disabled,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookEndpoint {
+    /// `we_…`
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Your note.
+    pub description: Option<String>,
+    /// The event types it receives; empty means all.
+    pub events: Vec<EventType>,
+    /// Enabled or disabled.
+    pub status: EndpointStatus,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// When the previous secret stops signing (after a rotation).
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Its environment.
+    pub environment: Environment,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/webhooks/endpoints`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookEndpoint {
+    /// An `https` URL (or `http`, where the operator allows it).
+    pub url: String,
+    /// The event types to receive; empty or absent means all.
+    #[serde(default)]
+    pub events: Vec<EventType>,
+    /// Your note (at most 200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `PATCH /api/v1/webhooks/endpoints/{id}`: the fields to change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhookEndpoint {
+    /// A new URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// New event types (empty means all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventType>>,
+    /// A new note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `true` re-enables a disabled endpoint, `false` disables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// An endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookEndpointResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// The endpoint.
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpoint,
+}
+
+/// A new endpoint and its signing secret, shown only now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookEndpointCreated {
+    /// Always `true`.
+    pub success: bool,
+    /// The endpoint.
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpoint,
+    /// `whsec_…`: verify signatures with it. Shown only here (and after a rotation).
+    pub secret: String,
+}
+
+/// A signing secret: an endpoint's after a rotation, or the one signing deliveries to
+/// per-eSIM `webhook_url`s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookSecretResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// `whsec_…`
+    pub secret: String,
+    /// Until when the previous secret keeps signing beside this one, after a rotation.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The state of one event's delivery to one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; `next_attempt_at` says when it is tried.
+    Pending,
+    /// The destination answered 2xx.
+    Delivered,
+    /// Every attempt of the retry schedule failed.
+    Failed,
+    /// Stopped: the endpoint was disabled or deleted.
+    Cancelled,
+}
+
+/// One attempt to deliver an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryAttempt {
+    /// `att_…`
+    pub id: String,
+    /// The delivery (one event to one destination).
+    pub delivery_id: String,
+    /// The event (`webhook-id`).
+    pub event_id: String,
+    /// The event type.
+    pub event: EventType,
+    /// The URL tried.
+    pub url: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The HTTP status answered, if any.
+    pub status_code: Option<u16>,
+    /// How long the attempt took, ms.
+    pub duration_ms: u64,
+    /// What went wrong (connection refused, timeout, non-2xx).
+    pub error: Option<String>,
+    /// When the delivery is tried next, if it is.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The delivery's state after this attempt.
+    pub delivery_status: DeliveryStatus,
+    /// When the attempt was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/webhooks/events/{event_id}/redeliver`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RedeliverResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// The event.
+    pub event_id: String,
+    /// New deliveries scheduled (one per current destination).
+    pub deliveries: u32,
+}
+
+/// `POST /api/v1/webhooks/endpoints/{id}/test`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestEventResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// The test event's id.
+    pub event_id: String,
+    /// Its delivery to the endpoint.
+    pub delivery_id: String,
+}
+
+/// `POST /api/v1/sandbox/esim/{esim_id}/usage`: usage to add (sandbox only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SandboxUsageRequest {
+    /// Data used, MB.
+    pub data_mb: u64,
+    /// Calls made.
+    #[serde(default)]
+    pub calls: u64,
+    /// SMS sent.
+    #[serde(default)]
+    pub sms: u64,
+}
+
+/// One usage record from the network (operator API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UsageRecordInput {
+    /// The network's unique id of the record: a record is applied once, however often sent.
+    pub record_id: String,
+    /// The eSIM's ICCID.
+    pub iccid: String,
+    /// Data used, MB.
+    pub data_mb: u64,
+    /// Calls made.
+    #[serde(default)]
+    pub calls: u64,
+    /// SMS sent.
+    #[serde(default)]
+    pub sms: u64,
+    /// When the usage happened.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/operator/usage`: a batch of usage records (at most 1000).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UsageBatch {
+    /// The records.
+    pub records: Vec<UsageRecordInput>,
+}
+
+/// What happened to one record or notice of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum BatchItemStatus {
+    /// Applied now.
+    Applied,
+    /// Applied before (same `record_id`, or already active): nothing changed.
+    Duplicate,
+    /// Not applied; `reason` says why.
+    Rejected,
+}
+
+/// The result of one item of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchItemResult {
+    /// The record id (usage) or ICCID (activations).
+    pub id: String,
+    /// What happened.
+    pub status: BatchItemStatus,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+}
+
+/// The answer to a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchResponse {
+    /// Always `true` (see each result).
+    pub success: bool,
+    /// One result per item, in order.
+    pub results: Vec<BatchItemResult>,
+}
+
+/// A profile installed and attached (operator API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ActivationNotice {
+    /// The eSIM's ICCID.
+    pub iccid: String,
+    /// When it was activated (default: now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/operator/activations`: activation notices (at most 1000).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ActivationBatch {
+    /// The notices.
+    pub activations: Vec<ActivationNotice>,
 }

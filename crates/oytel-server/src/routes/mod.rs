@@ -4,9 +4,12 @@
 pub mod account;
 pub mod esims;
 pub mod health;
+pub mod operator;
 pub mod orders;
 pub mod plans;
 pub mod qr;
+pub mod sandbox;
+pub mod webhooks;
 
 use oytel_types::ResponseMeta;
 

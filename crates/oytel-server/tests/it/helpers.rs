@@ -21,8 +21,12 @@ impl std::ops::Deref for TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::wrap(TestServer::spawn().await)
+    }
+
+    pub fn wrap(server: TestServer) -> TestApp {
         TestApp {
-            server: TestServer::spawn().await,
+            server,
             client: reqwest::Client::new(),
         }
     }

@@ -15,3 +15,5 @@ mod plans;
 mod provision;
 mod python_sdk;
 mod qr;
+mod receiver;
+mod webhooks;

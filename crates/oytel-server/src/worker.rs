@@ -1,0 +1,251 @@
+//! Background work: delivering webhooks and expiring eSIMs. Every instance may run both; the
+//! database hands each due delivery to one worker at a time (a lease), and an expiry is a
+//! conditional state change, so nothing happens twice.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use oytel_core::ports::{AttemptOutcome, AttemptResult, DueDelivery};
+use oytel_core::provision::now;
+use oytel_core::webhooks::is_internal_ip;
+use oytel_core::EsimStatus;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::state::AppState;
+
+/// Deliveries claimed per round.
+const BATCH: u32 = 64;
+
+/// Resolves destination names, refusing internal addresses unless allowed (the SSRF guard:
+/// checking at resolution time also catches names that point inside).
+struct GuardedResolver {
+    allow_internal: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_internal;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| allow || !is_internal_ip(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err("the destination resolves only to internal addresses".into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP client of deliveries: the guard, the timeout, and no redirects (a redirect could
+/// lead inside).
+pub fn delivery_client(state: &AppState) -> reqwest::Client {
+    let webhooks = &state.settings.webhooks;
+    reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(GuardedResolver {
+            allow_internal: webhooks.allow_internal,
+        }))
+        .timeout(webhooks.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Oytel-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Whether the URL names an internal address literally (names are checked by the resolver).
+fn literal_internal(url: &str) -> bool {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(ip)) => is_internal_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_internal_ip(ip.into()),
+        _ => false,
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Makes one attempt of a delivery and records it.
+pub async fn deliver(state: &AppState, client: &reqwest::Client, delivery: DueDelivery) {
+    let webhooks = &state.settings.webhooks;
+    let attempt = delivery.attempts + 1;
+    let started = Instant::now();
+    let sent_at = now();
+    let secrets: Vec<oytel_webhooks::Secret> = delivery
+        .secrets
+        .signing_at(sent_at)
+        .iter()
+        .filter_map(|s| oytel_webhooks::Secret::parse(s).ok())
+        .collect();
+    let timestamp = sent_at.timestamp();
+    let signature = oytel_webhooks::signature_header(
+        &secrets,
+        &delivery.event_id,
+        timestamp,
+        delivery.payload.as_bytes(),
+    );
+    let blocked = !webhooks.allow_internal && literal_internal(&delivery.url);
+    let (status_code, error, retry_hint) = if blocked {
+        (
+            None,
+            Some("refused: the destination is an internal address".to_owned()),
+            None,
+        )
+    } else {
+        let sent = client
+            .post(&delivery.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &delivery.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(delivery.payload.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => {
+                let status = response.status();
+                let hint = retry_after(&response);
+                let error = (!status.is_success()).then(|| format!("HTTP {}", status.as_u16()));
+                (Some(status.as_u16()), error, hint)
+            }
+            Err(e) if e.is_timeout() => (
+                None,
+                Some(format!("timed out after {:?}", webhooks.timeout)),
+                None,
+            ),
+            Err(e) => (None, Some(format!("{}", e.without_url())), None),
+        }
+    };
+    let at = now();
+    let result = match status_code {
+        _ if blocked => AttemptResult::GiveUp,
+        Some(code) if (200..300).contains(&code) => AttemptResult::Delivered,
+        Some(410) => AttemptResult::Gone,
+        _ => match webhooks.schedule.next_delay(attempt, retry_hint) {
+            Some(delay) => AttemptResult::Retry {
+                next_attempt_at: at
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(10)),
+            },
+            None => AttemptResult::GiveUp,
+        },
+    };
+    let outcome = AttemptOutcome {
+        delivery_id: delivery.id.clone(),
+        endpoint_id: delivery.endpoint_id.clone(),
+        attempt,
+        status_code,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        error,
+        result,
+        at,
+    };
+    tracing::info!(delivery_id = %delivery.id, event_id = %delivery.event_id, attempt,
+        status_code, result = ?outcome.result, "webhook attempt");
+    let disable_after =
+        chrono::Duration::from_std(webhooks.disable_after).unwrap_or(chrono::Duration::days(5));
+    if let Err(e) = state.store.record_attempt(&outcome, disable_after).await {
+        // The lease runs out and the delivery is tried again: at least once, never lost.
+        tracing::warn!(error = %e, delivery_id = %delivery.id, "could not record a webhook attempt");
+    }
+}
+
+/// Delivers due webhooks until `shutdown` turns true.
+pub async fn run_deliveries(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let client = delivery_client(&state);
+    let lease =
+        chrono::Duration::from_std(state.settings.webhooks.timeout + Duration::from_secs(30))
+            .unwrap_or(chrono::Duration::seconds(45));
+    loop {
+        let at = now();
+        let due = match state
+            .store
+            .claim_due_deliveries(at, at + lease, BATCH)
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim webhook deliveries");
+                Vec::new()
+            }
+        };
+        let idle = due.is_empty();
+        // One task per destination, delivering its events in the order they were created;
+        // destinations in parallel.
+        let mut by_url: Vec<(String, Vec<DueDelivery>)> = Vec::new();
+        for delivery in due {
+            match by_url.iter_mut().find(|(url, _)| *url == delivery.url) {
+                Some((_, queue)) => queue.push(delivery),
+                None => by_url.push((delivery.url.clone(), vec![delivery])),
+            }
+        }
+        let mut running = JoinSet::new();
+        for (_, queue) in by_url {
+            let (state, client) = (state.clone(), client.clone());
+            running.spawn(async move {
+                for delivery in queue {
+                    deliver(&state, &client, delivery).await;
+                }
+            });
+        }
+        while running.join_next().await.is_some() {}
+        if *shutdown.borrow() {
+            return;
+        }
+        if idle {
+            tokio::select! {
+                _ = tokio::time::sleep(state.settings.webhooks.poll_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Expires eSIMs whose term has ended, every `expiry_interval`, until `shutdown`.
+pub async fn run_expiry(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        loop {
+            let at = Utc::now();
+            let due = match state.store.due_expiries(at, 500).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for expired eSIMs");
+                    break;
+                }
+            };
+            for esim_id in &due {
+                // Another instance may win: then this one sees `Invalid` and moves on.
+                if let Ok(oytel_core::ports::TransitionResult::Done(_)) = state
+                    .store
+                    .transition_esim(esim_id, EsimStatus::Expired, now())
+                    .await
+                {
+                    tracing::info!(esim_id = %esim_id, "eSIM expired");
+                }
+            }
+            if due.len() < 500 {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(state.settings.expiry_interval) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
