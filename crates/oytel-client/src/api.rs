@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 use oytel_types::{
-    AccountResponse, Esim, ListEsimsQuery, ListOrdersQuery, Order, Page, Plan, PlansQuery,
-    PlansResponse, ProvisionRequest, ProvisionResponse, StatusResponse,
+    AccountResponse, CreateWebhookEndpoint, Esim, ListEsimsQuery, ListOrdersQuery, Order, Page,
+    Plan, PlansQuery, PlansResponse, ProvisionRequest, ProvisionResponse, RedeliverResponse,
+    SandboxUsageRequest, StatusResponse, WebhookEndpoint, WebhookEndpointCreated,
 };
 
 use crate::{OytelClient, Result};
@@ -32,6 +33,25 @@ pub trait OytelApi: Send + Sync {
     async fn list_esims(&self, query: &ListEsimsQuery) -> Result<Page<Esim>>;
     /// `client.account().get()`.
     async fn get_account(&self) -> Result<AccountResponse>;
+    /// `client.webhooks().create_endpoint(request)`.
+    async fn create_webhook_endpoint(
+        &self,
+        request: &CreateWebhookEndpoint,
+    ) -> Result<WebhookEndpointCreated>;
+    /// `client.webhooks().list_endpoints()`.
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>>;
+    /// `client.webhooks().redeliver(event_id)`.
+    async fn redeliver_event(&self, event_id: &str) -> Result<RedeliverResponse>;
+    /// `client.sandbox().activate(id)`.
+    async fn sandbox_activate(&self, esim_id: &str) -> Result<StatusResponse>;
+    /// `client.sandbox().add_usage(id, usage)`.
+    async fn sandbox_add_usage(
+        &self,
+        esim_id: &str,
+        usage: &SandboxUsageRequest,
+    ) -> Result<StatusResponse>;
+    /// `client.sandbox().expire(id)`.
+    async fn sandbox_expire(&self, esim_id: &str) -> Result<StatusResponse>;
 }
 
 #[async_trait]
@@ -62,6 +82,31 @@ impl OytelApi for OytelClient {
     }
     async fn get_account(&self) -> Result<AccountResponse> {
         self.account().get().await
+    }
+    async fn create_webhook_endpoint(
+        &self,
+        request: &CreateWebhookEndpoint,
+    ) -> Result<WebhookEndpointCreated> {
+        self.webhooks().create_endpoint(request).await
+    }
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>> {
+        self.webhooks().list_endpoints().await
+    }
+    async fn redeliver_event(&self, event_id: &str) -> Result<RedeliverResponse> {
+        self.webhooks().redeliver(event_id).await
+    }
+    async fn sandbox_activate(&self, esim_id: &str) -> Result<StatusResponse> {
+        self.sandbox().activate(esim_id).await
+    }
+    async fn sandbox_add_usage(
+        &self,
+        esim_id: &str,
+        usage: &SandboxUsageRequest,
+    ) -> Result<StatusResponse> {
+        self.sandbox().add_usage(esim_id, usage).await
+    }
+    async fn sandbox_expire(&self, esim_id: &str) -> Result<StatusResponse> {
+        self.sandbox().expire(esim_id).await
     }
 }
 

@@ -234,6 +234,27 @@ impl<'a> Call<'a> {
         Ok(self)
     }
 
+    /// A call with this method and JSON body, sent once: not retried, since the server may
+    /// have acted on it (a secret rotation, a simulated activation).
+    pub fn once(
+        method: Method,
+        path: &'a [&'a str],
+        body: Option<&impl Serialize>,
+    ) -> Result<Call<'a>> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Call {
+            method,
+            path,
+            query: None,
+            body,
+            idempotency_key: None,
+            if_none_match: None,
+        })
+    }
+
     /// A POST with a JSON body and an idempotency key (so that it may be retried).
     pub fn post(
         path: &'a [&'a str],

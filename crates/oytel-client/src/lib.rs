@@ -30,6 +30,10 @@
 //! - **Errors**: one [`Error`] enum to match on, keeping the HTTP status, the stable
 //!   [`types::ErrorCode`] and the request id.
 //! - **Plan caching** with `ETag` and `Cache-Control`.
+//! - **Webhooks**: [`webhooks::verify`] checks a delivery's signature (Standard Webhooks, the
+//!   server's own signing code) and returns the typed event; [`Webhooks`] manages endpoints,
+//!   secrets, redelivery and the delivery log; [`Sandbox`] simulates activation, usage and
+//!   expiry with sandbox keys.
 //! - **Testability**: the [`OytelApi`] trait, with a `mockall` mock (`MockOytelApi`) under the
 //!   `mock` feature.
 //!
@@ -40,6 +44,7 @@ mod api;
 mod client;
 mod error;
 mod resources;
+pub mod webhooks;
 
 #[cfg(feature = "mock")]
 pub use api::MockOytelApi;
@@ -47,4 +52,4 @@ pub use api::OytelApi;
 pub use client::{ClientBuilder, OytelClient, RetryPolicy, PRODUCTION_BASE_URL, SANDBOX_BASE_URL};
 pub use error::{Error, Result};
 pub use oytel_types as types;
-pub use resources::{Account, Esims, Orders, Plans};
+pub use resources::{Account, Esims, Orders, Plans, Sandbox, Webhooks};

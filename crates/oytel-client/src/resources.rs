@@ -3,11 +3,13 @@
 
 use futures_util::stream::{self, Stream, TryStreamExt};
 use oytel_types::{
-    AccountResponse, Esim, EsimResponse, ListEsimsQuery, ListOrdersQuery, Order, OrderResponse,
-    Page, Plan, PlanResponse, PlansQuery, PlansResponse, ProvisionRequest, ProvisionResponse,
-    StatusResponse,
+    AccountResponse, CreateWebhookEndpoint, DeliveryAttempt, Esim, EsimResponse, ListEsimsQuery,
+    ListOrdersQuery, Order, OrderResponse, Page, PageQuery, Plan, PlanResponse, PlansQuery,
+    PlansResponse, ProvisionRequest, ProvisionResponse, RedeliverResponse, SandboxUsageRequest,
+    StatusResponse, TestEventResponse, UpdateWebhookEndpoint, WebhookEndpoint,
+    WebhookEndpointCreated, WebhookEndpointResponse, WebhookSecretResponse,
 };
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 use crate::client::{new_idempotency_key, Call, OytelClient};
 use crate::error::{Error, Result};
@@ -202,5 +204,171 @@ impl OytelClient {
     /// The caller's account.
     pub fn account(&self) -> Account<'_> {
         Account { client: self }
+    }
+}
+
+/// Webhook endpoints, signing secrets, redelivery and the delivery log.
+#[derive(Debug, Clone, Copy)]
+pub struct Webhooks<'a> {
+    pub(crate) client: &'a OytelClient,
+}
+
+const ENDPOINTS: [&str; 4] = ["api", "v1", "webhooks", "endpoints"];
+
+impl Webhooks<'_> {
+    /// Creates an endpoint; the answer holds its secret, shown only then.
+    pub async fn create_endpoint(
+        &self,
+        request: &CreateWebhookEndpoint,
+    ) -> Result<WebhookEndpointCreated> {
+        let call = Call::once(Method::POST, &ENDPOINTS, Some(request))?;
+        self.client.execute(&call).await?.json()
+    }
+
+    /// Every endpoint.
+    pub async fn list_endpoints(&self) -> Result<Vec<WebhookEndpoint>> {
+        let page: Page<WebhookEndpoint> = self.client.get_json(Call::get(&ENDPOINTS)).await?;
+        Ok(page.data)
+    }
+
+    /// One endpoint.
+    pub async fn get_endpoint(&self, id: &str) -> Result<WebhookEndpoint> {
+        let path = ["api", "v1", "webhooks", "endpoints", id];
+        let answer: WebhookEndpointResponse = self.client.get_json(Call::get(&path)).await?;
+        Ok(answer.endpoint)
+    }
+
+    /// Changes an endpoint (`enabled: Some(true)` re-enables it).
+    pub async fn update_endpoint(
+        &self,
+        id: &str,
+        change: &UpdateWebhookEndpoint,
+    ) -> Result<WebhookEndpoint> {
+        let path = ["api", "v1", "webhooks", "endpoints", id];
+        let call = Call::once(Method::PATCH, &path, Some(change))?;
+        let answer: WebhookEndpointResponse = self.client.execute(&call).await?.json()?;
+        Ok(answer.endpoint)
+    }
+
+    /// Deletes an endpoint.
+    pub async fn delete_endpoint(&self, id: &str) -> Result<()> {
+        let path = ["api", "v1", "webhooks", "endpoints", id];
+        self.client
+            .execute(&Call::once(Method::DELETE, &path, None::<&()>)?)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives an endpoint a new secret; the old one signs beside it for 24 hours.
+    pub async fn rotate_endpoint_secret(&self, id: &str) -> Result<WebhookSecretResponse> {
+        let path = ["api", "v1", "webhooks", "endpoints", id, "rotate-secret"];
+        self.client
+            .execute(&Call::once(Method::POST, &path, None::<&()>)?)
+            .await?
+            .json()
+    }
+
+    /// Sends a `webhook.test` event to an endpoint.
+    pub async fn test_endpoint(&self, id: &str) -> Result<TestEventResponse> {
+        let path = ["api", "v1", "webhooks", "endpoints", id, "test"];
+        self.client
+            .execute(&Call::once(Method::POST, &path, None::<&()>)?)
+            .await?
+            .json()
+    }
+
+    /// A page of an endpoint's delivery attempts (or of all, with `None`), newest first.
+    pub async fn attempts(
+        &self,
+        endpoint_id: Option<&str>,
+        page: &PageQuery,
+    ) -> Result<Page<DeliveryAttempt>> {
+        match endpoint_id {
+            Some(id) => {
+                let path = ["api", "v1", "webhooks", "endpoints", id, "attempts"];
+                self.client.get_json(Call::get(&path).query(page)?).await
+            }
+            None => {
+                let path = ["api", "v1", "webhooks", "attempts"];
+                self.client.get_json(Call::get(&path).query(page)?).await
+            }
+        }
+    }
+
+    /// Sends an event again to its current destinations.
+    pub async fn redeliver(&self, event_id: &str) -> Result<RedeliverResponse> {
+        let path = ["api", "v1", "webhooks", "events", event_id, "redeliver"];
+        self.client
+            .execute(&Call::once(Method::POST, &path, None::<&()>)?)
+            .await?
+            .json()
+    }
+
+    /// The secret signing deliveries to per-eSIM `webhook_url`s.
+    pub async fn signing_secret(&self) -> Result<WebhookSecretResponse> {
+        self.client
+            .get_json(Call::get(&["api", "v1", "webhooks", "secret"]))
+            .await
+    }
+
+    /// Rotates that secret; the old one signs beside the new one for 24 hours.
+    pub async fn rotate_signing_secret(&self) -> Result<WebhookSecretResponse> {
+        let path = ["api", "v1", "webhooks", "secret", "rotate"];
+        self.client
+            .execute(&Call::once(Method::POST, &path, None::<&()>)?)
+            .await?
+            .json()
+    }
+}
+
+/// Sandbox simulation (sandbox keys only): activation, usage, expiry on demand.
+#[derive(Debug, Clone, Copy)]
+pub struct Sandbox<'a> {
+    pub(crate) client: &'a OytelClient,
+}
+
+impl Sandbox<'_> {
+    async fn act(
+        &self,
+        esim_id: &str,
+        action: &str,
+        body: Option<&SandboxUsageRequest>,
+    ) -> Result<StatusResponse> {
+        let path = ["api", "v1", "sandbox", "esim", esim_id, action];
+        self.client
+            .execute(&Call::once(Method::POST, &path, body)?)
+            .await?
+            .json()
+    }
+
+    /// The customer installs the eSIM (`esim.activated`).
+    pub async fn activate(&self, esim_id: &str) -> Result<StatusResponse> {
+        self.act(esim_id, "activate", None).await
+    }
+
+    /// The eSIM uses data, calls and SMS (`usage.threshold` at 50, 80 and 100 %).
+    pub async fn add_usage(
+        &self,
+        esim_id: &str,
+        usage: &SandboxUsageRequest,
+    ) -> Result<StatusResponse> {
+        self.act(esim_id, "usage", Some(usage)).await
+    }
+
+    /// The term ends (`esim.expired`).
+    pub async fn expire(&self, esim_id: &str) -> Result<StatusResponse> {
+        self.act(esim_id, "expire", None).await
+    }
+}
+
+impl OytelClient {
+    /// Webhook endpoints, secrets, redelivery and the delivery log.
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks { client: self }
+    }
+
+    /// Sandbox simulation.
+    pub fn sandbox(&self) -> Sandbox<'_> {
+        Sandbox { client: self }
     }
 }

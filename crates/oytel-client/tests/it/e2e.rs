@@ -228,3 +228,147 @@ async fn errors_are_typed() {
     assert_eq!(err.code(), Some(&ErrorCode::EsimNotFound));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_and_sandbox_simulation() {
+    use crate::fault_server::{Action, FaultServer};
+    use oytel_client::types::{
+        CreateWebhookEndpoint, EventType, PageQuery, SandboxUsageRequest, UpdateWebhookEndpoint,
+    };
+
+    let server = TestServer::spawn().await;
+    let receiver = FaultServer::start(vec![Action::Respond(200, vec![], "{}".into()); 20]).await;
+    let client = client(&server, &server.partner.sandbox_key);
+    let created = client
+        .webhooks()
+        .create_endpoint(&CreateWebhookEndpoint {
+            url: format!("{}/hooks", receiver.base),
+            events: vec![],
+            description: Some("main".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(client.webhooks().list_endpoints().await.unwrap().len(), 1);
+    let id = created.endpoint.id.clone();
+    assert_eq!(
+        client.webhooks().get_endpoint(&id).await.unwrap().url,
+        created.endpoint.url
+    );
+    let narrowed = client
+        .webhooks()
+        .update_endpoint(
+            &id,
+            &UpdateWebhookEndpoint {
+                events: Some(vec![
+                    EventType::EsimActivated,
+                    EventType::UsageThreshold,
+                    EventType::WebhookTest,
+                ]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(narrowed.events.len(), 3);
+
+    let esim = client
+        .orders()
+        .create(&order("uk-lite-10", None))
+        .await
+        .unwrap();
+    let sandbox = client.sandbox();
+    assert_eq!(
+        sandbox.activate(&esim.esim_id).await.unwrap().status,
+        EsimStatus::Active
+    );
+    let used = sandbox
+        .add_usage(
+            &esim.esim_id,
+            &SandboxUsageRequest {
+                data_mb: 5_000,
+                calls: 2,
+                sms: 3,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(used.usage.data_used_mb, 5_000);
+    let test = client.webhooks().test_endpoint(&id).await.unwrap();
+    // activated, usage.threshold 50 %, webhook.test (provisioned is not subscribed).
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = receiver.seen();
+        if seen.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let events: Vec<_> = seen
+        .iter()
+        .map(|s| oytel_client::webhooks::verify(&created.secret, &s.header_map(), &s.body).unwrap())
+        .collect();
+    assert_eq!(
+        events.iter().map(|e| e.event).collect::<Vec<_>>(),
+        [
+            EventType::EsimActivated,
+            EventType::UsageThreshold,
+            EventType::WebhookTest
+        ]
+    );
+    assert_eq!(events[1].data.threshold_percent, Some(50));
+    assert_eq!(events[2].id, test.event_id);
+    let wrong = client.webhooks().signing_secret().await.unwrap().secret;
+    assert!(oytel_client::webhooks::verify(&wrong, &seen[0].header_map(), &seen[0].body).is_err());
+
+    let mut log = client
+        .webhooks()
+        .attempts(Some(&id), &PageQuery::default())
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if log.data.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        log = client
+            .webhooks()
+            .attempts(Some(&id), &PageQuery::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(log.data.len(), 3);
+    assert!(
+        client
+            .webhooks()
+            .attempts(None, &PageQuery::default())
+            .await
+            .unwrap()
+            .data
+            .len()
+            >= 3
+    );
+    assert_eq!(
+        client
+            .webhooks()
+            .redeliver(&events[0].id)
+            .await
+            .unwrap()
+            .deliveries,
+        1
+    );
+    let rotated = client.webhooks().rotate_endpoint_secret(&id).await.unwrap();
+    assert_ne!(rotated.secret, created.secret);
+    let first = client.webhooks().signing_secret().await.unwrap();
+    let second = client.webhooks().rotate_signing_secret().await.unwrap();
+    assert_ne!(first.secret, second.secret);
+    assert_eq!(
+        sandbox.expire(&esim.esim_id).await.unwrap().status,
+        EsimStatus::Expired
+    );
+    let again = sandbox.expire(&esim.esim_id).await.unwrap_err();
+    assert_eq!(again.code(), Some(&ErrorCode::InvalidStateTransition));
+    client.webhooks().delete_endpoint(&id).await.unwrap();
+    let gone = client.webhooks().get_endpoint(&id).await.unwrap_err();
+    assert_eq!(gone.code(), Some(&ErrorCode::WebhookEndpointNotFound));
+    server.stop().await;
+}

@@ -29,7 +29,23 @@ pub struct Seen {
     pub path: String,
     pub idempotency_key: Option<String>,
     pub if_none_match: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
     pub at: Instant,
+}
+
+impl Seen {
+    /// The headers as a `HeaderMap`.
+    pub fn header_map(&self) -> reqwest::header::HeaderMap {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in &self.headers {
+            map.append(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                reqwest::header::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
 }
 
 #[derive(Clone)]
@@ -156,6 +172,8 @@ impl FaultServer {
                 path: request.path.clone(),
                 idempotency_key: header("idempotency-key"),
                 if_none_match: header("if-none-match"),
+                headers: request.headers.clone(),
+                body: request.body.clone(),
                 at: Instant::now(),
             });
             let action = self
