@@ -61,6 +61,14 @@ pub enum CoreError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// An hourly quota is used up.
+    #[error("the {} quota of {} requests is used up until {}", .kind.as_str(), .used.limit, .used.reset_at.to_rfc3339())]
+    QuotaExceeded {
+        /// Which quota.
+        kind: crate::limits::QuotaKind,
+        /// Its state.
+        used: crate::limits::QuotaUse,
+    },
     /// A cursor that this server did not issue.
     #[error("the cursor is not valid")]
     InvalidCursor,

@@ -93,6 +93,7 @@ mod tests {
             partner_id: "ptn_1".into(),
             environment,
             revoked,
+            limits: crate::limits::LimitOverrides::default(),
         }
     }
 

@@ -7,6 +7,7 @@
 //!   idempotency and retries on number collisions.
 //! - [`billing`]: the charging rules (sandbox never depletes, live keeps a minimum balance).
 //! - [`lifecycle`]: the eSIM state machine.
+//! - [`limits`]: hourly quotas and per-partner limits.
 //! - [`keys`]: API key generation, hashing and authentication.
 //! - [`webhooks`]: events, usage thresholds, the retry schedule, the SSRF guard's rules.
 //! - [`ports`]: the async traits to the outside (storage), with `mockall` mocks under the
@@ -21,6 +22,7 @@ pub mod catalog;
 mod error;
 pub mod keys;
 pub mod lifecycle;
+pub mod limits;
 pub mod numbers;
 pub mod ports;
 pub mod provision;

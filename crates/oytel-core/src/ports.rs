@@ -102,6 +102,8 @@ pub struct KeyOwner {
     pub environment: Environment,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// The partner's own limits, where they differ from the server's defaults.
+    pub limits: crate::limits::LimitOverrides,
 }
 
 /// An order row.
@@ -606,6 +608,17 @@ pub trait Storage: Send + Sync + 'static {
     async fn get_partner(&self, partner_id: &str) -> Result<Option<Partner>, StoreError>;
     /// Every partner, oldest first.
     async fn list_partners(&self) -> Result<Vec<Partner>, StoreError>;
+    /// A partner's own limits (`None` in a field: the server's default).
+    async fn partner_limits(
+        &self,
+        partner_id: &str,
+    ) -> Result<Option<crate::limits::LimitOverrides>, StoreError>;
+    /// Sets a partner's own limits; `false` if there is no such partner.
+    async fn set_partner_limits(
+        &self,
+        partner_id: &str,
+        limits: &crate::limits::LimitOverrides,
+    ) -> Result<bool, StoreError>;
 
     /// Stores a key (its hash).
     async fn create_api_key(&self, key: &NewApiKey) -> Result<(), StoreError>;

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::billing::charge_for;
 use crate::catalog::{Catalog, CatalogPlan, Term};
+use crate::limits::{QuotaKey, QuotaUse, Quotas};
 use crate::numbers::{
     activation_code, generate_iccid, generate_matching_id, generate_msisdn, new_id, new_url_token,
 };
@@ -78,6 +79,27 @@ pub struct Provisioned {
     pub esim: EsimRecord,
     /// Whether this is a replay of an earlier request with the same idempotency key.
     pub replayed: bool,
+    /// The provisioning quota after this request (none for a replay, which is free).
+    pub quota: Option<QuotaUse>,
+}
+
+/// The provisioning quota a request draws from.
+pub struct ProvisionQuota<'a> {
+    /// Where it is counted.
+    pub quotas: &'a dyn Quotas,
+    /// Whose it is.
+    pub key: QuotaKey,
+    /// How many requests an hour.
+    pub limit: u32,
+}
+
+impl std::fmt::Debug for ProvisionQuota<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvisionQuota")
+            .field("key", &self.key)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
 }
 
 fn has_control(s: &str) -> bool {
@@ -283,7 +305,10 @@ pub fn new_rows(
     (order, esim)
 }
 
-/// Provisions an eSIM: the whole flow of `POST /api/v1/esim/provision`.
+/// Provisions an eSIM: the whole flow of `POST /api/v1/esim/provision`. A replay of a
+/// completed request is answered without drawing from `quota`; any other request draws one
+/// unit before anything is written.
+#[allow(clippy::too_many_arguments)]
 pub async fn provision(
     store: &dyn Storage,
     catalog: &Catalog,
@@ -292,6 +317,7 @@ pub async fn provision(
     request: &ProvisionRequest,
     idempotency_key: Option<&str>,
     request_id: &str,
+    quota: Option<ProvisionQuota<'_>>,
 ) -> Result<Provisioned, CoreError> {
     if let Some(key) = idempotency_key {
         validate_idempotency_key(key).map_err(CoreError::InvalidIdempotencyKey)?;
@@ -322,16 +348,34 @@ pub async fn provision(
         }
     }
 
-    let result = write_with_fresh_numbers(
-        store,
-        &command,
-        catalog,
-        settings,
-        scope,
-        claim_ref.as_ref(),
-        request_id,
-        now,
-    )
+    let result = async {
+        let used = match quota {
+            Some(q) => {
+                let used = q.quotas.consume(&q.key, q.limit, now).await?;
+                if !used.allowed {
+                    return Err(CoreError::QuotaExceeded {
+                        kind: q.key.kind,
+                        used,
+                    });
+                }
+                Some(used)
+            }
+            None => None,
+        };
+        let mut done = write_with_fresh_numbers(
+            store,
+            &command,
+            catalog,
+            settings,
+            scope,
+            claim_ref.as_ref(),
+            request_id,
+            now,
+        )
+        .await?;
+        done.quota = used;
+        Ok(done)
+    }
     .await;
     if result.is_err() {
         if let Some(claim_ref) = &claim_ref {
@@ -379,6 +423,7 @@ async fn write_with_fresh_numbers(
                     order,
                     esim,
                     replayed: false,
+                    quota: None,
                 });
             }
             Ok(ProvisionResult::InsufficientBalance { balance_cents }) => {
@@ -417,6 +462,7 @@ async fn replay(
         order,
         esim,
         replayed: true,
+        quota: None,
     })
 }
 
@@ -608,6 +654,7 @@ mod tests {
             &request(),
             None,
             "req_1",
+            None,
         )
         .await
         .unwrap();
@@ -644,6 +691,7 @@ mod tests {
             &request(),
             None,
             "req_1",
+            None,
         )
         .await;
         assert!(done.is_ok());
@@ -675,6 +723,7 @@ mod tests {
             &request(),
             Some("k1"),
             "r",
+            None,
         )
         .await
         .unwrap_err();
@@ -713,11 +762,111 @@ mod tests {
                 &request(),
                 Some("k"),
                 "r",
+                None,
             )
             .await
             .unwrap_err();
             assert!(err.to_string().contains(expected), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_replay_draws_no_quota_and_a_spent_quota_writes_nothing() {
+        use crate::limits::{quota_use, MockQuotas, QuotaKind};
+        let key = QuotaKey {
+            partner_id: "ptn_1".into(),
+            environment: crate::Environment::Production,
+            kind: QuotaKind::Provision,
+        };
+        let catalog = Catalog::default_catalog();
+        // Spent: the claim is released and nothing is written.
+        let mut store = MockStorage::new();
+        store
+            .expect_claim_idempotency_key()
+            .returning(|_, _| Ok(IdempotencyClaim::Claimed));
+        store.expect_provision().never();
+        store
+            .expect_release_idempotency_key()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut quotas = MockQuotas::new();
+        quotas
+            .expect_consume()
+            .times(1)
+            .returning(|_, limit, now| Ok(quota_use(None, limit, now)));
+        let quota = ProvisionQuota {
+            quotas: &quotas,
+            key: key.clone(),
+            limit: 100,
+        };
+        let err = provision(
+            &store,
+            &catalog,
+            &settings(),
+            &live(),
+            &request(),
+            Some("k"),
+            "r",
+            Some(quota),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CoreError::QuotaExceeded {
+                    kind: QuotaKind::Provision,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        // A replay: the quota is not consulted.
+        let mut store = MockStorage::new();
+        store.expect_claim_idempotency_key().returning(|_, _| {
+            Ok(IdempotencyClaim::Completed {
+                order_id: "ord_1".into(),
+            })
+        });
+        let (order, esim) = new_rows(
+            &validate(&request(), &catalog).unwrap(),
+            &live(),
+            &settings(),
+            "USD",
+            "req_0",
+            now(),
+        );
+        let esim_id = esim.id.clone();
+        store.expect_get_order().returning(move |_, _| {
+            Ok(Some(OrderRecord {
+                esim_id: esim_id.clone(),
+                ..order.clone()
+            }))
+        });
+        store
+            .expect_get_esim()
+            .returning(move |_, _| Ok(Some(esim.clone())));
+        let mut quotas = MockQuotas::new();
+        quotas.expect_consume().never();
+        let quota = ProvisionQuota {
+            quotas: &quotas,
+            key,
+            limit: 100,
+        };
+        let done = provision(
+            &store,
+            &catalog,
+            &settings(),
+            &live(),
+            &request(),
+            Some("k"),
+            "r",
+            Some(quota),
+        )
+        .await
+        .unwrap();
+        assert!(done.replayed && done.quota.is_none());
     }
 
     #[test]

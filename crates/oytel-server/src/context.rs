@@ -14,6 +14,52 @@ use tracing::Instrument;
 
 tokio::task_local! {
     static REQUEST_ID: String;
+    static RATE_LIMIT: std::cell::RefCell<Option<RateLimitState>>;
+}
+
+/// The limit that applies to a request and what is left of it, for the rate-limit headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitState {
+    /// The policy's name: `hourly` or `burst`.
+    pub policy: &'static str,
+    /// Its quota.
+    pub limit: u32,
+    /// Its window, seconds.
+    pub window: u64,
+    /// What is left.
+    pub remaining: u32,
+    /// When it is whole again (Unix seconds).
+    pub reset_at: i64,
+    /// The burst limit, when the policy above is another.
+    pub burst: Option<u32>,
+}
+
+/// Records the limit state of the request being served (the last call wins).
+pub fn set_rate_limit(state: RateLimitState) {
+    let _ = RATE_LIMIT.try_with(|cell| *cell.borrow_mut() = Some(state));
+}
+
+fn rate_limit_headers(state: &RateLimitState, headers: &mut axum::http::HeaderMap) {
+    let reset_in = (state.reset_at - chrono::Utc::now().timestamp()).max(0);
+    let mut policy = format!("\"{}\";q={};w={}", state.policy, state.limit, state.window);
+    if let Some(burst) = state.burst {
+        policy.push_str(&format!(", \"burst\";q={burst};w=1"));
+    }
+    let values = [
+        ("x-ratelimit-limit", state.limit.to_string()),
+        ("x-ratelimit-remaining", state.remaining.to_string()),
+        ("x-ratelimit-reset", state.reset_at.to_string()),
+        ("ratelimit-policy", policy),
+        (
+            "ratelimit",
+            format!("\"{}\";r={};t={reset_in}", state.policy, state.remaining),
+        ),
+    ];
+    for (name, value) in values {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 /// The id of the request being served, if any.
@@ -44,10 +90,20 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     );
     let started = Instant::now();
     let header = HeaderValue::from_str(&request_id).ok();
-    let mut response = REQUEST_ID
-        .scope(request_id, next.run(request))
+    let (mut response, rate) = REQUEST_ID
+        .scope(
+            request_id,
+            RATE_LIMIT.scope(std::cell::RefCell::new(None), async move {
+                let response = next.run(request).await;
+                let rate = RATE_LIMIT.with(|cell| cell.borrow_mut().take());
+                (response, rate)
+            }),
+        )
         .instrument(span.clone())
         .await;
+    if let Some(rate) = rate {
+        rate_limit_headers(&rate, response.headers_mut());
+    }
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {

@@ -17,6 +17,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     details: Option<Box<ErrorDetails>>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -45,6 +47,12 @@ impl ApiError {
     /// Adds details.
     pub fn with_details(mut self, details: ErrorDetails) -> ApiError {
         self.details = Some(Box::new(details));
+        self
+    }
+
+    /// Adds a `Retry-After` of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -168,6 +176,13 @@ impl From<CoreError> for ApiError {
             CoreError::Forbidden(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
             }
+            CoreError::QuotaExceeded { kind, used } => {
+                let wait = (used.reset_at - chrono::Utc::now()).num_seconds().max(1);
+                crate::extract::rate_limited(
+                    kind.as_str(),
+                    std::time::Duration::from_secs(u64::try_from(wait).unwrap_or(1)),
+                )
+            }
             CoreError::InvalidIdempotencyKey(_) => {
                 ApiError::field(ErrorCode::InvalidIdempotencyKey, "Idempotency-Key", message)
             }
@@ -188,11 +203,13 @@ impl IntoResponse for ApiError {
             request_id: current_request_id(),
             details: self.details.map(|d| *d),
         };
+        let retry_after = self
+            .retry_after
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(5));
         let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("5"));
+        if let Some(seconds) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
+            response.headers_mut().insert("retry-after", seconds);
         }
         response
     }

@@ -4,23 +4,30 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use oytel_core::keys::{authenticate, AuthFailure};
+use oytel_core::limits::{QuotaKey, QuotaKind, QuotaUse};
 use oytel_core::ports::KeyOwner;
 use oytel_core::Scope;
-use oytel_types::ErrorCode;
+use oytel_types::{ErrorCode, Limits};
 use serde::de::DeserializeOwned;
 
+use crate::context::{set_rate_limit, RateLimitState};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The authenticated caller: a partner's key in one environment.
+/// The authenticated caller: a partner's key in one environment, within its burst limit.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Whose key it is.
     pub owner: KeyOwner,
+    /// The limits that apply to it.
+    pub limits: Limits,
 }
 
 impl Caller {
@@ -31,6 +38,64 @@ impl Caller {
             environment: self.owner.environment,
         }
     }
+
+    /// The key of this caller's quota of `kind`.
+    pub fn quota_key(&self, kind: QuotaKind) -> QuotaKey {
+        QuotaKey {
+            partner_id: self.owner.partner_id.clone(),
+            environment: self.owner.environment,
+            kind,
+        }
+    }
+
+    /// Records a quota's state for the rate-limit headers; refuses when it is used up.
+    pub fn quota_state(&self, kind: QuotaKind, used: QuotaUse) -> Result<(), ApiError> {
+        let reset_in =
+            u64::try_from((used.reset_at - chrono::Utc::now()).num_seconds().max(1)).unwrap_or(1);
+        set_rate_limit(RateLimitState {
+            policy: "hourly",
+            limit: used.limit,
+            window: 3600,
+            remaining: used.remaining,
+            reset_at: used.reset_at.timestamp(),
+            burst: Some(self.limits.burst_per_second),
+        });
+        if used.allowed {
+            Ok(())
+        } else {
+            Err(rate_limited(kind.as_str(), Duration::from_secs(reset_in)))
+        }
+    }
+
+    /// Draws one unit of the caller's quota of `kind` (eSIM and order reads use `Status`).
+    pub async fn consume(&self, state: &AppState, kind: QuotaKind) -> Result<(), ApiError> {
+        let used = state
+            .quotas
+            .consume(
+                &self.quota_key(kind),
+                kind.limit(&self.limits),
+                oytel_core::provision::now(),
+            )
+            .await?;
+        self.quota_state(kind, used)
+    }
+}
+
+/// A `429 RATE_LIMITED` naming the limit, with `Retry-After`.
+pub fn rate_limited(limit: &str, retry_after: Duration) -> ApiError {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+        format!("rate limit `{limit}` exceeded; retry after {seconds} s"),
+    )
+    .with_details(oytel_types::ErrorDetails {
+        limit: Some(limit.to_owned()),
+        retry_after_seconds: Some(seconds),
+        ..oytel_types::ErrorDetails::default()
+    })
+    .with_retry_after(seconds)
 }
 
 /// The key presented: `X-API-Key`, else `Authorization: Bearer`. Sending both with different
@@ -67,14 +132,62 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = presented_key(parts)?;
-        match authenticate(state.store.as_ref(), presented.as_deref()).await? {
-            Ok(owner) => {
-                tracing::Span::current().record("partner_id", owner.partner_id.as_str());
-                Ok(Caller { owner })
-            }
-            Err(failure) => Err(failure.into()),
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(blocked) = address.and_then(|a| state.limiter.auth_blocked(a)) {
+            return Err(rate_limited(
+                "auth_failures_per_minute",
+                blocked.retry_after,
+            ));
         }
+        let outcome = match presented_key(parts) {
+            Ok(presented) => authenticate(state.store.as_ref(), presented.as_deref()).await?,
+            Err(error) => {
+                if let Some(address) = address {
+                    state.limiter.auth_failed(address);
+                }
+                return Err(error);
+            }
+        };
+        let owner = match outcome {
+            Ok(owner) => owner,
+            Err(failure) => {
+                if let Some(address) = address {
+                    state.limiter.auth_failed(address);
+                }
+                return Err(failure.into());
+            }
+        };
+        tracing::Span::current().record("partner_id", owner.partner_id.as_str());
+        let limits = owner.limits.apply(&state.settings.limits);
+        match state.limiter.burst(
+            &owner.partner_id,
+            owner.environment,
+            limits.burst_per_second,
+        ) {
+            Ok(remaining) => set_rate_limit(RateLimitState {
+                policy: "burst",
+                limit: limits.burst_per_second,
+                window: 1,
+                remaining,
+                reset_at: chrono::Utc::now().timestamp() + 1,
+                burst: None,
+            }),
+            Err(exceeded) => {
+                set_rate_limit(RateLimitState {
+                    policy: "burst",
+                    limit: limits.burst_per_second,
+                    window: 1,
+                    remaining: 0,
+                    reset_at: chrono::Utc::now().timestamp() + 1,
+                    burst: None,
+                });
+                return Err(rate_limited("burst_per_second", exceeded.retry_after));
+            }
+        }
+        Ok(Caller { owner, limits })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod qr;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;
 #[cfg(feature = "test-support")]
@@ -87,16 +88,23 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Deletes expired idempotency keys every hour until `shutdown` resolves.
-async fn purge_idempotency_keys(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(Duration::from_secs(3600));
+/// Housekeeping until `shutdown` resolves: every minute, forgets idle rate-limit keys; every
+/// hour, deletes expired idempotency keys and ended quota windows.
+async fn housekeeping(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut minute = tokio::time::interval(Duration::from_secs(60));
+    let mut hour = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
-            _ = interval.tick() => {
-                match state.store.purge_idempotency_keys(oytel_core::provision::now()).await {
+            _ = minute.tick() => state.limiter.sweep(),
+            _ = hour.tick() => {
+                let now = oytel_core::provision::now();
+                match state.store.purge_idempotency_keys(now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(purged = n, "expired idempotency keys deleted"),
                     Err(e) => tracing::warn!(error = %e, "could not purge idempotency keys"),
+                }
+                if let Err(e) = state.quotas.purge(now).await {
+                    tracing::warn!(error = %e, "could not purge quota windows");
                 }
             }
             _ = shutdown.changed() => return,
@@ -112,10 +120,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut background = vec![tokio::spawn(purge_idempotency_keys(
-        state.clone(),
-        stop_rx.clone(),
-    ))];
+    let mut background = vec![tokio::spawn(housekeeping(state.clone(), stop_rx.clone()))];
     if state.settings.workers {
         background.push(tokio::spawn(worker::run_deliveries(
             state.clone(),
@@ -123,7 +128,8 @@ pub async fn serve(
         )));
         background.push(tokio::spawn(worker::run_expiry(state.clone(), stop_rx)));
     }
-    let result = axum::serve(listener, app(state))
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -168,12 +174,15 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// Builds the shared state of a server.
 pub fn state(
     store: Arc<dyn oytel_core::ports::Storage>,
+    quotas: Arc<dyn oytel_core::limits::Quotas>,
     catalog: oytel_core::catalog::Catalog,
     settings: state::Settings,
 ) -> Result<AppState, String> {
     let spec = openapi::ServedSpec::for_instance(&settings.public_url)?;
     Ok(AppState {
         store,
+        quotas,
+        limiter: Arc::new(ratelimit::RateLimits::default()),
         catalog: Arc::new(catalog),
         settings: Arc::new(settings),
         spec: Arc::new(spec),

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use oytel_core::catalog::Catalog;
 use oytel_core::keys::generate_api_key;
+use oytel_core::limits::LimitOverrides;
 use oytel_core::numbers::new_id;
 use oytel_core::ports::{Partner, Storage};
 use oytel_core::provision::{now, ProvisionSettings};
@@ -74,6 +75,24 @@ enum PartnerCommand {
         /// Partner id.
         partner_id: String,
     },
+    /// Set a partner's own limits (others keep the server's defaults); prints them as JSON
+    /// (`null`: the default).
+    Limits {
+        /// Partner id.
+        partner_id: String,
+        /// Provisioning requests per hour.
+        #[arg(long)]
+        provision_per_hour: Option<u32>,
+        /// eSIM and order reads per hour.
+        #[arg(long)]
+        status_per_hour: Option<u32>,
+        /// Requests per second.
+        #[arg(long)]
+        burst_per_second: Option<u32>,
+        /// Go back to the defaults for every limit not given.
+        #[arg(long)]
+        reset: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,7 +131,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn open(database: &DatabaseArgs) -> Result<std::sync::Arc<dyn Storage>> {
+async fn open(database: &DatabaseArgs) -> Result<oytel_store::Opened> {
     let pool = PoolOptions {
         max_connections: database.db_max_connections,
     };
@@ -158,9 +177,10 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         workers: args.workers,
     };
     if args.mode == Mode::Development {
-        seed_demo(store.as_ref()).await?;
+        seed_demo(store.storage.as_ref()).await?;
     }
-    let state = oytel_server::state(store, catalog, settings).map_err(anyhow::Error::msg)?;
+    let state = oytel_server::state(store.storage, store.quotas, catalog, settings)
+        .map_err(anyhow::Error::msg)?;
     let shutdown = oytel_server::shutdown_signal();
     tracing::info!(listen = %local, public_url = %public_url, plans = state.catalog.plans.len(), "Oytel API ready");
     oytel_server::serve(listener, state, shutdown).await?;
@@ -216,8 +236,8 @@ async fn require_partner(store: &dyn Storage, partner_id: &str) -> Result<()> {
 }
 
 async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> {
-    let store = open(&database).await?;
-    let store = store.as_ref();
+    let opened = open(&database).await?;
+    let store = opened.storage.as_ref();
     match command {
         PartnerCommand::Create { name, email } => {
             out(create_partner(store, &name, email).await?.id);
@@ -243,6 +263,34 @@ async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> 
                 .await?;
             out(Amount::from_cents(balance));
         }
+        PartnerCommand::Limits {
+            partner_id,
+            provision_per_hour,
+            status_per_hour,
+            burst_per_second,
+            reset,
+        } => {
+            let Some(current) = store.partner_limits(&partner_id).await? else {
+                bail!("no partner `{partner_id}`");
+            };
+            let base = if reset {
+                LimitOverrides::default()
+            } else {
+                current
+            };
+            let limits = LimitOverrides {
+                provision_per_hour: provision_per_hour.or(base.provision_per_hour),
+                status_per_hour: status_per_hour.or(base.status_per_hour),
+                burst_per_second: burst_per_second.or(base.burst_per_second),
+            };
+            store.set_partner_limits(&partner_id, &limits).await?;
+            out(serde_json::json!({
+                "partner_id": partner_id,
+                "provision_per_hour": limits.provision_per_hour,
+                "status_per_hour": limits.status_per_hour,
+                "burst_per_second": limits.burst_per_second,
+            }));
+        }
         PartnerCommand::Ledger { partner_id } => {
             require_partner(store, &partner_id).await?;
             for e in store.ledger(&partner_id).await? {
@@ -258,8 +306,8 @@ async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> 
 }
 
 async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
-    let store = open(&database).await?;
-    let store = store.as_ref();
+    let opened = open(&database).await?;
+    let store = opened.storage.as_ref();
     match command {
         KeyCommand::Create { partner, env } => {
             require_partner(store, &partner).await?;

@@ -45,7 +45,7 @@ pub struct Settings {
     pub public_url: String,
     /// Provisioning settings (SM-DP+ address, minimum balance).
     pub provision: ProvisionSettings,
-    /// The request limits partners are told apply to them.
+    /// The default limits (a partner's own limits replace them).
     pub limits: Limits,
     /// Webhook delivery.
     pub webhooks: WebhookSettings,
@@ -63,6 +63,10 @@ pub struct Settings {
 pub struct AppState {
     /// The database.
     pub store: Arc<dyn Storage>,
+    /// Where hourly quotas are counted.
+    pub quotas: Arc<dyn oytel_core::limits::Quotas>,
+    /// The in-process limiters (burst, failed authentication).
+    pub limiter: Arc<crate::ratelimit::RateLimits>,
     /// The plan catalog.
     pub catalog: Arc<Catalog>,
     /// Settings.

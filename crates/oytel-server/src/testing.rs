@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use oytel_core::catalog::Catalog;
 use oytel_core::keys::generate_api_key;
+use oytel_core::limits::LimitOverrides;
 use oytel_core::numbers::new_id;
 use oytel_core::ports::{Partner, Storage};
 use oytel_core::provision::{now, ProvisionSettings};
@@ -71,11 +72,32 @@ pub async fn fresh_database(backend: Backend) -> TestDatabase {
         .expect("OYTEL_TEST_BACKEND=postgres needs OYTEL_TEST_DATABASE_URL")
 }
 
-/// A partner with both keys and [`START_BALANCE_CENTS`] of live balance.
+/// Limits so high that tests not about limits never meet them.
+pub const RAISED_LIMITS: LimitOverrides = LimitOverrides {
+    provision_per_hour: Some(1_000_000),
+    status_per_hour: Some(1_000_000),
+    burst_per_second: Some(1_000_000),
+};
+
+/// A partner with both keys, [`START_BALANCE_CENTS`] of live balance and [`RAISED_LIMITS`].
 ///
 /// # Panics
 /// When the database refuses (a test setup failure).
 pub async fn make_partner(store: &dyn Storage, name: &str) -> TestPartner {
+    let partner = make_partner_with_default_limits(store, name).await;
+    store
+        .set_partner_limits(&partner.id, &RAISED_LIMITS)
+        .await
+        .expect("limits");
+    partner
+}
+
+/// A partner with both keys, [`START_BALANCE_CENTS`] of live balance and the server's default
+/// limits.
+///
+/// # Panics
+/// When the database refuses (a test setup failure).
+pub async fn make_partner_with_default_limits(store: &dyn Storage, name: &str) -> TestPartner {
     let partner = Partner {
         id: new_id("ptn"),
         name: name.into(),
@@ -169,8 +191,13 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let mut settings = TestServer::test_settings(&base);
         adjust(&mut settings);
-        let state =
-            crate::state(store.clone(), Catalog::default_catalog(), settings).expect("state");
+        let state = crate::state(
+            store.clone(),
+            database.quotas.clone(),
+            Catalog::default_catalog(),
+            settings,
+        )
+        .expect("state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::serve(listener, state, async {
             let _ = rx.await;

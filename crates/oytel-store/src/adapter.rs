@@ -76,6 +76,7 @@ macro_rules! storage_impl {
             AttemptOutcome, AttemptRecord, AttemptResult, DueDelivery, EndpointRecord,
             EventRecord, SigningSecret, TransitionResult, UsageInput, UsageResult,
         };
+        use oytel_core::limits::LimitOverrides;
         use oytel_core::EsimStatus;
         use oytel_types::EventType;
         use $crate::rows::{
@@ -91,6 +92,16 @@ macro_rules! storage_impl {
             "seq, id, partner_id, environment, esim_id, event_type, payload, created_at";
 
         type Tx = sqlx::Transaction<'static, $db>;
+
+        /// Limits as stored (NULL: the default).
+        fn overrides(provision: Option<i64>, status: Option<i64>, burst: Option<i64>) -> LimitOverrides {
+            let limit = |v: Option<i64>| v.and_then(|n| u32::try_from(n).ok());
+            LimitOverrides {
+                provision_per_hour: limit(provision),
+                status_per_hour: limit(status),
+                burst_per_second: limit(burst),
+            }
+        }
 
         /// Binds an endpoint's columns as `$1` to `$14`, in the order of `ENDPOINT_COLUMNS`
         /// (without `seq`), for both writing statements.
@@ -420,22 +431,52 @@ macro_rules! storage_impl {
             }
 
             async fn find_api_key(&self, hash: &str) -> Result<Option<KeyOwner>, StoreError> {
-                let row: Option<(String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-                    "SELECT id, partner_id, environment, revoked_at FROM api_keys WHERE key_hash = $1",
+                type Row = (String, String, String, Option<DateTime<Utc>>, Option<i64>, Option<i64>, Option<i64>);
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT k.id, k.partner_id, k.environment, k.revoked_at, p.provision_per_hour, \
+                     p.status_per_hour, p.burst_per_second FROM api_keys k \
+                     JOIN partners p ON p.id = k.partner_id WHERE k.key_hash = $1",
                 )
                 .bind(hash)
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(db_error)?;
-                row.map(|(key_id, partner_id, env, revoked_at)| {
+                row.map(|(key_id, partner_id, env, revoked_at, provision, status, burst)| {
                     Ok(KeyOwner {
                         key_id,
                         partner_id,
                         environment: environment(&env)?,
                         revoked: revoked_at.is_some(),
+                        limits: overrides(provision, status, burst),
                     })
                 })
                 .transpose()
+            }
+
+            async fn partner_limits(&self, partner_id: &str) -> Result<Option<LimitOverrides>, StoreError> {
+                let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT provision_per_hour, status_per_hour, burst_per_second FROM partners WHERE id = $1",
+                )
+                .bind(partner_id)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_error)?;
+                Ok(row.map(|(p, s, b)| overrides(p, s, b)))
+            }
+
+            async fn set_partner_limits(&self, partner_id: &str, limits: &LimitOverrides) -> Result<bool, StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE partners SET provision_per_hour = $2, status_per_hour = $3, \
+                     burst_per_second = $4 WHERE id = $1",
+                )
+                .bind(partner_id)
+                .bind(limits.provision_per_hour.map(i64::from))
+                .bind(limits.status_per_hour.map(i64::from))
+                .bind(limits.burst_per_second.map(i64::from))
+                .execute(&self.writer)
+                .await
+                .map_err(db_error)?;
+                Ok(changed.rows_affected() == 1)
             }
 
             async fn list_api_keys(&self, partner_id: &str) -> Result<Vec<ApiKeyInfo>, StoreError> {

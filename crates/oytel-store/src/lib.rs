@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use oytel_core::limits::{MemoryQuotas, Quotas};
 use oytel_core::ports::Storage;
 
 mod adapter;
@@ -52,12 +53,35 @@ pub enum OpenError {
     Io(#[from] std::io::Error),
 }
 
+/// An opened database: the storage, and where hourly quotas are counted (in this process for
+/// SQLite, a single instance; in the database for PostgreSQL, shared by every instance).
+#[derive(Clone)]
+pub struct Opened {
+    /// The storage.
+    pub storage: Arc<dyn Storage>,
+    /// The quota counters.
+    pub quotas: Arc<dyn Quotas>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened").finish_non_exhaustive()
+    }
+}
+
 /// Opens (creating and migrating as needed) the store at `url`.
-pub async fn open(url: &str, pool: &PoolOptions) -> Result<Arc<dyn Storage>, OpenError> {
+pub async fn open(url: &str, pool: &PoolOptions) -> Result<Opened, OpenError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url, pool).await?))
+        Ok(Opened {
+            storage: Arc::new(SqliteStore::open(url, pool).await?),
+            quotas: Arc::new(MemoryQuotas::default()),
+        })
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::open(url, pool).await?))
+        let store = Arc::new(PgStore::open(url, pool).await?);
+        Ok(Opened {
+            storage: store.clone(),
+            quotas: store,
+        })
     } else {
         // Credentials may follow the scheme: show only the scheme.
         let scheme = url.split(':').next().unwrap_or_default();

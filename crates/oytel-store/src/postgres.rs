@@ -9,6 +9,9 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use oytel_core::limits::{quota_use, window_start, QuotaKey, QuotaUse, Quotas};
+use oytel_core::ports::StoreError;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::{OpenError, PoolOptions};
@@ -41,6 +44,52 @@ impl PgStore {
     /// Closes the pool, waiting for connections in use.
     pub async fn close(&self) {
         self.writer.close().await;
+    }
+}
+
+/// Hourly quotas counted in the database, so that every instance shares one count: a
+/// conditional upsert admits a request only while the window's count is below the quota.
+#[async_trait::async_trait]
+impl Quotas for PgStore {
+    async fn consume(
+        &self,
+        key: &QuotaKey,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<QuotaUse, StoreError> {
+        let window = window_start(now);
+        if limit == 0 {
+            return Ok(quota_use(None, limit, window));
+        }
+        let count: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO rate_windows (partner_id, environment, kind, window_start, count) \
+             VALUES ($1, $2, $3, $4, 1) \
+             ON CONFLICT (partner_id, environment, kind, window_start) \
+             DO UPDATE SET count = rate_windows.count + 1 WHERE rate_windows.count < $5 \
+             RETURNING count",
+        )
+        .bind(&key.partner_id)
+        .bind(key.environment.as_str())
+        .bind(key.kind.as_str())
+        .bind(window)
+        .bind(i64::from(limit))
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(crate::adapter::db_error)?;
+        Ok(quota_use(
+            count.and_then(|c| u32::try_from(c).ok()),
+            limit,
+            window,
+        ))
+    }
+
+    async fn purge(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
+            .bind(window_start(now))
+            .execute(&self.writer)
+            .await
+            .map_err(crate::adapter::db_error)?;
+        Ok(())
     }
 }
 

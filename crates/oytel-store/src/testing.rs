@@ -67,6 +67,8 @@ pub struct TestDatabase {
     pub url: String,
     /// The store, opened and migrated.
     pub store: Arc<dyn Storage>,
+    /// Its quota counters (fresh per database).
+    pub quotas: Arc<dyn oytel_core::limits::Quotas>,
     /// The backend.
     pub backend: Backend,
     guard: Guard,
@@ -121,6 +123,7 @@ pub async fn fresh(backend: Backend) -> Option<TestDatabase> {
             Some(TestDatabase {
                 url,
                 store: Arc::new(store),
+                quotas: Arc::new(oytel_core::limits::MemoryQuotas::default()),
                 backend,
                 guard: Guard::Dir(dir),
             })
@@ -136,9 +139,11 @@ pub async fn fresh(backend: Backend) -> Option<TestDatabase> {
                 .expect("create the test database");
             let url = with_database(&admin_url, &name);
             let store = PgStore::open(&url, &pool).await.expect("open PostgreSQL");
+            let store = Arc::new(store);
             Some(TestDatabase {
                 url,
-                store: Arc::new(store),
+                store: store.clone(),
+                quotas: store,
                 backend,
                 guard: Guard::Postgres { admin_url, name },
             })

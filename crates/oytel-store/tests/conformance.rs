@@ -60,7 +60,23 @@ conformance!(
     attempts_are_recorded_and_gone_endpoints_disabled,
     endpoints_and_signing_secrets,
     expiries_are_found_and_applied_once,
+    partner_limits_are_stored_and_returned_with_the_key,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_quotas_admit_exactly_the_limit() {
+    let db = oytel_store::testing::fresh(oytel_store::testing::Backend::Sqlite)
+        .await
+        .unwrap();
+    quotas_admit_exactly_the_limit(db.quotas.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_quotas_admit_exactly_the_limit() {
+    if let Some(db) = oytel_store::testing::fresh(oytel_store::testing::Backend::Postgres).await {
+        quotas_admit_exactly_the_limit(db.quotas.clone()).await;
+    }
+}
 
 fn now() -> chrono::DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
@@ -1375,4 +1391,88 @@ async fn futures_join(
         out.push(t.await.unwrap());
     }
     out
+}
+
+async fn partner_limits_are_stored_and_returned_with_the_key(store: Arc<dyn Storage>) {
+    use oytel_core::limits::LimitOverrides;
+    let a = partner(store.as_ref()).await;
+    assert_eq!(
+        store.partner_limits(&a).await.unwrap(),
+        Some(LimitOverrides::default())
+    );
+    assert_eq!(store.partner_limits("ptn_none").await.unwrap(), None);
+    let key = oytel_core::keys::generate_api_key(&a, Environment::Sandbox);
+    store.create_api_key(&key.record).await.unwrap();
+    assert_eq!(
+        store
+            .find_api_key(&key.record.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .limits,
+        LimitOverrides::default()
+    );
+    let raised = LimitOverrides {
+        provision_per_hour: Some(5_000),
+        status_per_hour: None,
+        burst_per_second: Some(200),
+    };
+    assert!(store.set_partner_limits(&a, &raised).await.unwrap());
+    assert!(!store.set_partner_limits("ptn_none", &raised).await.unwrap());
+    assert_eq!(store.partner_limits(&a).await.unwrap(), Some(raised));
+    assert_eq!(
+        store
+            .find_api_key(&key.record.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .limits,
+        raised
+    );
+}
+
+async fn quotas_admit_exactly_the_limit(quotas: Arc<dyn oytel_core::limits::Quotas>) {
+    use oytel_core::limits::{QuotaKey, QuotaKind};
+    let key = QuotaKey {
+        partner_id: new_id("ptn"),
+        environment: Environment::Production,
+        kind: QuotaKind::Provision,
+    };
+    let at = now();
+    let tasks: Vec<_> = (0..150)
+        .map(|_| {
+            let (quotas, key) = (quotas.clone(), key.clone());
+            tokio::spawn(async move { quotas.consume(&key, 100, at).await.unwrap() })
+        })
+        .collect();
+    let mut admitted = 0;
+    let mut remaining = HashSet::new();
+    for task in tasks {
+        let used = task.await.unwrap();
+        if used.allowed {
+            admitted += 1;
+            assert!(
+                remaining.insert(used.remaining),
+                "each admission sees its own count"
+            );
+        }
+        assert_eq!(used.limit, 100);
+        assert!(used.reset_at > at && used.reset_at <= at + Duration::hours(1));
+    }
+    assert_eq!(admitted, 100);
+    let status = QuotaKey {
+        kind: QuotaKind::Status,
+        ..key.clone()
+    };
+    assert!(
+        quotas.consume(&status, 100, at).await.unwrap().allowed,
+        "kinds count apart"
+    );
+    let next = at + Duration::hours(1);
+    assert!(
+        quotas.consume(&key, 100, next).await.unwrap().allowed,
+        "a new window starts whole"
+    );
+    quotas.purge(next).await.unwrap();
+    assert!(!quotas.consume(&key, 0, next).await.unwrap().allowed);
 }

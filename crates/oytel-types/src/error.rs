@@ -163,6 +163,10 @@ pub struct ErrorDetails {
     /// For `INSUFFICIENT_BALANCE`: the balance that must remain after a charge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_balance: Option<crate::Amount>,
+    /// For `RATE_LIMITED`: the limit hit (`provision_per_hour`, `status_per_hour`,
+    /// `burst_per_second`, `auth_failures_per_minute`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
     /// For `RATE_LIMITED`: seconds until a retry may succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,

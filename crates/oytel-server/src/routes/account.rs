@@ -15,7 +15,8 @@ use crate::state::AppState;
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn get_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -45,6 +46,6 @@ pub async fn get_account(
             minimum_cents: minimum.cents(),
             currency: state.catalog.currency.clone(),
         },
-        limits: state.settings.limits.clone(),
+        limits: caller.limits.clone(),
     }))
 }

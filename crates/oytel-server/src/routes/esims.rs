@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use oytel_core::limits::QuotaKind;
 use oytel_core::provision::{self, esim_filter, finish_page, page_request};
 use oytel_core::CoreError;
 use oytel_types::{
@@ -37,7 +38,8 @@ use crate::state::AppState;
         (status = 409, description = "A request with this key is in progress", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Key reused with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorBody)))]
+        (status = 422, description = "Key reused with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn provision_esim(
     State(state): State<AppState>,
     caller: Caller,
@@ -59,8 +61,24 @@ pub async fn provision_esim(
         &request,
         key,
         &request_id,
+        Some(provision::ProvisionQuota {
+            quotas: state.quotas.as_ref(),
+            key: caller.quota_key(QuotaKind::Provision),
+            limit: caller.limits.provision_per_hour,
+        }),
     )
-    .await?;
+    .await;
+    let done = match done {
+        Ok(done) => done,
+        Err(CoreError::QuotaExceeded { kind, used }) => {
+            caller.quota_state(kind, used)?;
+            return Err(CoreError::QuotaExceeded { kind, used }.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(used) = done.quota {
+        caller.quota_state(QuotaKind::Provision, used)?;
+    }
     if !done.replayed {
         tracing::info!(esim_id = %done.esim.id, order_id = %done.order.id, plan_id = %done.order.plan_id,
             amount_cents = done.order.amount_cents, "eSIM provisioned");
@@ -87,6 +105,7 @@ async fn find(
     caller: &Caller,
     esim_id: &str,
 ) -> Result<oytel_core::ports::EsimRecord, ApiError> {
+    caller.consume(state, QuotaKind::Status).await?;
     state
         .store
         .get_esim(&caller.scope(), esim_id)
@@ -101,7 +120,8 @@ async fn find(
     responses(
         (status = 200, description = "The eSIM", body = EsimResponse),
         (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
-        (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody)))]
+        (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn get_esim(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,7 +141,8 @@ pub async fn get_esim(
     responses(
         (status = 200, description = "Status and usage", body = StatusResponse),
         (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
-        (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody)))]
+        (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn esim_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,12 +159,14 @@ pub async fn esim_status(
     responses(
         (status = 200, description = "A page of eSIMs", body = Page<Esim>),
         (status = 400, description = "Bad filter, limit or cursor", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn list_esims(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListEsimsQuery>,
 ) -> Result<Json<Page<Esim>>, ApiError> {
+    caller.consume(&state, QuotaKind::Status).await?;
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let filter = esim_filter(&query)?;
     let rows = state

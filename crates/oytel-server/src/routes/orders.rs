@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use oytel_core::limits::QuotaKind;
 use oytel_core::provision::{finish_page, page_request};
 use oytel_core::CoreError;
 use oytel_types::{ErrorBody, ListOrdersQuery, Order, OrderResponse, Page};
@@ -18,12 +19,14 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "The order", body = OrderResponse),
         (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
-        (status = 404, description = "No such order for this key (`ORDER_NOT_FOUND`)", body = ErrorBody)))]
+        (status = 404, description = "No such order for this key (`ORDER_NOT_FOUND`)", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(order_id): ApiPath,
 ) -> Result<Json<OrderResponse>, ApiError> {
+    caller.consume(&state, QuotaKind::Status).await?;
     let record = state
         .store
         .get_order(&caller.scope(), &order_id)
@@ -42,12 +45,14 @@ pub async fn get_order(
     responses(
         (status = 200, description = "A page of orders", body = Page<Order>),
         (status = 400, description = "Bad limit or cursor", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn list_orders(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListOrdersQuery>,
 ) -> Result<Json<Page<Order>>, ApiError> {
+    caller.consume(&state, QuotaKind::Status).await?;
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let rows = state
         .store

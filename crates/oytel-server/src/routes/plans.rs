@@ -57,7 +57,8 @@ fn cached_json<T: serde::Serialize>(request: &HeaderMap, body: &T) -> Result<Res
                     ("Cache-Control" = String, description = "How long to reuse it"))),
         (status = 304, description = "Unchanged since the ETag given"),
         (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn list_plans(
     State(state): State<AppState>,
     caller: Caller,
@@ -92,7 +93,8 @@ pub async fn list_plans(
         (status = 200, description = "The plan", body = PlanResponse),
         (status = 304, description = "Unchanged since the ETag given"),
         (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
-        (status = 404, description = "No such plan (`PLAN_NOT_FOUND`)", body = ErrorBody)))]
+        (status = 404, description = "No such plan (`PLAN_NOT_FOUND`)", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn get_plan(
     State(state): State<AppState>,
     caller: Caller,

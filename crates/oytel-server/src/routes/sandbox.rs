@@ -51,7 +51,8 @@ async fn transition(
         (status = 200, description = "The eSIM after activation", body = StatusResponse),
         (status = 403, description = "Not a sandbox key (`FORBIDDEN`)", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
-        (status = 409, description = "Not `provisioned` (`INVALID_STATE_TRANSITION`)", body = ErrorBody)))]
+        (status = 409, description = "Not `provisioned` (`INVALID_STATE_TRANSITION`)", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn simulate_activation(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,7 +69,8 @@ pub async fn simulate_activation(
         (status = 200, description = "The eSIM after expiry", body = StatusResponse),
         (status = 403, description = "Not a sandbox key", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
-        (status = 409, description = "Already expired or cancelled", body = ErrorBody)))]
+        (status = 409, description = "Already expired or cancelled", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn simulate_expiry(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,7 +89,8 @@ pub async fn simulate_expiry(
         (status = 200, description = "The eSIM after the usage", body = StatusResponse),
         (status = 403, description = "Not a sandbox key", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
-        (status = 409, description = "The eSIM is not active", body = ErrorBody)))]
+        (status = 409, description = "The eSIM is not active", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn simulate_usage(
     State(state): State<AppState>,
     caller: Caller,

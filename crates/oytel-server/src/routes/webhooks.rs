@@ -46,7 +46,8 @@ fn endpoint_response(
     responses(
         (status = 201, description = "Created", body = WebhookEndpointCreated),
         (status = 400, description = "Invalid URL, events or description", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn create_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -72,7 +73,8 @@ pub async fn create_endpoint(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Every endpoint (one page)", body = Page<WebhookEndpoint>),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn list_endpoints(
     State(state): State<AppState>,
     caller: Caller,
@@ -92,7 +94,8 @@ pub async fn list_endpoints(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The endpoint", body = WebhookEndpointResponse),
-        (status = 404, description = "No such endpoint (`WEBHOOK_ENDPOINT_NOT_FOUND`)", body = ErrorBody)))]
+        (status = 404, description = "No such endpoint (`WEBHOOK_ENDPOINT_NOT_FOUND`)", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn get_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,7 +112,8 @@ pub async fn get_endpoint(
     responses(
         (status = 200, description = "The endpoint after the change", body = WebhookEndpointResponse),
         (status = 400, description = "Invalid change", body = ErrorBody),
-        (status = 404, description = "No such endpoint", body = ErrorBody)))]
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn update_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -135,7 +139,8 @@ pub async fn update_endpoint(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such endpoint", body = ErrorBody)))]
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn delete_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,7 +160,8 @@ pub async fn delete_endpoint(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The new secret", body = WebhookSecretResponse),
-        (status = 404, description = "No such endpoint", body = ErrorBody)))]
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn rotate_endpoint_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,7 +184,8 @@ pub async fn rotate_endpoint_secret(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Scheduled", body = TestEventResponse),
-        (status = 404, description = "No such endpoint", body = ErrorBody)))]
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn test_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -221,7 +228,8 @@ async fn attempts_page(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "A page of attempts", body = Page<DeliveryAttempt>),
-        (status = 404, description = "No such endpoint", body = ErrorBody)))]
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn endpoint_attempts(
     State(state): State<AppState>,
     caller: Caller,
@@ -236,7 +244,8 @@ pub async fn endpoint_attempts(
 #[utoipa::path(get, path = "/api/v1/webhooks/attempts", tag = "webhooks",
     params(PageQuery),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, description = "A page of attempts", body = Page<DeliveryAttempt>)))]
+    responses((status = 200, description = "A page of attempts", body = Page<DeliveryAttempt>),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn all_attempts(
     State(state): State<AppState>,
     caller: Caller,
@@ -251,7 +260,8 @@ pub async fn all_attempts(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Scheduled", body = RedeliverResponse),
-        (status = 404, description = "No such event (`EVENT_NOT_FOUND`)", body = ErrorBody)))]
+        (status = 404, description = "No such event (`EVENT_NOT_FOUND`)", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
@@ -273,7 +283,8 @@ pub async fn redeliver(
 /// The secret that signs deliveries to the `webhook_url`s given when provisioning.
 #[utoipa::path(get, path = "/api/v1/webhooks/secret", tag = "webhooks",
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, description = "The secret", body = WebhookSecretResponse)))]
+    responses((status = 200, description = "The secret", body = WebhookSecretResponse),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn esim_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -293,7 +304,8 @@ pub async fn esim_secret(
 /// one for 24 hours.
 #[utoipa::path(post, path = "/api/v1/webhooks/secret/rotate", tag = "webhooks",
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, description = "The new secret", body = WebhookSecretResponse)))]
+    responses((status = 200, description = "The new secret", body = WebhookSecretResponse),
+        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn rotate_esim_secret(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,9 +13,20 @@ async fn account_shows_balance_minimum_and_limits_per_environment() {
     assert_eq!(live["balance"]["available"], 1000.0);
     assert_eq!(live["balance"]["minimum"], 25.0);
     assert_eq!(live["balance"]["currency"], "USD");
-    assert_eq!(live["limits"]["provision_per_hour"], 100);
-    assert_eq!(live["limits"]["status_per_hour"], 1000);
-    assert_eq!(live["limits"]["burst_per_second"], 10);
+    // Test partners have their own raised limits; the account shows what applies.
+    let raised = oytel_server::testing::RAISED_LIMITS;
+    assert_eq!(
+        live["limits"]["provision_per_hour"],
+        raised.provision_per_hour.unwrap()
+    );
+    assert_eq!(
+        live["limits"]["status_per_hour"],
+        raised.status_per_hour.unwrap()
+    );
+    assert_eq!(
+        live["limits"]["burst_per_second"],
+        raised.burst_per_second.unwrap()
+    );
 
     let (_, sandbox) = app.get(&app.partner.sandbox_key, "/api/v1/account").await;
     assert_eq!(sandbox["environment"], "sandbox");

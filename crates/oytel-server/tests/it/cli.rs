@@ -117,6 +117,8 @@ async fn admin_commands_print_machine_readable_output() {
         vec!["partner", "credit", "ptn_nope", "--amount", "5"],
         vec!["partner", "create", "--name", ""],
         vec!["partner", "create", "--name", "X", "--email", "nope"],
+        vec!["partner", "limits", "ptn_nope", "--burst-per-second", "5"],
+        vec!["partner", "limits", &partner, "--burst-per-second", "-5"],
     ] {
         let output = run(&db, &bad);
         assert!(!output.status.success(), "{bad:?} should fail");

@@ -15,5 +15,6 @@ mod plans;
 mod provision;
 mod python_sdk;
 mod qr;
+mod ratelimits;
 mod receiver;
 mod webhooks;

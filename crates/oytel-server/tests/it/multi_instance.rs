@@ -149,3 +149,46 @@ async fn two_instances_on_one_database_never_duplicate_or_double_charge() {
     assert_eq!(ledger.iter().map(|e| e.amount_cents).sum::<i64>(), balance);
     assert!(a.terminate().success() && b.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_hourly_quota() {
+    let Some(db) = fresh(Backend::Postgres).await else {
+        return;
+    };
+    let partner =
+        oytel_server::testing::make_partner_with_default_limits(db.store.as_ref(), "Quota").await;
+    let no_burst = oytel_core::limits::LimitOverrides {
+        burst_per_second: Some(100_000),
+        ..Default::default()
+    };
+    db.store
+        .set_partner_limits(&partner.id, &no_burst)
+        .await
+        .unwrap();
+    let a = start_server(&db.url, "production");
+    let b = start_server(&db.url, "production");
+    let bases = [a.base.clone(), b.base.clone()];
+    let client = reqwest::Client::new();
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            tokio::spawn(
+                client
+                    .post(format!("{}/api/v1/esim/provision", bases[i % 2]))
+                    .bearer_auth(&partner.live_key)
+                    .json(&order("uk-lite-10"))
+                    .send(),
+            )
+        })
+        .collect();
+    let (mut admitted, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap().unwrap().status().as_u16() {
+            201 => admitted += 1,
+            429 => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    println!("two instances, 300 concurrent provisions against a quota of 100: {admitted} admitted, {refused} refused");
+    assert_eq!((admitted, refused), (100, 200));
+    assert!(a.terminate().success() && b.terminate().success());
+}

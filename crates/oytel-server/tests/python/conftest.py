@@ -75,6 +75,8 @@ def server():
 def partner(server):
     partner_id = server.admin("partner", "create", "--name", "Python SDK Partner")
     server.admin("partner", "credit", partner_id, "--amount", "200")
+    # The suite sends requests faster than the default burst limit of 10 per second.
+    server.admin("partner", "limits", partner_id, "--burst-per-second", "10000")
     return {
         "id": partner_id,
         "sandbox": server.admin("key", "create", "--partner", partner_id, "--env", "sandbox"),
