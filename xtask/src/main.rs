@@ -3,13 +3,15 @@
 //! - `openapi`: writes `openapi/oytel-v1.json` and `openapi/oytel-v1.yaml` from the code.
 //! - `openapi --check`: fails, naming the stale file and the fixing command, when the
 //!   committed spec differs from what the code generates.
+//! - `bench [options]`: builds the release binaries and runs `oytel-bench` (the server
+//!   against bare baselines in the same run); `--smoke` for a quick run that checks it works.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask openapi [--check]";
+const USAGE: &str = "usage: cargo xtask openapi [--check] | cargo xtask bench [--smoke] [--esims N] [--large] [--seconds S] [--connections 32,256] [--postgres URL] [--out FILE]";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -64,12 +66,50 @@ fn openapi(check: bool) -> Result<()> {
     Ok(())
 }
 
+/// Builds `oytel-server` and `oytel-bench` in release mode and runs the benchmark.
+fn bench(options: &[&str]) -> Result<()> {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "oytel-server",
+            "-p",
+            "oytel-bench",
+        ])
+        .current_dir(&root)
+        .status()
+        .context("running cargo build")?;
+    if !built.success() {
+        bail!("cargo build --release failed");
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let release = target.join("release");
+    let status = std::process::Command::new(release.join("oytel-bench"))
+        .arg("run")
+        .arg("--server-bin")
+        .arg(release.join("oytel-server"))
+        .args(options)
+        .current_dir(&root)
+        .status()
+        .context("running oytel-bench")?;
+    if !status.success() {
+        bail!("the benchmark failed");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["openapi"] => openapi(false),
         ["openapi", "--check"] => openapi(true),
+        ["bench", options @ ..] => bench(options),
         _ => Err(anyhow::anyhow!(USAGE)),
     };
     match result {

@@ -771,11 +771,12 @@ pub trait Storage: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError>;
-    /// Records an attempt and its consequences (delivered, rescheduled, failed, endpoint
-    /// disabled after a `410` or after failing since longer than `disable_after`).
-    async fn record_attempt(
+    /// Records attempts and their consequences (delivered, rescheduled, failed, endpoint
+    /// disabled after a `410` or after failing since longer than `disable_after`), in one
+    /// transaction.
+    async fn record_attempts(
         &self,
-        outcome: &AttemptOutcome,
+        outcomes: &[AttemptOutcome],
         disable_after: chrono::Duration,
     ) -> Result<(), StoreError>;
     /// A page of a scope's delivery attempts, newest first, optionally of one endpoint.

@@ -183,6 +183,7 @@ pub fn state(
         store,
         quotas,
         limiter: Arc::new(ratelimit::RateLimits::default()),
+        plans_cache: Arc::default(),
         catalog: Arc::new(catalog),
         settings: Arc::new(settings),
         spec: Arc::new(spec),

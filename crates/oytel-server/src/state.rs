@@ -71,6 +71,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// Plan answers rendered once.
+    pub plans_cache: Arc<crate::routes::plans::PlansCache>,
     /// The OpenAPI document served at `/openapi.json` and `/openapi.yaml`.
     pub spec: Arc<crate::openapi::ServedSpec>,
 }

@@ -82,8 +82,12 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Makes one attempt of a delivery and records it.
-pub async fn deliver(state: &AppState, client: &reqwest::Client, delivery: DueDelivery) {
+/// Makes one attempt of a delivery and says what came of it (the caller records it).
+pub async fn deliver(
+    state: &AppState,
+    client: &reqwest::Client,
+    delivery: DueDelivery,
+) -> AttemptOutcome {
     let webhooks = &state.settings.webhooks;
     let attempt = delivery.attempts + 1;
     let started = Instant::now();
@@ -158,12 +162,7 @@ pub async fn deliver(state: &AppState, client: &reqwest::Client, delivery: DueDe
     };
     tracing::info!(delivery_id = %delivery.id, event_id = %delivery.event_id, attempt,
         status_code, result = ?outcome.result, "webhook attempt");
-    let disable_after =
-        chrono::Duration::from_std(webhooks.disable_after).unwrap_or(chrono::Duration::days(5));
-    if let Err(e) = state.store.record_attempt(&outcome, disable_after).await {
-        // The lease runs out and the delivery is tried again: at least once, never lost.
-        tracing::warn!(error = %e, delivery_id = %delivery.id, "could not record a webhook attempt");
-    }
+    outcome
 }
 
 /// Delivers due webhooks until `shutdown` turns true.
@@ -199,12 +198,26 @@ pub async fn run_deliveries(state: AppState, mut shutdown: watch::Receiver<bool>
         for (_, queue) in by_url {
             let (state, client) = (state.clone(), client.clone());
             running.spawn(async move {
+                let mut outcomes = Vec::with_capacity(queue.len());
                 for delivery in queue {
-                    deliver(&state, &client, delivery).await;
+                    outcomes.push(deliver(&state, &client, delivery).await);
                 }
+                outcomes
             });
         }
-        while running.join_next().await.is_some() {}
+        let mut outcomes = Vec::new();
+        while let Some(done) = running.join_next().await {
+            outcomes.extend(done.unwrap_or_default());
+        }
+        // One transaction for the whole round. If it fails, the leases run out and the
+        // deliveries are tried again: at least once, never lost.
+        if !outcomes.is_empty() {
+            let disable_after = chrono::Duration::from_std(state.settings.webhooks.disable_after)
+                .unwrap_or(chrono::Duration::days(5));
+            if let Err(e) = state.store.record_attempts(&outcomes, disable_after).await {
+                tracing::warn!(error = %e, attempts = outcomes.len(), "could not record webhook attempts");
+            }
+        }
         if *shutdown.borrow() {
             return;
         }

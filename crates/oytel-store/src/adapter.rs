@@ -91,7 +91,7 @@ macro_rules! storage_impl {
         const EVENT_COLUMNS: &str =
             "seq, id, partner_id, environment, esim_id, event_type, payload, created_at";
 
-        type Tx = sqlx::Transaction<'static, $db>;
+        type Tx<'c> = sqlx::Transaction<'c, $db>;
 
         /// Limits as stored (NULL: the default).
         fn overrides(provision: Option<i64>, status: Option<i64>, burst: Option<i64>) -> LimitOverrides {
@@ -101,6 +101,80 @@ macro_rules! storage_impl {
                 status_per_hour: limit(status),
                 burst_per_second: limit(burst),
             }
+        }
+
+        /// Writes a provisioning's order, eSIM and event (with its deliveries).
+        async fn insert_order_and_esim(
+            tx: &mut Tx<'_>,
+            write: &ProvisionWrite,
+            balance_after: i64,
+        ) -> Result<(), StoreError> {
+            let order = &write.order;
+            let esim = &write.esim;
+        sqlx::query(
+            "INSERT INTO orders (id, partner_id, environment, esim_id, plan_id, term_months, \
+             amount_cents, currency, customer_email, customer_name, reference_id, \
+             balance_after_cents, request_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&order.id)
+        .bind(&order.partner_id)
+        .bind(order.environment.as_str())
+        .bind(&order.esim_id)
+        .bind(&order.plan_id)
+        .bind(i64::from(order.term_months))
+        .bind(order.amount_cents)
+        .bind(&order.currency)
+        .bind(&order.customer_email)
+        .bind(&order.customer_name)
+        .bind(&order.reference_id)
+        .bind(balance_after)
+        .bind(&order.request_id)
+        .bind(order.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+
+        sqlx::query(
+            "INSERT INTO esims (id, partner_id, environment, order_id, plan_id, plan_name, \
+             validity_days, term_months, iccid, msisdn, matching_id, activation_code, qr_token, \
+             status, customer_email, customer_name, reference_id, webhook_url, data_limit_mb, \
+             data_used_mb, calls_made, sms_sent, activated_at, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24, $25)",
+        )
+        .bind(&esim.id)
+        .bind(&esim.partner_id)
+        .bind(esim.environment.as_str())
+        .bind(&esim.order_id)
+        .bind(&esim.plan_id)
+        .bind(&esim.plan_name)
+        .bind(i64::from(esim.validity_days))
+        .bind(i64::from(esim.term_months))
+        .bind(&esim.iccid)
+        .bind(&esim.msisdn)
+        .bind(&esim.matching_id)
+        .bind(&esim.activation_code)
+        .bind(&esim.qr_token)
+        .bind(esim.status.as_str())
+        .bind(&esim.customer_email)
+        .bind(&esim.customer_name)
+        .bind(&esim.reference_id)
+        .bind(&esim.webhook_url)
+        .bind(i64::try_from(esim.data_limit_mb).unwrap_or(i64::MAX))
+        .bind(i64::try_from(esim.data_used_mb).unwrap_or(i64::MAX))
+        .bind(i64::try_from(esim.calls_made).unwrap_or(i64::MAX))
+        .bind(i64::try_from(esim.sms_sent).unwrap_or(i64::MAX))
+        .bind(esim.activated_at)
+        .bind(esim.expires_at)
+        .bind(esim.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+
+        insert_event_row(tx, &write.event).await?;
+        fan_out(tx, &write.event, esim.webhook_url.as_deref(), esim.created_at).await?;
+            Ok(())
         }
 
         /// Binds an endpoint's columns as `$1` to `$14`, in the order of `ENDPOINT_COLUMNS`
@@ -127,7 +201,7 @@ macro_rules! storage_impl {
         }
 
         /// Writes an event to the outbox.
-        async fn insert_event_row(tx: &mut Tx, event: &EventRecord) -> Result<(), StoreError> {
+        async fn insert_event_row(tx: &mut Tx<'_>, event: &EventRecord) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO events (id, partner_id, environment, esim_id, event_type, payload, \
                  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -147,7 +221,7 @@ macro_rules! storage_impl {
 
         /// Schedules one delivery of `event` to `url`, due at once.
         async fn insert_delivery(
-            tx: &mut Tx,
+            tx: &mut Tx<'_>,
             event: &EventRecord,
             endpoint_id: Option<&str>,
             url: &str,
@@ -176,7 +250,7 @@ macro_rules! storage_impl {
         /// own `webhook_url` (creating that URL's signing secret if needed). Returns how many
         /// deliveries were scheduled.
         async fn fan_out(
-            tx: &mut Tx,
+            tx: &mut Tx<'_>,
             event: &EventRecord,
             esim_webhook_url: Option<&str>,
             now: DateTime<Utc>,
@@ -218,7 +292,7 @@ macro_rules! storage_impl {
 
         /// Disables an endpoint and cancels its pending deliveries.
         async fn disable_endpoint(
-            tx: &mut Tx,
+            tx: &mut Tx<'_>,
             endpoint_id: &str,
             reason: &str,
             now: DateTime<Utc>,
@@ -239,7 +313,7 @@ macro_rules! storage_impl {
         }
 
         /// Cancels an endpoint's pending deliveries.
-        async fn cancel_pending(tx: &mut Tx, endpoint_id: &str) -> Result<(), StoreError> {
+        async fn cancel_pending(tx: &mut Tx<'_>, endpoint_id: &str) -> Result<(), StoreError> {
             sqlx::query(
                 "UPDATE deliveries SET status = 'cancelled', locked_until = NULL \
                  WHERE endpoint_id = $1 AND status = 'pending'",
@@ -252,7 +326,7 @@ macro_rules! storage_impl {
         }
 
         /// The eSIM row, locked for update where the backend needs it.
-        async fn lock_esim(tx: &mut Tx, esim_id: &str) -> Result<Option<(EsimRecord, i64)>, StoreError> {
+        async fn lock_esim(tx: &mut Tx<'_>, esim_id: &str) -> Result<Option<(EsimRecord, i64)>, StoreError> {
             let row: Option<EsimRow> = sqlx::query_as(&format!(
                 "SELECT {ESIM_COLUMNS} FROM esims WHERE id = $1{}",
                 $lock
@@ -333,7 +407,7 @@ macro_rules! storage_impl {
         /// Writes a fresh claim on an idempotency key; `on_conflict` says what to do if the
         /// key exists. Returns how many rows were written.
         async fn insert_claim(
-            tx: &mut sqlx::Transaction<'static, $db>,
+            tx: &mut Tx<'_>,
             scope: &Scope,
             claim: &IdempotencyRequest,
             on_conflict: &str,
@@ -358,6 +432,22 @@ macro_rules! storage_impl {
         }
 
         impl $store {
+            /// Writes many sandbox provisionings in one transaction, without idempotency
+            /// claims: for seeding benchmarks and load tests, not for serving requests.
+            pub async fn seed(&self, writes: &[ProvisionWrite]) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                for write in writes {
+                    let balance = match write.charge {
+                        Charge::Sandbox { balance_cents } => balance_cents,
+                        Charge::Live { .. } => {
+                            return Err(StoreError::Other("seed writes sandbox orders only".into()));
+                        }
+                    };
+                    insert_order_and_esim(&mut tx, write, balance).await?;
+                }
+                tx.commit().await.map_err(db_error)
+            }
+
             async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>, StoreError> {
                 self.writer.begin_with($begin).await.map_err(db_error)
             }
@@ -656,7 +746,6 @@ macro_rules! storage_impl {
 
             async fn provision(&self, write: &ProvisionWrite) -> Result<ProvisionResult, StoreError> {
                 let order = &write.order;
-                let esim = &write.esim;
                 let mut tx = self.begin_write().await?;
 
                 let balance_after = match write.charge {
@@ -708,69 +797,7 @@ macro_rules! storage_impl {
                     }
                 };
 
-                sqlx::query(
-                    "INSERT INTO orders (id, partner_id, environment, esim_id, plan_id, term_months, \
-                     amount_cents, currency, customer_email, customer_name, reference_id, \
-                     balance_after_cents, request_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind(&order.id)
-                .bind(&order.partner_id)
-                .bind(order.environment.as_str())
-                .bind(&order.esim_id)
-                .bind(&order.plan_id)
-                .bind(i64::from(order.term_months))
-                .bind(order.amount_cents)
-                .bind(&order.currency)
-                .bind(&order.customer_email)
-                .bind(&order.customer_name)
-                .bind(&order.reference_id)
-                .bind(balance_after)
-                .bind(&order.request_id)
-                .bind(order.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-
-                sqlx::query(
-                    "INSERT INTO esims (id, partner_id, environment, order_id, plan_id, plan_name, \
-                     validity_days, term_months, iccid, msisdn, matching_id, activation_code, qr_token, \
-                     status, customer_email, customer_name, reference_id, webhook_url, data_limit_mb, \
-                     data_used_mb, calls_made, sms_sent, activated_at, expires_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                     $18, $19, $20, $21, $22, $23, $24, $25)",
-                )
-                .bind(&esim.id)
-                .bind(&esim.partner_id)
-                .bind(esim.environment.as_str())
-                .bind(&esim.order_id)
-                .bind(&esim.plan_id)
-                .bind(&esim.plan_name)
-                .bind(i64::from(esim.validity_days))
-                .bind(i64::from(esim.term_months))
-                .bind(&esim.iccid)
-                .bind(&esim.msisdn)
-                .bind(&esim.matching_id)
-                .bind(&esim.activation_code)
-                .bind(&esim.qr_token)
-                .bind(esim.status.as_str())
-                .bind(&esim.customer_email)
-                .bind(&esim.customer_name)
-                .bind(&esim.reference_id)
-                .bind(&esim.webhook_url)
-                .bind(i64::try_from(esim.data_limit_mb).unwrap_or(i64::MAX))
-                .bind(i64::try_from(esim.data_used_mb).unwrap_or(i64::MAX))
-                .bind(i64::try_from(esim.calls_made).unwrap_or(i64::MAX))
-                .bind(i64::try_from(esim.sms_sent).unwrap_or(i64::MAX))
-                .bind(esim.activated_at)
-                .bind(esim.expires_at)
-                .bind(esim.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-
-                insert_event_row(&mut tx, &write.event).await?;
-                fan_out(&mut tx, &write.event, esim.webhook_url.as_deref(), esim.created_at).await?;
+                insert_order_and_esim(&mut tx, write, balance_after).await?;
 
                 if let Some(claim) = &write.idempotency {
                     let completed = sqlx::query(
@@ -1248,77 +1275,79 @@ let changed = bind_endpoint(
                 Ok(due)
             }
 
-            async fn record_attempt(
+            async fn record_attempts(
                 &self,
-                outcome: &AttemptOutcome,
+                outcomes: &[AttemptOutcome],
                 disable_after: chrono::Duration,
             ) -> Result<(), StoreError> {
-                use oytel_types::DeliveryStatus;
-                let (status, next_attempt_at) = match outcome.result {
-                    AttemptResult::Delivered => (DeliveryStatus::Delivered, None),
-                    AttemptResult::Retry { next_attempt_at } => (DeliveryStatus::Pending, Some(next_attempt_at)),
-                    AttemptResult::GiveUp | AttemptResult::Gone => (DeliveryStatus::Failed, None),
-                };
-                let status_code = outcome.status_code.map(i64::from);
                 let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, \
-                     locked_until = NULL, last_status_code = $5, \
-                     delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_at END \
-                     WHERE id = $1 AND status = 'pending'",
-                )
-                .bind(&outcome.delivery_id)
-                .bind(delivery_status_text(status))
-                .bind(i64::from(outcome.attempt))
-                .bind(next_attempt_at)
-                .bind(status_code)
-                .bind(outcome.at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                sqlx::query(
-                    "INSERT INTO delivery_attempts (id, delivery_id, attempt, status_code, duration_ms, \
-                     error, next_attempt_at, delivery_status, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(new_id("att"))
-                .bind(&outcome.delivery_id)
-                .bind(i64::from(outcome.attempt))
-                .bind(status_code)
-                .bind(i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX))
-                .bind(&outcome.error)
-                .bind(next_attempt_at)
-                .bind(delivery_status_text(status))
-                .bind(outcome.at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                if let Some(endpoint_id) = &outcome.endpoint_id {
-                    match outcome.result {
-                        AttemptResult::Delivered => {
-                            sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+                for outcome in outcomes {
+                    use oytel_types::DeliveryStatus;
+                    let (status, next_attempt_at) = match outcome.result {
+                        AttemptResult::Delivered => (DeliveryStatus::Delivered, None),
+                        AttemptResult::Retry { next_attempt_at } => (DeliveryStatus::Pending, Some(next_attempt_at)),
+                        AttemptResult::GiveUp | AttemptResult::Gone => (DeliveryStatus::Failed, None),
+                    };
+                    let status_code = outcome.status_code.map(i64::from);
+                    sqlx::query(
+                        "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, \
+                         locked_until = NULL, last_status_code = $5, \
+                         delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_at END \
+                         WHERE id = $1 AND status = 'pending'",
+                    )
+                    .bind(&outcome.delivery_id)
+                    .bind(delivery_status_text(status))
+                    .bind(i64::from(outcome.attempt))
+                    .bind(next_attempt_at)
+                    .bind(status_code)
+                    .bind(outcome.at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                    sqlx::query(
+                        "INSERT INTO delivery_attempts (id, delivery_id, attempt, status_code, duration_ms, \
+                         error, next_attempt_at, delivery_status, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(new_id("att"))
+                    .bind(&outcome.delivery_id)
+                    .bind(i64::from(outcome.attempt))
+                    .bind(status_code)
+                    .bind(i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX))
+                    .bind(&outcome.error)
+                    .bind(next_attempt_at)
+                    .bind(delivery_status_text(status))
+                    .bind(outcome.at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                    if let Some(endpoint_id) = &outcome.endpoint_id {
+                        match outcome.result {
+                            AttemptResult::Delivered => {
+                                sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+                                    .bind(endpoint_id)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(db_error)?;
+                            }
+                            AttemptResult::Gone => {
+                                disable_endpoint(&mut tx, endpoint_id, "the endpoint answered 410 Gone", outcome.at).await?;
+                            }
+                            AttemptResult::Retry { .. } | AttemptResult::GiveUp => {
+                                let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+                                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
+                                     WHERE id = $1 RETURNING failing_since",
+                                )
                                 .bind(endpoint_id)
-                                .execute(&mut *tx)
+                                .bind(outcome.at)
+                                .fetch_optional(&mut *tx)
                                 .await
                                 .map_err(db_error)?;
-                        }
-                        AttemptResult::Gone => {
-                            disable_endpoint(&mut tx, endpoint_id, "the endpoint answered 410 Gone", outcome.at).await?;
-                        }
-                        AttemptResult::Retry { .. } | AttemptResult::GiveUp => {
-                            let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-                                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
-                                 WHERE id = $1 RETURNING failing_since",
-                            )
-                            .bind(endpoint_id)
-                            .bind(outcome.at)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                            if let Some(Some(since)) = since {
-                                if outcome.at - since >= disable_after {
-                                    let reason = format!("every delivery has failed since {}", since.to_rfc3339());
-                                    disable_endpoint(&mut tx, endpoint_id, &reason, outcome.at).await?;
+                                if let Some(Some(since)) = since {
+                                    if outcome.at - since >= disable_after {
+                                        let reason = format!("every delivery has failed since {}", since.to_rfc3339());
+                                        disable_endpoint(&mut tx, endpoint_id, &reason, outcome.at).await?;
+                                    }
                                 }
                             }
                         }

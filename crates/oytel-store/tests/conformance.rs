@@ -197,6 +197,26 @@ async fn provisioned(store: &dyn Storage, scope: &Scope) -> EsimRecord {
     w.esim
 }
 
+/// Records one attempt through the batch method.
+trait RecordOne {
+    async fn record_one(
+        &self,
+        outcome: &AttemptOutcome,
+        disable_after: Duration,
+    ) -> Result<(), StoreError>;
+}
+
+impl RecordOne for Arc<dyn Storage> {
+    async fn record_one(
+        &self,
+        outcome: &AttemptOutcome,
+        disable_after: Duration,
+    ) -> Result<(), StoreError> {
+        self.record_attempts(std::slice::from_ref(outcome), disable_after)
+            .await
+    }
+}
+
 async fn claim_all(store: &dyn Storage) -> Vec<DueDelivery> {
     let at = now() + Duration::seconds(1);
     store
@@ -1139,7 +1159,7 @@ async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storag
     };
     let retry_at = now() + Duration::seconds(5);
     store
-        .record_attempt(
+        .record_one(
             &outcome(
                 1,
                 AttemptResult::Retry {
@@ -1167,7 +1187,7 @@ async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storag
         1
     );
     store
-        .record_attempt(
+        .record_one(
             &outcome(2, AttemptResult::Delivered, Some(200)),
             Duration::days(5),
         )
@@ -1228,7 +1248,7 @@ async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storag
         .await
         .unwrap();
     store
-        .record_attempt(
+        .record_one(
             &AttemptOutcome {
                 delivery_id: d1,
                 ..outcome(1, AttemptResult::Gone, Some(410))
@@ -1266,10 +1286,10 @@ async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storag
             None,
         )
     };
-    store.record_attempt(&o, Duration::days(5)).await.unwrap();
+    store.record_one(&o, Duration::days(5)).await.unwrap();
     o.at = now() + Duration::days(6);
     o.attempt = 2;
-    store.record_attempt(&o, Duration::days(5)).await.unwrap();
+    store.record_one(&o, Duration::days(5)).await.unwrap();
     let off = store.get_endpoint(&s, &slow.id).await.unwrap().unwrap();
     assert!(!off.enabled && off.disabled_reason.unwrap().contains("failed since"));
 }

@@ -14,12 +14,61 @@ use crate::state::AppState;
 /// How long clients may reuse a plan list without asking again.
 const CACHE_CONTROL: &str = "private, max-age=300";
 
-/// A JSON answer with a strong `ETag` of its bytes, or `304` if the client has it.
-fn cached_json<T: serde::Serialize>(request: &HeaderMap, body: &T) -> Result<Response, ApiError> {
+/// A rendered answer: its bytes and their strong `ETag`.
+#[derive(Debug)]
+pub struct Rendered {
+    bytes: axum::body::Bytes,
+    etag: String,
+}
+
+/// Renders a JSON answer once.
+fn render<T: serde::Serialize>(body: &T) -> Result<Rendered, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(ApiError::internal)?;
     let digest = Sha256::digest(&bytes);
     let etag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    let etag = format!("\"{etag}\"");
+    Ok(Rendered {
+        bytes: bytes.into(),
+        etag: format!("\"{etag}\""),
+    })
+}
+
+/// Plan answers rendered once per environment and filter: the catalog does not change while
+/// the server runs. Only filters naming a country or region of the catalog are kept, so the
+/// cache cannot be grown by arbitrary input.
+#[derive(Debug, Default)]
+pub struct PlansCache(
+    std::sync::RwLock<
+        std::collections::HashMap<(oytel_types::Environment, String), std::sync::Arc<Rendered>>,
+    >,
+);
+
+fn cached_plans(
+    state: &AppState,
+    environment: oytel_types::Environment,
+    key: String,
+    cacheable: bool,
+    build: impl FnOnce() -> Result<Rendered, ApiError>,
+) -> Result<std::sync::Arc<Rendered>, ApiError> {
+    let cache = &state.plans_cache.0;
+    if let Some(hit) = cache
+        .read()
+        .ok()
+        .and_then(|c| c.get(&(environment, key.clone())).cloned())
+    {
+        return Ok(hit);
+    }
+    let rendered = std::sync::Arc::new(build()?);
+    if cacheable {
+        if let Ok(mut c) = cache.write() {
+            c.insert((environment, key), rendered.clone());
+        }
+    }
+    Ok(rendered)
+}
+
+/// A rendered answer, or `304` if the client has it.
+fn cached_json(request: &HeaderMap, rendered: &Rendered) -> Result<Response, ApiError> {
+    let etag = &rendered.etag;
     let matches = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -27,7 +76,7 @@ fn cached_json<T: serde::Serialize>(request: &HeaderMap, body: &T) -> Result<Res
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
         .any(|tag| tag == "*" || tag == etag);
-    let etag = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+    let etag = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
     let headers = [
         (header::ETAG, etag),
         (
@@ -43,7 +92,12 @@ fn cached_json<T: serde::Serialize>(request: &HeaderMap, body: &T) -> Result<Res
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     let json = HeaderValue::from_static("application/json");
-    Ok((headers, [(header::CONTENT_TYPE, json)], bytes).into_response())
+    Ok((
+        headers,
+        [(header::CONTENT_TYPE, json)],
+        rendered.bytes.clone(),
+    )
+        .into_response())
 }
 
 /// List plans with their prices per term, optionally only those working in a country or
@@ -66,22 +120,36 @@ pub async fn list_plans(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let environment = caller.owner.environment;
-    let currency = &state.catalog.currency;
-    let plans: Vec<_> = state
-        .catalog
-        .filter(query.country.as_deref(), query.region.as_deref())
-        .map(|p| p.to_wire(currency, environment))
-        .collect();
-    let body = PlansResponse {
-        success: true,
-        meta: PlansMeta {
-            total: plans.len(),
-            currency: currency.clone(),
-            environment,
-        },
-        plans,
-    };
-    cached_json(&headers, &body)
+    let catalog = &state.catalog;
+    let country = query.country.as_deref().map(str::to_ascii_uppercase);
+    let region = query.region.as_deref().map(str::to_ascii_lowercase);
+    let known = country
+        .as_deref()
+        .is_none_or(|c| catalog.plans.iter().any(|p| p.covers(c)))
+        && region
+            .as_deref()
+            .is_none_or(|r| catalog.plans.iter().any(|p| p.region == r));
+    let key = format!(
+        "{}|{}",
+        country.as_deref().unwrap_or(""),
+        region.as_deref().unwrap_or("")
+    );
+    let rendered = cached_plans(&state, environment, key, known, || {
+        let plans: Vec<_> = catalog
+            .filter(country.as_deref(), region.as_deref())
+            .map(|p| p.to_wire(&catalog.currency, environment))
+            .collect();
+        render(&PlansResponse {
+            success: true,
+            meta: PlansMeta {
+                total: plans.len(),
+                currency: catalog.currency.clone(),
+                environment,
+            },
+            plans,
+        })
+    })?;
+    cached_json(&headers, &rendered)
 }
 
 /// One plan.
@@ -105,9 +173,18 @@ pub async fn get_plan(
         .catalog
         .get(&plan_id)
         .ok_or_else(|| oytel_core::CoreError::PlanNotFound(plan_id.chars().take(64).collect()))?;
-    let body = PlanResponse {
-        success: true,
-        plan: plan.to_wire(&state.catalog.currency, caller.owner.environment),
-    };
-    cached_json(&headers, &body)
+    let environment = caller.owner.environment;
+    let rendered = cached_plans(
+        &state,
+        environment,
+        format!("plan:{}", plan.id),
+        true,
+        || {
+            render(&PlanResponse {
+                success: true,
+                plan: plan.to_wire(&state.catalog.currency, environment),
+            })
+        },
+    )?;
+    cached_json(&headers, &rendered)
 }
