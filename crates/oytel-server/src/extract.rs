@@ -248,9 +248,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is not valid UTF-8",
         ));
     }
-    // Syntax first, so that INVALID_JSON means exactly "not JSON"; then the shape.
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid_json(&e))?;
-    serde_path_to_error::deserialize(value).map_err(shape_error)
+    // Syntax first, so that INVALID_JSON means exactly "not JSON" (nothing is built). Then
+    // the shape, from the bytes themselves: a `Value` would silently keep the last of two
+    // duplicated keys, and an ambiguous paid request must be refused instead.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| invalid_json(&e))?;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)
 }
 
 fn invalid_json(error: &serde_json::Error) -> ApiError {

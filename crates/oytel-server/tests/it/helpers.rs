@@ -144,6 +144,7 @@ pub struct ServerProcess {
     child: std::process::Child,
     pub base: String,
     stdout: std::sync::mpsc::Receiver<String>,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 /// Starts `oytel-server serve` on `db_url` and waits until it is ready.
@@ -167,8 +168,14 @@ pub fn start_server(db_url: &str, mode: &str) -> ServerProcess {
     });
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let err = child.stderr.take().unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Ok(mut all) = kept.lock() {
+                all.push_str(&line);
+                all.push('\n');
+            }
             if let Ok(log) = serde_json::from_str::<Value>(&line) {
                 if log["fields"]["message"] == "Oytel API ready" {
                     let _ = ready_tx.send(log["fields"]["listen"].as_str().unwrap().to_owned());
@@ -183,6 +190,7 @@ pub fn start_server(db_url: &str, mode: &str) -> ServerProcess {
         child,
         base: format!("http://{listen}"),
         stdout,
+        logs,
     }
 }
 
@@ -196,6 +204,15 @@ impl ServerProcess {
             .unwrap();
         assert!(status.success());
         self.child.wait().unwrap()
+    }
+
+    /// Sends SIGTERM, waits for the exit, and returns everything the server logged.
+    pub fn terminate_with_logs(self) -> (std::process::ExitStatus, String) {
+        let logs = self.logs.clone();
+        let status = self.terminate();
+        // Give the reader thread a moment to take the last lines.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        (status, logs.lock().map(|l| l.clone()).unwrap_or_default())
     }
 
     /// What the server printed on stdout so far.

@@ -17,4 +17,5 @@ mod python_sdk;
 mod qr;
 mod ratelimits;
 mod receiver;
+mod robustness;
 mod webhooks;
