@@ -435,7 +435,11 @@ impl OytelClient {
                 }
                 Ok((status, headers, body)) => {
                     let error = error_from(status, &headers, &body);
-                    if !can_retry || !transient(status) {
+                    // A request with the same key still running (or cut off by a crash, until
+                    // its lease ends) is worth waiting for.
+                    let in_progress =
+                        error.code() == Some(&ErrorCode::IdempotencyRequestInProgress);
+                    if !can_retry || !(transient(status) || in_progress) {
                         return Err(error);
                     }
                     match retry_after(&headers) {

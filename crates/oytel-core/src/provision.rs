@@ -28,8 +28,10 @@ use crate::{Amount, CoreError, EsimStatus, Scope};
 /// How long a completed idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 /// How long an unfinished claim blocks the key before another request may take it over
-/// (a request that crashed never completes its claim).
-pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
+/// (a request that crashed never completes its claim). A provisioning takes milliseconds; a
+/// holder slower than this cannot complete after a takeover (its claim token no longer
+/// matches), so nothing is charged twice either way.
+pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 10;
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Attempts with fresh numbers when generated ones collide.

@@ -159,7 +159,8 @@ impl From<CoreError> for ApiError {
                 StatusCode::CONFLICT,
                 ErrorCode::IdempotencyRequestInProgress,
                 message,
-            ),
+            )
+            .with_retry_after(1),
             CoreError::EndpointNotFound(_) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::WebhookEndpointNotFound,

@@ -149,12 +149,19 @@ pub struct ServerProcess {
 
 /// Starts `oytel-server serve` on `db_url` and waits until it is ready.
 pub fn start_server(db_url: &str, mode: &str) -> ServerProcess {
+    start_server_on(db_url, mode, "127.0.0.1:0")
+}
+
+/// Starts `oytel-server serve` on `db_url` listening on `listen`.
+pub fn start_server_on(db_url: &str, mode: &str, listen: &str) -> ServerProcess {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_oytel-server"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--mode", mode])
+        .args(["serve", "--listen", listen, "--mode", mode])
         .env("OYTEL_DATABASE_URL", db_url)
         .env("OYTEL_LOG_FORMAT", "json")
+        .env("OYTEL_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("OYTEL_WEBHOOK_RETRY_SCHEDULE", "200ms,500ms,1s,2s,5s")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -204,6 +211,12 @@ impl ServerProcess {
             .unwrap();
         assert!(status.success());
         self.child.wait().unwrap()
+    }
+
+    /// Kills the process at once (SIGKILL): no shutdown, no flushing.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM, waits for the exit, and returns everything the server logged.

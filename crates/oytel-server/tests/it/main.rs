@@ -8,6 +8,7 @@ mod helpers;
 mod account;
 mod auth;
 mod cli;
+mod crash;
 mod esims;
 mod multi_instance;
 mod openapi;
