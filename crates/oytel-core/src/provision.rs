@@ -515,6 +515,13 @@ pub fn finish_page<T>(mut rows: Vec<Sequenced<T>>, page: PageRequest) -> (Vec<T>
     (rows.into_iter().map(|r| r.row).collect(), next)
 }
 
+/// A `reference_id` filter of a list, checked like the field itself.
+pub fn reference_filter(reference_id: Option<&str>) -> Result<Option<String>, CoreError> {
+    reference_id
+        .map(|r| validate_text("reference_id", r, 128))
+        .transpose()
+}
+
 /// Filters of an eSIM list from the query of `GET /api/v1/esims`.
 pub fn esim_filter(query: &ListEsimsQuery) -> Result<EsimFilter, CoreError> {
     let customer_email = query
@@ -522,11 +529,7 @@ pub fn esim_filter(query: &ListEsimsQuery) -> Result<EsimFilter, CoreError> {
         .as_deref()
         .map(|e| validate_email(e).map_err(|m| CoreError::field("customer_email", m)))
         .transpose()?;
-    let reference_id = query
-        .reference_id
-        .as_deref()
-        .map(|r| validate_text("reference_id", r, 128))
-        .transpose()?;
+    let reference_id = reference_filter(query.reference_id.as_deref())?;
     Ok(EsimFilter {
         status: query.status,
         reference_id,

@@ -116,6 +116,11 @@ pub struct ServeArgs {
     #[arg(long, env = "OYTEL_EXPIRY_INTERVAL_SECONDS", default_value_t = 30)]
     pub expiry_interval_seconds: u64,
 
+    /// Failed authentications allowed per client address per minute, before that address is
+    /// refused for a while.
+    #[arg(long, env = "OYTEL_AUTH_FAILURES_PER_MINUTE", default_value_t = crate::ratelimit::AUTH_FAILURES_PER_MINUTE)]
+    pub auth_failures_per_minute: u32,
+
     /// Run the background workers (webhook delivery, expiry) in this instance.
     #[arg(long, env = "OYTEL_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,

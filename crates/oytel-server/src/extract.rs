@@ -318,7 +318,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// One path parameter.
+/// One path parameter. Ids never hold control characters (PostgreSQL would refuse a NUL in
+/// text): such a parameter names nothing, so it is a 404 before any query.
 #[derive(Debug)]
 pub struct ApiPath(pub String);
 
@@ -326,9 +327,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<String>::from_request_parts(parts, state)
-            .await
-            .map(|Path(value)| ApiPath(value))
-            .map_err(|_| ApiError::not_found())
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(value)) if !value.chars().any(char::is_control) => Ok(ApiPath(value)),
+            _ => Err(ApiError::not_found()),
+        }
     }
 }

@@ -182,7 +182,9 @@ pub fn state(
     Ok(AppState {
         store,
         quotas,
-        limiter: Arc::new(ratelimit::RateLimits::default()),
+        limiter: Arc::new(ratelimit::RateLimits::new(
+            settings.auth_failures_per_minute,
+        )),
         plans_cache: Arc::default(),
         catalog: Arc::new(catalog),
         settings: Arc::new(settings),

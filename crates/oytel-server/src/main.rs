@@ -175,6 +175,7 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         operator_token: args.operator_token.clone().filter(|t| !t.is_empty()),
         expiry_interval: std::time::Duration::from_secs(args.expiry_interval_seconds.max(1)),
         workers: args.workers,
+        auth_failures_per_minute: args.auth_failures_per_minute,
     };
     if args.mode == Mode::Development {
         seed_demo(store.storage.as_ref()).await?;

@@ -22,7 +22,7 @@ type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInf
 /// Limiters of partners' bursts, one per distinct rate.
 type BurstLimiters = HashMap<u32, Arc<Keyed<(String, Environment)>>>;
 
-/// Failed authentications allowed per client address per minute.
+/// Failed authentications allowed per client address per minute, by default.
 pub const AUTH_FAILURES_PER_MINUTE: u32 = 20;
 
 /// The in-process limiters of one server.
@@ -42,7 +42,14 @@ impl std::fmt::Debug for RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        let per_minute = NonZeroU32::new(AUTH_FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+        RateLimits::new(AUTH_FAILURES_PER_MINUTE)
+    }
+}
+
+impl RateLimits {
+    /// Limiters allowing `auth_failures_per_minute` failed authentications per address.
+    pub fn new(auth_failures_per_minute: u32) -> RateLimits {
+        let per_minute = NonZeroU32::new(auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
         RateLimits {
             burst: Mutex::new(HashMap::new()),
             auth_failures: RateLimiter::keyed(Quota::per_minute(per_minute)).with_middleware(),

@@ -56,6 +56,8 @@ pub struct Settings {
     pub expiry_interval: Duration,
     /// Whether this instance runs the background workers (deliveries, expiry).
     pub workers: bool,
+    /// Failed authentications allowed per client address per minute.
+    pub auth_failures_per_minute: u32,
 }
 
 /// The state shared by handlers. Cloning is cheap.

@@ -153,6 +153,7 @@ impl TestServer {
             operator_token: Some(OPERATOR_TOKEN.into()),
             expiry_interval: Duration::from_millis(200),
             workers: true,
+            auth_failures_per_minute: crate::ratelimit::AUTH_FAILURES_PER_MINUTE,
         }
     }
 

@@ -85,6 +85,8 @@ fn result(id: &str, status: BatchItemStatus, reason: Option<String>) -> BatchIte
     request_body = UsageBatch,
     security(("operator" = [])),
     responses(
+        (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "One result per record", body = BatchResponse),
         (status = 400, description = "Malformed batch", body = ErrorBody),
         (status = 401, description = "Missing or invalid operator token", body = ErrorBody),
@@ -152,6 +154,9 @@ pub async fn report_usage(
     request_body = ActivationBatch,
     security(("operator" = [])),
     responses(
+        (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),
+        (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "One result per notice", body = BatchResponse),
         (status = 401, description = "Missing or invalid operator token", body = ErrorBody),
         (status = 403, description = "The operator API is disabled", body = ErrorBody)))]

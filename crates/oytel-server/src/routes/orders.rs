@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use oytel_core::limits::QuotaKind;
-use oytel_core::provision::{finish_page, page_request};
+use oytel_core::provision::{finish_page, page_request, reference_filter};
 use oytel_core::CoreError;
 use oytel_types::{ErrorBody, ListOrdersQuery, Order, OrderResponse, Page};
 
@@ -54,9 +54,10 @@ pub async fn list_orders(
 ) -> Result<Json<Page<Order>>, ApiError> {
     caller.consume(&state, QuotaKind::Status).await?;
     let page = page_request(query.limit, query.cursor.as_deref())?;
+    let reference_id = reference_filter(query.reference_id.as_deref())?;
     let rows = state
         .store
-        .list_orders(&caller.scope(), query.reference_id, page)
+        .list_orders(&caller.scope(), reference_id, page)
         .await?;
     let (rows, next_cursor) = finish_page(rows, page);
     Ok(Json(Page {

@@ -52,6 +52,7 @@ async fn transition(
         (status = 403, description = "Not a sandbox key (`FORBIDDEN`)", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "Not `provisioned` (`INVALID_STATE_TRANSITION`)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn simulate_activation(
     State(state): State<AppState>,
@@ -70,6 +71,7 @@ pub async fn simulate_activation(
         (status = 403, description = "Not a sandbox key", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "Already expired or cancelled", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn simulate_expiry(
     State(state): State<AppState>,
@@ -86,10 +88,14 @@ pub async fn simulate_expiry(
     request_body = SandboxUsageRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
+        (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),
+        (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "The eSIM after the usage", body = StatusResponse),
         (status = 403, description = "Not a sandbox key", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "The eSIM is not active", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn simulate_usage(
     State(state): State<AppState>,

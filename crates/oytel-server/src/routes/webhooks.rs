@@ -44,6 +44,8 @@ fn endpoint_response(
     request_body = CreateWebhookEndpoint,
     security(("bearer" = []), ("api_key" = [])),
     responses(
+        (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 201, description = "Created", body = WebhookEndpointCreated),
         (status = 400, description = "Invalid URL, events or description", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
@@ -95,6 +97,7 @@ pub async fn list_endpoints(
     responses(
         (status = 200, description = "The endpoint", body = WebhookEndpointResponse),
         (status = 404, description = "No such endpoint (`WEBHOOK_ENDPOINT_NOT_FOUND`)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn get_endpoint(
     State(state): State<AppState>,
@@ -110,9 +113,12 @@ pub async fn get_endpoint(
     request_body = UpdateWebhookEndpoint,
     security(("bearer" = []), ("api_key" = [])),
     responses(
+        (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "The endpoint after the change", body = WebhookEndpointResponse),
         (status = 400, description = "Invalid change", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn update_endpoint(
     State(state): State<AppState>,
@@ -140,6 +146,7 @@ pub async fn update_endpoint(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn delete_endpoint(
     State(state): State<AppState>,
@@ -161,6 +168,7 @@ pub async fn delete_endpoint(
     responses(
         (status = 200, description = "The new secret", body = WebhookSecretResponse),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn rotate_endpoint_secret(
     State(state): State<AppState>,
@@ -185,6 +193,7 @@ pub async fn rotate_endpoint_secret(
     responses(
         (status = 202, description = "Scheduled", body = TestEventResponse),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn test_endpoint(
     State(state): State<AppState>,
@@ -227,8 +236,10 @@ async fn attempts_page(
     params(("endpoint_id" = String, Path, description = "Endpoint id"), PageQuery),
     security(("bearer" = []), ("api_key" = [])),
     responses(
+        (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),
         (status = 200, description = "A page of attempts", body = Page<DeliveryAttempt>),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn endpoint_attempts(
     State(state): State<AppState>,
@@ -244,7 +255,9 @@ pub async fn endpoint_attempts(
 #[utoipa::path(get, path = "/api/v1/webhooks/attempts", tag = "webhooks",
     params(PageQuery),
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, description = "A page of attempts", body = Page<DeliveryAttempt>),
+    responses(
+        (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),(status = 200, description = "A page of attempts", body = Page<DeliveryAttempt>),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn all_attempts(
     State(state): State<AppState>,
@@ -261,6 +274,7 @@ pub async fn all_attempts(
     responses(
         (status = 202, description = "Scheduled", body = RedeliverResponse),
         (status = 404, description = "No such event (`EVENT_NOT_FOUND`)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn redeliver(
     State(state): State<AppState>,
@@ -284,6 +298,7 @@ pub async fn redeliver(
 #[utoipa::path(get, path = "/api/v1/webhooks/secret", tag = "webhooks",
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "The secret", body = WebhookSecretResponse),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn esim_secret(
     State(state): State<AppState>,
@@ -305,6 +320,7 @@ pub async fn esim_secret(
 #[utoipa::path(post, path = "/api/v1/webhooks/secret/rotate", tag = "webhooks",
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "The new secret", body = WebhookSecretResponse),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
         (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
 pub async fn rotate_esim_secret(
     State(state): State<AppState>,

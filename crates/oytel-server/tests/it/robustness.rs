@@ -89,7 +89,13 @@ async fn hostile_input_gets_a_4xx_with_a_code_and_writes_nothing() {
         provision(&vec![b' '; 2 * 1024 * 1024], 413, "PAYLOAD_TOO_LARGE"),
         // Ids in paths.
         case(Method::GET, "/api/v1/esim/'%20OR%20'1'='1", None, 404, "ESIM_NOT_FOUND"),
-        case(Method::GET, "/api/v1/esim/%00/status", None, 404, "ESIM_NOT_FOUND"),
+        // A control character names nothing: refused before any query (PostgreSQL would
+        // refuse a NUL in text).
+        case(Method::GET, "/api/v1/esim/%00/status", None, 404, "NOT_FOUND"),
+        case(Method::GET, "/api/v1/webhooks/endpoints/we_%00", None, 404, "NOT_FOUND"),
+        case(Method::GET, "/api/v1/esims?reference_id=%00", None, 400, "VALIDATION_ERROR"),
+        case(Method::GET, "/api/v1/esims?customer_email=a%00@example.com", None, 400, "VALIDATION_ERROR"),
+        case(Method::GET, "/api/v1/orders?reference_id=a%00b", None, 400, "VALIDATION_ERROR"),
         case(Method::GET, &format!("/api/v1/esim/{}", "a".repeat(5000)), None, 404, "ESIM_NOT_FOUND"),
         case(Method::GET, "/api/v1/orders/..%2F..%2Fetc%2Fpasswd", None, 404, "ORDER_NOT_FOUND"),
         case(Method::GET, "/api/v1/plans/%E8%A8%88%E7%94%BB", None, 404, "PLAN_NOT_FOUND"),
