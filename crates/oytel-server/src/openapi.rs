@@ -137,9 +137,27 @@ fn add_links(spec: &mut OpenApiDoc) {
         return;
     };
     for (name, operation, parameter, value, description) in [
-        ("GetEsim", "get_esim", "esim_id", "$response.body#/esim_id", "The eSIM just provisioned"),
-        ("GetEsimStatus", "esim_status", "esim_id", "$response.body#/esim_id", "Its status and usage"),
-        ("GetOrder", "get_order", "order_id", "$response.body#/order_id", "The order that paid for it"),
+        (
+            "GetEsim",
+            "get_esim",
+            "esim_id",
+            "$response.body#/esim_id",
+            "The eSIM just provisioned",
+        ),
+        (
+            "GetEsimStatus",
+            "esim_status",
+            "esim_id",
+            "$response.body#/esim_id",
+            "Its status and usage",
+        ),
+        (
+            "GetOrder",
+            "get_order",
+            "order_id",
+            "$response.body#/order_id",
+            "The order that paid for it",
+        ),
     ] {
         let link = LinkBuilder::new()
             .operation_id(operation)
