@@ -168,10 +168,191 @@ fn add_links(spec: &mut OpenApiDoc) {
     }
 }
 
+/// Examples of the main answers, built as typed values (so they always fit their schemas)
+/// from the shipped catalog and fixed ids, times and numbers (so the spec stays the same
+/// from build to build).
+pub fn examples() -> Vec<(&'static str, serde_json::Value)> {
+    use chrono::{TimeZone, Utc};
+    use oytel_types::*;
+    let at = Utc
+        .with_ymd_and_hms(2026, 1, 15, 10, 30, 0)
+        .single()
+        .unwrap_or_default();
+    let expires = Utc
+        .with_ymd_and_hms(2026, 2, 15, 10, 30, 0)
+        .single()
+        .unwrap_or_default();
+    let catalog = oytel_core::catalog::Catalog::default_catalog();
+    let plan = catalog
+        .get("uk-massive-650")
+        .map(|p| p.to_wire(&catalog.currency, Environment::Sandbox));
+    let esim_plan = EsimPlan {
+        id: "uk-massive-650".into(),
+        name: "UK Massive 650".into(),
+        data_allowance: "650GB".into(),
+        validity_days: 30,
+        term_months: 1,
+    };
+    let meta = ResponseMeta {
+        request_id: "req_8Xq2LmA0pZ3vN7kQ1sRt".into(),
+        environment: Environment::Sandbox,
+        timestamp: at,
+    };
+    let code = "LPA:1$smdp.oytel.online$QX7TZ-8H2LM-4KD9P-R1VYC";
+    let qr = "https://api.oytel.online/qr/Y3k9TqP0bV7sLmN2xW4cR8dF6gH1jK5a.png";
+    let provisioned = ProvisionResponse {
+        success: true,
+        order_id: "ord_5Hn2Kp8Qr1Vx7Zc3Wm9B".into(),
+        esim_id: "esim_123456".into(),
+        iccid: "8944700902485622493".into(),
+        qr_code_url: qr.into(),
+        activation_code: code.into(),
+        mobile_number: "+447123456789".into(),
+        expires_at: expires,
+        status: EsimStatus::Provisioned,
+        reference_id: Some("order-123".into()),
+        esim: ProvisionedEsim {
+            esim_id: "esim_123456".into(),
+            iccid: "8944700902485622493".into(),
+            qr_code_url: qr.into(),
+            activation_code: code.into(),
+            mobile_number: "+447123456789".into(),
+            status: EsimStatus::Provisioned,
+            expires_at: expires,
+            plan: esim_plan.clone(),
+            network_info: NetworkInfo {
+                operator: "Oytel Mobile".into(),
+                apn: "oytel".into(),
+                network: "5G".into(),
+            },
+            activation_instructions: ActivationInstructions {
+                ios: vec![
+                    "Open Settings > Mobile Data > Add eSIM".into(),
+                    "Scan the QR code".into(),
+                ],
+                android: vec![
+                    "Open Settings > Network & internet > SIMs > Add eSIM".into(),
+                    "Scan the QR code".into(),
+                ],
+                manual: vec![
+                    "Enter the SM-DP+ address and activation code shown after `LPA:1$`".into(),
+                ],
+            },
+        },
+        billing: Billing {
+            cost_usd: Amount::from_cents(2995),
+            cost_cents: 2995,
+            currency: "USD".into(),
+            remaining_balance: Amount::from_cents(10_000),
+            remaining_balance_cents: 10_000,
+            environment: Environment::Sandbox,
+        },
+        meta: meta.clone(),
+    };
+    let status = StatusResponse {
+        success: true,
+        esim_id: "esim_123456".into(),
+        status: EsimStatus::Active,
+        usage: Usage {
+            data_used_mb: 1024,
+            data_limit_mb: 650_000,
+            calls_made: 45,
+            sms_sent: 12,
+        },
+        expires_at: expires,
+        esim: EsimStatusDetails {
+            esim_id: "esim_123456".into(),
+            iccid: "8944700902485622493".into(),
+            status: EsimStatus::Active,
+            plan: esim_plan,
+            activation: Activation {
+                activated: true,
+                activated_at: Some(at),
+            },
+            usage: Some(UsageDetails {
+                used_mb: 1024,
+                total_mb: 650_000,
+                remaining_mb: 648_976,
+                usage_percentage: 0.15,
+                calls_made: 45,
+                sms_sent: 12,
+            }),
+            connection: Some(Connection {
+                status: "connected".into(),
+                current_network: None,
+            }),
+            expires_at: expires,
+        },
+        meta,
+    };
+    let error = ErrorBody {
+        success: false,
+        error: "plan `nope` does not exist".into(),
+        code: ErrorCode::PlanNotFound,
+        request_id: Some("req_8Xq2LmA0pZ3vN7kQ1sRt".into()),
+        details: Some(ErrorDetails {
+            field: Some("plan_id".into()),
+            ..ErrorDetails::default()
+        }),
+    };
+    let event = WebhookEvent {
+        id: "evt_27UH4WbU6Z5A5EzD8u03".into(),
+        event: EventType::EsimProvisioned,
+        timestamp: at,
+        data: WebhookEventData {
+            esim_id: "esim_123456".into(),
+            customer_email: "user@example.com".into(),
+            plan_id: "uk-massive-650".into(),
+            iccid: Some("8944700902485622493".into()),
+            reference_id: Some("order-123".into()),
+            status: Some(EsimStatus::Provisioned),
+            threshold_percent: None,
+            data_used_mb: None,
+            data_limit_mb: None,
+        },
+    };
+    let mut out = vec![
+        ("ProvisionResponse", serde_json::to_value(provisioned)),
+        ("StatusResponse", serde_json::to_value(status)),
+        ("ErrorBody", serde_json::to_value(error)),
+        ("WebhookEvent", serde_json::to_value(event)),
+    ];
+    if let Some(plan) = plan {
+        let plans = PlansResponse {
+            success: true,
+            meta: PlansMeta {
+                total: 1,
+                currency: "USD".into(),
+                environment: Environment::Sandbox,
+            },
+            plans: vec![plan],
+        };
+        out.push(("PlansResponse", serde_json::to_value(plans)));
+    }
+    out.into_iter()
+        .filter_map(|(name, value)| value.ok().map(|v| (name, v)))
+        .collect()
+}
+
+/// Puts [`examples`] on their component schemas.
+fn add_examples(spec: &mut OpenApiDoc) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let Some(components) = spec.components.as_mut() else {
+        return;
+    };
+    for (name, value) in examples() {
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+            object.examples = vec![value];
+        }
+    }
+}
+
 /// The OpenAPI document with the given servers first, then the documented ones.
 pub fn spec_with_servers(extra: &[Server]) -> OpenApiDoc {
     let (_, mut spec) = api_router().split_for_parts();
     add_links(&mut spec);
+    add_examples(&mut spec);
     let mut servers: Vec<Server> = extra.to_vec();
     servers.extend(DOCUMENTED_SERVERS.iter().map(|(url, description)| {
         let mut server = Server::new(*url);

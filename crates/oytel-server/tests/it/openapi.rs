@@ -40,6 +40,37 @@ async fn the_spec_is_served_as_json_and_yaml_with_this_server_first() {
     app.stop().await;
 }
 
+#[test]
+fn the_main_answers_have_examples_that_parse_as_their_types() {
+    let spec = oytel_server::openapi::to_json(&oytel_server::openapi::spec()).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    let examples = oytel_server::openapi::examples();
+    assert_eq!(examples.len(), 5);
+    for (name, value) in &examples {
+        assert_eq!(
+            &spec["components"]["schemas"][name]["examples"][0], value,
+            "{name}"
+        );
+        let parsed = match *name {
+            "ProvisionResponse" => {
+                serde_json::from_value::<oytel_types::ProvisionResponse>(value.clone()).is_ok()
+            }
+            "StatusResponse" => {
+                serde_json::from_value::<oytel_types::StatusResponse>(value.clone()).is_ok()
+            }
+            "ErrorBody" => serde_json::from_value::<oytel_types::ErrorBody>(value.clone()).is_ok(),
+            "WebhookEvent" => {
+                serde_json::from_value::<oytel_types::WebhookEvent>(value.clone()).is_ok()
+            }
+            "PlansResponse" => {
+                serde_json::from_value::<oytel_types::PlansResponse>(value.clone()).is_ok()
+            }
+            other => panic!("no check for {other}"),
+        };
+        assert!(parsed, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;
