@@ -455,12 +455,7 @@ async fn run(args: RunArgs) -> Result<()> {
     // A partner whose limits do not get in the way, with a sandbox key.
     let opened = oytel_store::open(&url, &oytel_store::PoolOptions::default()).await?;
     let store: Arc<dyn Storage> = opened.storage;
-    let partner = Partner {
-        id: oytel_core::numbers::new_id("ptn"),
-        name: "Bench".into(),
-        email: None,
-        created_at: now(),
-    };
+    let partner = Partner::new("Bench", None)?;
     store.create_partner(&partner).await?;
     let unlimited = LimitOverrides {
         provision_per_hour: Some(u32::MAX),

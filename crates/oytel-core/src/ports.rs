@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use oytel_types::{DeliveryStatus, EventType};
 
-use crate::{Environment, EsimStatus, Scope};
+use crate::{CoreError, Environment, EsimStatus, Scope};
 
 /// A unique column that a write collided on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,26 @@ pub struct Partner {
     pub email: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
+}
+
+impl Partner {
+    /// A new partner with a fresh id: `name` is trimmed and must be 1 to 200 characters without
+    /// control characters; `email`, when given, must be a valid address.
+    ///
+    /// # Errors
+    /// [`CoreError::Validation`] naming the field that is wrong.
+    pub fn new(name: &str, email: Option<&str>) -> Result<Self, CoreError> {
+        let name = crate::provision::validate_text("name", name, 200)?;
+        let email = email
+            .map(|e| crate::provision::validate_email(e).map_err(|m| CoreError::field("email", m)))
+            .transpose()?;
+        Ok(Self {
+            id: crate::numbers::new_id("ptn"),
+            name,
+            email,
+            created_at: crate::provision::now(),
+        })
+    }
 }
 
 /// A key to store. Only its hash is kept.
@@ -802,6 +822,30 @@ mod tests {
             lease_until: now + Duration::seconds(60),
             expires_at: now + Duration::hours(24),
         }
+    }
+
+    #[test]
+    fn a_new_partner_has_a_trimmed_name_and_a_checked_email() {
+        let partner = Partner::new("  Acme Travel ", Some("ops@acme.example")).unwrap();
+        assert!(partner.id.starts_with("ptn_"), "{}", partner.id);
+        assert_eq!(partner.name, "Acme Travel");
+        assert_eq!(partner.email.as_deref(), Some("ops@acme.example"));
+        assert_ne!(Partner::new("Acme", None).unwrap().id, partner.id);
+
+        let long = "x".repeat(201);
+        for (name, email, field) in [
+            ("", None, "name"),
+            ("   ", None, "name"),
+            (long.as_str(), None, "name"),
+            ("Ac\u{0}me", None, "name"),
+            ("Acme", Some("nope"), "email"),
+        ] {
+            match Partner::new(name, email) {
+                Err(CoreError::Validation(e)) => assert_eq!(e.field, field, "{name:?} {email:?}"),
+                other => panic!("{name:?} {email:?} gave {other:?}"),
+            }
+        }
+        assert!(Partner::new(&"x".repeat(200), None).is_ok());
     }
 
     #[test]

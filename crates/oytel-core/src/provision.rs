@@ -136,7 +136,13 @@ pub fn validate_email(email: &str) -> Result<String, String> {
     Ok(email.to_owned())
 }
 
-fn validate_text(field: &'static str, value: &str, max_chars: usize) -> Result<String, CoreError> {
+/// Trims `value` and checks it is non-empty, at most `max_chars` characters and free of control
+/// characters; errors name `field`.
+pub(crate) fn validate_text(
+    field: &'static str,
+    value: &str,
+    max_chars: usize,
+) -> Result<String, CoreError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(CoreError::field(

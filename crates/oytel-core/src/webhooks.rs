@@ -10,6 +10,7 @@ use rand::{Rng, RngCore};
 
 use crate::numbers::new_id;
 use crate::ports::{EndpointRecord, EsimRecord, EventRecord};
+use crate::provision::validate_text;
 use crate::{CoreError, Scope};
 
 /// The usage thresholds, in percent of the data allowance, each announced once per eSIM.
@@ -236,13 +237,7 @@ pub fn validate_endpoint_url(raw: &str, allow_internal: bool) -> Result<String, 
 fn description(text: Option<&str>) -> Result<Option<String>, CoreError> {
     match text.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(d) if d.chars().count() > 200 || d.chars().any(char::is_control) => {
-            Err(CoreError::field(
-                "description",
-                "description must be at most 200 characters without control characters",
-            ))
-        }
-        Some(d) => Ok(Some(d.to_owned())),
+        Some(d) => validate_text("description", d, 200).map(Some),
     }
 }
 

@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 use oytel_core::catalog::Catalog;
 use oytel_core::keys::generate_api_key;
 use oytel_core::limits::LimitOverrides;
-use oytel_core::numbers::new_id;
 use oytel_core::ports::{Partner, Storage};
 use oytel_core::provision::{now, ProvisionSettings};
 use oytel_server::config::{parse_usd, DatabaseArgs, LogFormat, Mode, ServeArgs};
@@ -212,19 +211,7 @@ async fn seed_demo(store: &dyn Storage) -> Result<()> {
 }
 
 async fn create_partner(store: &dyn Storage, name: &str, email: Option<String>) -> Result<Partner> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        bail!("--name must be 1 to 200 characters without control characters");
-    }
-    let email = email
-        .map(|e| oytel_core::provision::validate_email(&e).map_err(anyhow::Error::msg))
-        .transpose()?;
-    let partner = Partner {
-        id: new_id("ptn"),
-        name: name.to_owned(),
-        email,
-        created_at: now(),
-    };
+    let partner = Partner::new(name, email.as_deref())?;
     store.create_partner(&partner).await?;
     Ok(partner)
 }

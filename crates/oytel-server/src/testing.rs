@@ -8,7 +8,6 @@ use std::sync::Arc;
 use oytel_core::catalog::Catalog;
 use oytel_core::keys::generate_api_key;
 use oytel_core::limits::LimitOverrides;
-use oytel_core::numbers::new_id;
 use oytel_core::ports::{Partner, Storage};
 use oytel_core::provision::{now, ProvisionSettings};
 use oytel_store::testing::{fresh, Backend, TestDatabase};
@@ -98,12 +97,7 @@ pub async fn make_partner(store: &dyn Storage, name: &str) -> TestPartner {
 /// # Panics
 /// When the database refuses (a test setup failure).
 pub async fn make_partner_with_default_limits(store: &dyn Storage, name: &str) -> TestPartner {
-    let partner = Partner {
-        id: new_id("ptn"),
-        name: name.into(),
-        email: Some("ops@partner.example".into()),
-        created_at: now(),
-    };
+    let partner = Partner::new(name, Some("ops@partner.example")).expect("valid partner");
     store.create_partner(&partner).await.expect("partner");
     store
         .credit(&partner.id, START_BALANCE_CENTS, "test top-up", now())

@@ -7,11 +7,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{Duration, SubsecRound, Utc};
+use chrono::{Duration, Utc};
 use oytel_core::numbers::{
     generate_iccid, generate_matching_id, generate_msisdn, new_id, new_url_token,
 };
 use oytel_core::ports::*;
+use oytel_core::provision::now;
 use oytel_core::{Environment, EsimStatus, Scope};
 use oytel_types::{DeliveryStatus, EventType};
 
@@ -78,22 +79,10 @@ async fn postgres_quotas_admit_exactly_the_limit() {
     }
 }
 
-fn now() -> chrono::DateTime<Utc> {
-    Utc::now().trunc_subsecs(0)
-}
-
 async fn partner(store: &dyn Storage) -> String {
-    let id = new_id("ptn");
-    store
-        .create_partner(&Partner {
-            id: id.clone(),
-            name: "P".into(),
-            email: None,
-            created_at: now(),
-        })
-        .await
-        .unwrap();
-    id
+    let partner = Partner::new("P", None).unwrap();
+    store.create_partner(&partner).await.unwrap();
+    partner.id
 }
 
 fn scope(partner_id: &str, environment: Environment) -> Scope {

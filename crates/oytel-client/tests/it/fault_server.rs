@@ -27,14 +27,20 @@ pub enum Action {
 pub struct Seen {
     pub method: String,
     pub path: String,
-    pub idempotency_key: Option<String>,
-    pub if_none_match: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub at: Instant,
 }
 
 impl Seen {
+    /// The value of a header (names are stored lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The headers as a `HeaderMap`.
     pub fn header_map(&self) -> reqwest::header::HeaderMap {
         let mut map = reqwest::header::HeaderMap::new();
@@ -160,18 +166,9 @@ impl FaultServer {
 
     async fn serve(self, mut stream: TcpStream) {
         while let Some(request) = read_request(&mut stream).await {
-            let header = |name: &str| {
-                request
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-            };
             self.seen.lock().unwrap().push(Seen {
                 method: request.method.clone(),
                 path: request.path.clone(),
-                idempotency_key: header("idempotency-key"),
-                if_none_match: header("if-none-match"),
                 headers: request.headers.clone(),
                 body: request.body.clone(),
                 at: Instant::now(),
