@@ -5,8 +5,10 @@
 
 use sha2::{Digest, Sha256};
 
+use std::future::Future;
+
 use crate::numbers::{new_id, random_base62};
-use crate::ports::{KeyOwner, NewApiKey, Storage};
+use crate::ports::{KeyOwner, NewApiKey, StoreError};
 use crate::{CoreError, Environment};
 
 const RANDOM_LEN: usize = 40;
@@ -59,12 +61,18 @@ pub enum AuthFailure {
     Revoked,
 }
 
-/// Finds the owner of a presented key. The key's prefix must agree with the environment it
-/// was issued for.
-pub async fn authenticate(
-    store: &dyn Storage,
+/// Finds the owner of a presented key with `find` (given the key's hash; usually
+/// [`Storage::find_api_key`](crate::ports::Storage::find_api_key) or a cache in front of it).
+/// Malformed keys are refused without a lookup. The key's prefix must agree with the
+/// environment it was issued for.
+pub async fn authenticate<F, Fut>(
     presented: Option<&str>,
-) -> Result<Result<KeyOwner, AuthFailure>, CoreError> {
+    find: F,
+) -> Result<Result<KeyOwner, AuthFailure>, CoreError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Option<KeyOwner>, StoreError>>,
+{
     let Some(key) = presented.map(str::trim).filter(|k| !k.is_empty()) else {
         return Ok(Err(AuthFailure::Missing));
     };
@@ -74,7 +82,7 @@ pub async fn authenticate(
     if key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Ok(Err(AuthFailure::Invalid));
     }
-    match store.find_api_key(&hash_api_key(key)).await? {
+    match find(hash_api_key(key)).await? {
         None => Ok(Err(AuthFailure::Invalid)),
         Some(owner) if owner.environment != environment => Ok(Err(AuthFailure::Invalid)),
         Some(owner) if owner.revoked => Ok(Err(AuthFailure::Revoked)),
@@ -85,7 +93,6 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::MockStorage;
 
     fn owner(environment: Environment, revoked: bool) -> KeyOwner {
         KeyOwner {
@@ -113,16 +120,11 @@ mod tests {
     #[tokio::test]
     async fn authentication_outcomes() {
         let key = generate_api_key("ptn_1", Environment::Sandbox);
-        let hash = key.record.hash.clone();
-        let mut store = MockStorage::new();
-        store.expect_find_api_key().returning(move |h| {
-            Ok(if h == hash {
-                Some(owner(Environment::Sandbox, false))
-            } else {
-                None
-            })
-        });
-        let found = authenticate(&store, Some(&key.plaintext)).await.unwrap();
+        let find = |h: String| {
+            let found = (h == key.record.hash).then(|| owner(Environment::Sandbox, false));
+            async move { Ok(found) }
+        };
+        let found = authenticate(Some(&key.plaintext), find).await.unwrap();
         assert_eq!(found.unwrap().partner_id, "ptn_1");
         for (presented, expected) in [
             (None, AuthFailure::Missing),
@@ -132,7 +134,7 @@ mod tests {
             (Some("sk_live_bad chars"), AuthFailure::Invalid),
         ] {
             assert_eq!(
-                authenticate(&store, presented).await.unwrap().unwrap_err(),
+                authenticate(presented, find).await.unwrap().unwrap_err(),
                 expected,
                 "{presented:?}"
             );
@@ -141,24 +143,21 @@ mod tests {
 
     #[tokio::test]
     async fn revoked_and_wrong_environment_keys_are_refused() {
-        let mut store = MockStorage::new();
-        store
-            .expect_find_api_key()
-            .returning(|_| Ok(Some(owner(Environment::Sandbox, true))));
+        let stored =
+            |revoked| move |_| async move { Ok(Some(owner(Environment::Sandbox, revoked))) };
         let key = generate_api_key("ptn_1", Environment::Sandbox).plaintext;
         assert_eq!(
-            authenticate(&store, Some(&key)).await.unwrap().unwrap_err(),
+            authenticate(Some(&key), stored(true))
+                .await
+                .unwrap()
+                .unwrap_err(),
             AuthFailure::Revoked
         );
         // A stored sandbox key presented with a live prefix cannot exist, but if the hash
         // matched anyway the environments must agree.
-        let mut store = MockStorage::new();
-        store
-            .expect_find_api_key()
-            .returning(|_| Ok(Some(owner(Environment::Sandbox, false))));
         let live = generate_api_key("ptn_1", Environment::Production).plaintext;
         assert_eq!(
-            authenticate(&store, Some(&live))
+            authenticate(Some(&live), stored(false))
                 .await
                 .unwrap()
                 .unwrap_err(),

@@ -28,7 +28,7 @@ pub enum UniqueField {
 }
 
 /// A storage failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint was violated; nothing was written.
     #[error("duplicate value for a unique field ({0:?})")]
@@ -648,6 +648,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn list_api_keys(&self, partner_id: &str) -> Result<Vec<ApiKeyInfo>, StoreError>;
     /// Revokes a key; `false` if there is no such key or it was revoked already.
     async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// A counter the database bumps (by trigger, in the same transaction) on every change to
+    /// `api_keys` or `partners` other than an insert: anything that can revoke a key or alter
+    /// what a key's lookup returns. An unchanged value means every earlier lookup still holds.
+    async fn auth_epoch(&self) -> Result<i64, StoreError>;
 
     /// Adds to a partner's live balance, with a ledger row. Returns the new balance.
     async fn credit(

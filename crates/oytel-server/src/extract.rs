@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use oytel_core::keys::{authenticate, AuthFailure};
+use oytel_core::keys::AuthFailure;
 use oytel_core::limits::{QuotaKey, QuotaKind, QuotaUse};
 use oytel_core::ports::KeyOwner;
 use oytel_core::Scope;
@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for Caller {
             ));
         }
         let outcome = match presented_key(parts) {
-            Ok(presented) => authenticate(state.store.as_ref(), presented.as_deref()).await?,
+            Ok(presented) => state.keys.authenticate(presented.as_deref()).await?,
             Err(error) => {
                 if let Some(address) = address {
                     state.limiter.auth_failed(address);

@@ -14,6 +14,7 @@ pub mod context;
 pub mod convert;
 pub mod error;
 pub mod extract;
+pub mod keycache;
 pub mod openapi;
 pub mod qr;
 pub mod ratelimit;
@@ -180,6 +181,7 @@ pub fn state(
 ) -> Result<AppState, String> {
     let spec = openapi::ServedSpec::for_instance(&settings.public_url)?;
     Ok(AppState {
+        keys: Arc::new(keycache::KeyCache::new(store.clone())),
         store,
         quotas,
         limiter: Arc::new(ratelimit::RateLimits::new(

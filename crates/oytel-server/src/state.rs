@@ -65,6 +65,8 @@ pub struct Settings {
 pub struct AppState {
     /// The database.
     pub store: Arc<dyn Storage>,
+    /// API key lookups, cached while no key or partner changes.
+    pub keys: Arc<crate::keycache::KeyCache>,
     /// Where hourly quotas are counted.
     pub quotas: Arc<dyn oytel_core::limits::Quotas>,
     /// The in-process limiters (burst, failed authentication).

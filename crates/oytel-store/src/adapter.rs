@@ -592,6 +592,13 @@ macro_rules! storage_impl {
                 Ok(result.rows_affected() == 1)
             }
 
+            async fn auth_epoch(&self) -> Result<i64, StoreError> {
+                sqlx::query_scalar("SELECT value FROM auth_epoch WHERE id = 1")
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err(db_error)
+            }
+
             async fn credit(
                 &self,
                 partner_id: &str,

@@ -62,6 +62,7 @@ conformance!(
     endpoints_and_signing_secrets,
     expiries_are_found_and_applied_once,
     partner_limits_are_stored_and_returned_with_the_key,
+    the_auth_epoch_moves_with_every_change_to_keys_and_partners,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1438,6 +1439,28 @@ async fn partner_limits_are_stored_and_returned_with_the_key(store: Arc<dyn Stor
             .limits,
         raised
     );
+}
+
+async fn the_auth_epoch_moves_with_every_change_to_keys_and_partners(store: Arc<dyn Storage>) {
+    use oytel_core::limits::LimitOverrides;
+    let start = store.auth_epoch().await.unwrap();
+    // Inserts and the partner's money leave earlier key lookups valid.
+    let a = partner(store.as_ref()).await;
+    let key = oytel_core::keys::generate_api_key(&a, Environment::Production);
+    store.create_api_key(&key.record).await.unwrap();
+    store.credit(&a, 10_000, "top-up", now()).await.unwrap();
+    assert_eq!(store.auth_epoch().await.unwrap(), start);
+    // A revocation and a change of limits each invalidate them.
+    assert!(store.revoke_api_key(&key.record.id, now()).await.unwrap());
+    let revoked = store.auth_epoch().await.unwrap();
+    assert!(revoked > start, "{revoked} after {start}");
+    let raised = LimitOverrides {
+        burst_per_second: Some(50),
+        ..LimitOverrides::default()
+    };
+    assert!(store.set_partner_limits(&a, &raised).await.unwrap());
+    let limited = store.auth_epoch().await.unwrap();
+    assert!(limited > revoked, "{limited} after {revoked}");
 }
 
 async fn quotas_admit_exactly_the_limit(quotas: Arc<dyn oytel_core::limits::Quotas>) {
