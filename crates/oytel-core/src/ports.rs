@@ -633,7 +633,8 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         partner_id: &str,
     ) -> Result<Option<crate::limits::LimitOverrides>, StoreError>;
-    /// Sets a partner's own limits; `false` if there is no such partner.
+    /// Sets a partner's own limits; `false` if there is no such partner. Like
+    /// [`Storage::revoke_api_key`], returns once every leased instance serves the change.
     async fn set_partner_limits(
         &self,
         partner_id: &str,
@@ -647,7 +648,22 @@ pub trait Storage: Send + Sync + 'static {
     /// A partner's keys, oldest first.
     async fn list_api_keys(&self, partner_id: &str) -> Result<Vec<ApiKeyInfo>, StoreError>;
     /// Revokes a key; `false` if there is no such key or it was revoked already.
+    ///
+    /// Returns once every server instance holding a lease on the auth epoch
+    /// ([`Storage::renew_epoch_lease`]) serves an epoch that includes the revocation, or its
+    /// lease has run out: from then on no instance accepts the key.
     async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Takes or renews `instance_id`'s lease on the auth epoch: until `lease` has passed on the
+    /// database's clock, revocations and limit changes wait for this instance to report a
+    /// `serving_epoch` at least theirs.
+    async fn renew_epoch_lease(
+        &self,
+        instance_id: &str,
+        serving_epoch: i64,
+        lease: std::time::Duration,
+    ) -> Result<(), StoreError>;
+    /// Gives a lease up (an instance shutting down).
+    async fn release_epoch_lease(&self, instance_id: &str) -> Result<(), StoreError>;
     /// A counter the database bumps (by trigger, in the same transaction) on every change to
     /// `api_keys` or `partners` other than an insert: anything that can revoke a key or alter
     /// what a key's lookup returns. An unchanged value means every earlier lookup still holds.

@@ -1,19 +1,29 @@
-//! Key lookups without a database round trip per request, with revocation still refused at
-//! once by every instance.
+//! Key lookups without a database round trip per request, with revocation still refused by
+//! every instance from the moment the revoking command returns.
 //!
-//! Found keys are cached with the value of the database's auth epoch
-//! ([`Storage::auth_epoch`]) read before the lookup; triggers bump the epoch in the same
-//! transaction as any revocation or limit change. A request is served from the cache only if
-//! the epoch, read *after the request arrived*, is the one its entry was cached under. That
-//! read is shared: requests that arrive while a read is in flight wait for the next one,
-//! which starts when it ends. Under load one read serves a whole round of requests, and no
-//! request is ever answered from a read that began before it arrived, so a revocation that
-//! committed before a request was sent is always seen.
+//! Found keys are cached with the database's auth epoch ([`Storage::auth_epoch`]) as read
+//! before the lookup; triggers bump the epoch in the same transaction as any revocation or
+//! limit change. A request is served from the cache only if its entry was cached under the
+//! epoch the instance serves with, which it knows in one of two ways:
+//!
+//! - **A lease** (the normal case, no database work per request): [`KeyCache::hold_lease`]
+//!   polls the epoch every [`POLL`] and renews a lease in the database ([`LEASE`] on the
+//!   database's clock) naming the epoch this instance serves with. A revocation commits, then
+//!   waits until every instance with a live lease serves its epoch or the lease has run out
+//!   ([`Storage::revoke_api_key`]). The instance trusts its epoch only for [`TRUST`] (less
+//!   than the lease) after it began the renewal, so an instance that cannot renew (database
+//!   unreachable, process stalled) stops trusting its epoch before a revocation stops waiting
+//!   for it.
+//! - **A shared read** (no lease held: starting up, or the database unreachable): the epoch is
+//!   read *after the request arrived*. The read is shared: requests that arrive while one is in
+//!   flight wait for the next, which starts when it ends, so no request is answered from a read
+//!   that began before it arrived.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use oytel_core::keys::{authenticate, AuthFailure};
 use oytel_core::ports::{KeyOwner, Storage, StoreError};
@@ -22,6 +32,15 @@ use tokio::sync::watch;
 
 /// Most keys kept; past it, entries of older epochs go, then all.
 const MAX_CACHED_KEYS: usize = 10_000;
+/// How long a lease lasts on the database's clock: the longest a revocation can wait for an
+/// instance that stopped renewing.
+pub const LEASE: Duration = Duration::from_secs(3);
+/// How long an instance trusts its epoch after beginning a renewal: shorter than [`LEASE`].
+pub const TRUST: Duration = Duration::from_secs(2);
+/// How often the epoch is polled: about how long a revocation waits for running instances.
+pub const POLL: Duration = Duration::from_millis(50);
+/// How often the lease is renewed while the epoch does not change.
+const RENEW: Duration = Duration::from_millis(500);
 
 type EpochFuture = Pin<Box<dyn Future<Output = Result<i64, StoreError>> + Send>>;
 type EpochSource = Box<dyn Fn() -> EpochFuture + Send + Sync>;
@@ -30,7 +49,14 @@ type EpochSource = Box<dyn Fn() -> EpochFuture + Send + Sync>;
 pub struct KeyCache {
     store: Arc<dyn Storage>,
     epoch: Arc<SharedRead>,
+    lease: RwLock<Lease>,
     owners: RwLock<HashMap<String, (i64, KeyOwner)>>,
+}
+
+/// The epoch this instance serves with, and until when it may (while it holds a lease).
+struct Lease {
+    epoch: i64,
+    trusted_until: Option<Instant>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -49,8 +75,100 @@ impl KeyCache {
                 let store = source.clone();
                 Box::pin(async move { store.auth_epoch().await })
             })),
+            lease: RwLock::new(Lease {
+                epoch: i64::MIN,
+                trusted_until: None,
+            }),
             owners: RwLock::default(),
         }
+    }
+
+    /// Holds this instance's lease on the auth epoch until `stop` turns true, then gives it
+    /// up. While it runs, authentication needs no database work unless a key is new to this
+    /// instance or the epoch moved.
+    pub async fn hold_lease(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let instance = oytel_core::numbers::new_id("ins");
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewed_at: Option<Instant> = None;
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = poll.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let outcome = self.renew(&instance, &mut renewed_at).await;
+            match (outcome, failing) {
+                (Ok(()), true) => {
+                    tracing::info!("auth epoch lease renewed again");
+                    failing = false;
+                }
+                (Err(error), false) => {
+                    tracing::warn!(%error, "cannot renew the auth epoch lease; keys are checked against the database until it is renewed");
+                    failing = true;
+                }
+                _ => {}
+            }
+        }
+        self.write_lease().trusted_until = None;
+        if let Err(error) = self.store.release_epoch_lease(&instance).await {
+            tracing::warn!(%error, "could not give the auth epoch lease up; it runs out by itself");
+        }
+    }
+
+    /// One poll: renews the lease when it is getting old, then reads the epoch and takes it if
+    /// it moved (reporting it at once, so that a waiting revocation can return).
+    ///
+    /// The read comes after the renewal on purpose: a revocation that found no lease of this
+    /// instance (before its first renewal, or after it ran out) committed before the renewal,
+    /// so the epoch read after it includes that revocation.
+    async fn renew(
+        &self,
+        instance: &str,
+        renewed_at: &mut Option<Instant>,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let due = !matches!(renewed_at, Some(at) if at.elapsed() < RENEW);
+        if due {
+            let serving = self.read_lease().epoch;
+            self.store
+                .renew_epoch_lease(instance, serving, LEASE)
+                .await?;
+        }
+        let current = self.store.auth_epoch().await?;
+        let moved = {
+            let mut lease = self.write_lease();
+            let moved = current > lease.epoch;
+            lease.epoch = lease.epoch.max(current);
+            moved
+        };
+        if moved {
+            self.store
+                .renew_epoch_lease(instance, current, LEASE)
+                .await?;
+        }
+        if due {
+            *renewed_at = Some(started);
+            self.write_lease().trusted_until = Some(started + TRUST);
+        }
+        Ok(())
+    }
+
+    fn read_lease(&self) -> std::sync::RwLockReadGuard<'_, Lease> {
+        self.lease.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_lease(&self) -> std::sync::RwLockWriteGuard<'_, Lease> {
+        self.lease.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The epoch served with, if a lease makes it trustworthy now.
+    fn leased_epoch(&self) -> Option<i64> {
+        let lease = self.read_lease();
+        lease
+            .trusted_until
+            .filter(|until| Instant::now() < *until)
+            .map(|_| lease.epoch)
     }
 
     /// Authenticates a presented key (see [`oytel_core::keys::authenticate`]).
@@ -62,7 +180,10 @@ impl KeyCache {
     }
 
     async fn owner(&self, hash: String) -> Result<Option<KeyOwner>, StoreError> {
-        let epoch = self.epoch.read().await?;
+        let epoch = match self.leased_epoch() {
+            Some(epoch) => epoch,
+            None => self.epoch.read().await?,
+        };
         if let Some(owner) = self.cached(&hash, epoch) {
             return Ok(Some(owner));
         }
@@ -303,5 +424,80 @@ mod tests {
             let refused = cache.authenticate(Some(&key.plaintext)).await.unwrap();
             assert_eq!(refused.unwrap_err(), AuthFailure::Revoked);
         }
+    }
+
+    #[tokio::test]
+    async fn under_a_lease_requests_need_no_epoch_read_and_without_one_they_do() {
+        use oytel_core::ports::MockStorage;
+        let key = oytel_core::keys::generate_api_key("ptn_1", oytel_types::Environment::Sandbox);
+        // The store's calls, in order: "epoch" or "lease <serving epoch>".
+        let calls = Arc::new(Mutex::new(Vec::<String>::new()));
+        let epoch_reads = {
+            let calls = calls.clone();
+            move || {
+                let calls = calls.lock().unwrap();
+                calls.iter().filter(|c| *c == "epoch").count()
+            }
+        };
+        let mut store = MockStorage::new();
+        store.expect_auth_epoch().returning({
+            let calls = calls.clone();
+            move || {
+                calls.lock().unwrap().push("epoch".into());
+                Ok(9)
+            }
+        });
+        store
+            .expect_renew_epoch_lease()
+            .withf(|instance, _, lease| instance == "ins_t" && *lease == LEASE)
+            .returning({
+                let calls = calls.clone();
+                move |_, serving, _| {
+                    calls.lock().unwrap().push(format!("lease {serving}"));
+                    Ok(())
+                }
+            });
+        store.expect_find_api_key().times(1).returning(|_| {
+            Ok(Some(KeyOwner {
+                key_id: "key_1".into(),
+                partner_id: "ptn_1".into(),
+                environment: oytel_types::Environment::Sandbox,
+                revoked: false,
+                limits: Default::default(),
+            }))
+        });
+        let cache = KeyCache::new(Arc::new(store));
+        let mut renewed_at = None;
+        // The first poll takes the lease (serving nothing yet), and only then reads the epoch,
+        // and reports it.
+        cache.renew("ins_t", &mut renewed_at).await.unwrap();
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                format!("lease {}", i64::MIN),
+                "epoch".into(),
+                "lease 9".into()
+            ]
+        );
+        for _ in 0..5 {
+            assert!(cache
+                .authenticate(Some(&key.plaintext))
+                .await
+                .unwrap()
+                .is_ok());
+        }
+        assert_eq!(epoch_reads(), 1, "served under the lease");
+        // A poll soon after, with the epoch unchanged, reads it but does not renew.
+        cache.renew("ins_t", &mut renewed_at).await.unwrap();
+        assert_eq!(calls.lock().unwrap().len(), 4);
+        assert_eq!(epoch_reads(), 2);
+        // Once the trust has run out, each request reads the epoch again.
+        cache.write_lease().trusted_until = Some(Instant::now());
+        assert!(cache
+            .authenticate(Some(&key.plaintext))
+            .await
+            .unwrap()
+            .is_ok());
+        assert_eq!(epoch_reads(), 3);
     }
 }

@@ -121,7 +121,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut background = vec![tokio::spawn(housekeeping(state.clone(), stop_rx.clone()))];
+    let mut background = vec![
+        tokio::spawn(housekeeping(state.clone(), stop_rx.clone())),
+        tokio::spawn(state.keys.clone().hold_lease(stop_rx.clone())),
+    ];
     if state.settings.workers {
         background.push(tokio::spawn(worker::run_deliveries(
             state.clone(),

@@ -59,7 +59,14 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 
 /// Implements `Storage` for `$store`, whose fields `writer` and `reader` are pools of `$db`.
 macro_rules! storage_impl {
-    ($store:ty, $db:ty, begin = $begin:literal, lock = $lock:literal, skip_locked = $skip:literal) => {
+    (
+        $store:ty,
+        $db:ty,
+        begin = $begin:literal,
+        lock = $lock:literal,
+        skip_locked = $skip:literal,
+        now_ms = $now_ms:literal
+    ) => {
         use chrono::{DateTime, Utc};
         use oytel_core::numbers::new_id;
         use oytel_core::ports::{
@@ -448,6 +455,27 @@ macro_rules! storage_impl {
                 tx.commit().await.map_err(db_error)
             }
 
+            /// Waits until every instance holding a live lease on the auth epoch serves the
+            /// current epoch or later, or its lease has run out (a lease is a few seconds).
+            /// Called after a change that bumped the epoch has committed.
+            async fn await_leases(&self) -> Result<(), StoreError> {
+                let epoch = self.auth_epoch().await?;
+                loop {
+                    let behind: i64 = sqlx::query_scalar(concat!(
+                        "SELECT COUNT(*) FROM instance_leases WHERE serving_epoch < $1 \
+                         AND lease_until_ms > ", $now_ms
+                    ))
+                    .bind(epoch)
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err(db_error)?;
+                    if behind == 0 {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+
             async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>, StoreError> {
                 self.writer.begin_with($begin).await.map_err(db_error)
             }
@@ -566,6 +594,7 @@ macro_rules! storage_impl {
                 .execute(&self.writer)
                 .await
                 .map_err(db_error)?;
+                self.await_leases().await?;
                 Ok(changed.rows_affected() == 1)
             }
 
@@ -589,7 +618,37 @@ macro_rules! storage_impl {
                         .execute(&self.writer)
                         .await
                         .map_err(db_error)?;
+                self.await_leases().await?;
                 Ok(result.rows_affected() == 1)
+            }
+
+            async fn renew_epoch_lease(
+                &self,
+                instance_id: &str,
+                serving_epoch: i64,
+                lease: std::time::Duration,
+            ) -> Result<(), StoreError> {
+                sqlx::query(concat!(
+                    "INSERT INTO instance_leases (instance_id, serving_epoch, lease_until_ms) \
+                     VALUES ($1, $2, ", $now_ms, " + $3) ON CONFLICT (instance_id) DO UPDATE SET \
+                     serving_epoch = excluded.serving_epoch, lease_until_ms = excluded.lease_until_ms"
+                ))
+                .bind(instance_id)
+                .bind(serving_epoch)
+                .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+                .execute(&self.writer)
+                .await
+                .map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn release_epoch_lease(&self, instance_id: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM instance_leases WHERE instance_id = $1")
+                    .bind(instance_id)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(db_error)?;
+                Ok(())
             }
 
             async fn auth_epoch(&self) -> Result<i64, StoreError> {

@@ -99,6 +99,7 @@ mod storage {
         sqlx::Postgres,
         begin = "BEGIN",
         lock = " FOR UPDATE",
-        skip_locked = " FOR UPDATE SKIP LOCKED"
+        skip_locked = " FOR UPDATE SKIP LOCKED",
+        now_ms = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
     );
 }

@@ -77,6 +77,7 @@ mod storage {
         sqlx::Sqlite,
         begin = "BEGIN IMMEDIATE",
         lock = "",
-        skip_locked = ""
+        skip_locked = "",
+        now_ms = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
     );
 }

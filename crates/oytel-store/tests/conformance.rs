@@ -63,6 +63,7 @@ conformance!(
     expiries_are_found_and_applied_once,
     partner_limits_are_stored_and_returned_with_the_key,
     the_auth_epoch_moves_with_every_change_to_keys_and_partners,
+    a_revocation_waits_for_every_leased_instance_and_no_longer,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1461,6 +1462,64 @@ async fn the_auth_epoch_moves_with_every_change_to_keys_and_partners(store: Arc<
     assert!(store.set_partner_limits(&a, &raised).await.unwrap());
     let limited = store.auth_epoch().await.unwrap();
     assert!(limited > revoked, "{limited} after {revoked}");
+}
+
+async fn a_revocation_waits_for_every_leased_instance_and_no_longer(store: Arc<dyn Storage>) {
+    use std::time::Duration as StdDuration;
+    let long = StdDuration::from_secs(30);
+    let a = partner(store.as_ref()).await;
+    let key = oytel_core::keys::generate_api_key(&a, Environment::Production);
+    store.create_api_key(&key.record).await.unwrap();
+    let before = store.auth_epoch().await.unwrap();
+    // Two instances serve the current epoch; one gave its lease up, one let it run out.
+    store
+        .renew_epoch_lease("ins_a", before, long)
+        .await
+        .unwrap();
+    store
+        .renew_epoch_lease("ins_b", before, long)
+        .await
+        .unwrap();
+    store
+        .renew_epoch_lease("ins_gone", before, long)
+        .await
+        .unwrap();
+    store.release_epoch_lease("ins_gone").await.unwrap();
+    store
+        .renew_epoch_lease("ins_lapsed", before, StdDuration::from_millis(1))
+        .await
+        .unwrap();
+    let revoking = tokio::spawn({
+        let (store, id) = (store.clone(), key.record.id.clone());
+        async move { store.revoke_api_key(&id, now()).await }
+    });
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert!(!revoking.is_finished(), "waits for the live leases");
+    let after = store.auth_epoch().await.unwrap();
+    assert!(after > before);
+    store.renew_epoch_lease("ins_a", after, long).await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    assert!(!revoking.is_finished(), "ins_b still serves the old epoch");
+    store.renew_epoch_lease("ins_b", after, long).await.unwrap();
+    let revoked = tokio::time::timeout(StdDuration::from_secs(10), revoking)
+        .await
+        .expect("returns once every live lease serves the new epoch")
+        .unwrap();
+    assert!(revoked.unwrap());
+    // With no lease held, a change of limits does not wait at all.
+    let raised = oytel_core::limits::LimitOverrides {
+        burst_per_second: Some(20),
+        ..Default::default()
+    };
+    store.release_epoch_lease("ins_a").await.unwrap();
+    store.release_epoch_lease("ins_b").await.unwrap();
+    let limited = tokio::time::timeout(
+        StdDuration::from_secs(10),
+        store.set_partner_limits(&a, &raised),
+    )
+    .await
+    .expect("no lease to wait for");
+    assert!(limited.unwrap());
 }
 
 async fn quotas_admit_exactly_the_limit(quotas: Arc<dyn oytel_core::limits::Quotas>) {

@@ -323,7 +323,8 @@ async fn every_id_of_another_partner_or_environment_is_404() {
 async fn a_revoked_key_is_refused_at_once_by_every_instance() {
     let db = oytel_server::testing::fresh_database(oytel_store::testing::Backend::from_env()).await;
     let partner = oytel_server::testing::make_partner(db.store.as_ref(), "Two").await;
-    let (a, b) = (
+    let (a, b, killed) = (
+        start_server(&db.url, "production"),
         start_server(&db.url, "production"),
         start_server(&db.url, "production"),
     );
@@ -336,6 +337,11 @@ async fn a_revoked_key_is_refused_at_once_by_every_instance() {
     };
     assert_eq!(get(&a.base).await.unwrap().status(), 200);
     assert_eq!(get(&b.base).await.unwrap().status(), 200);
+    assert_eq!(get(&killed.base).await.unwrap().status(), 200);
+    // An instance that dies holding its lease on the auth epoch delays a revocation by at
+    // most the lease (3 s), never for ever.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    killed.kill();
     let key = db
         .store
         .list_api_keys(&partner.id)
@@ -344,10 +350,14 @@ async fn a_revoked_key_is_refused_at_once_by_every_instance() {
         .into_iter()
         .find(|k| k.environment == oytel_types::Environment::Production)
         .unwrap();
-    db.store
-        .revoke_api_key(&key.id, oytel_core::provision::now())
-        .await
-        .unwrap();
+    let revoked = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        db.store
+            .revoke_api_key(&key.id, oytel_core::provision::now()),
+    )
+    .await
+    .expect("the revocation returns once the dead instance's lease has run out");
+    assert!(revoked.unwrap());
     for base in [&a.base, &b.base] {
         let (status, body) = split(get(base).await.unwrap()).await;
         assert_eq!(
