@@ -95,6 +95,9 @@ pub trait Quotas: Send + Sync + 'static {
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<QuotaUse, StoreError>;
+    /// Gives back one unit of `key`'s quota drawn at `drawn_at` (a request that turned out
+    /// to be a replay, which draws nothing). Nothing happens if that window has ended.
+    async fn refund(&self, key: &QuotaKey, drawn_at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Forgets windows that ended before `now`.
     async fn purge(&self, now: DateTime<Utc>) -> Result<(), StoreError>;
 }
@@ -128,6 +131,19 @@ impl Quotas for MemoryQuotas {
             entry.1
         });
         Ok(quota_use(count, limit, window))
+    }
+
+    async fn refund(&self, key: &QuotaKey, drawn_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut windows = self
+            .windows
+            .lock()
+            .map_err(|_| StoreError::Other("quota counters poisoned".into()))?;
+        if let Some((start, count)) = windows.get_mut(key) {
+            if *start == window_start(drawn_at) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        Ok(())
     }
 
     async fn purge(&self, now: DateTime<Utc>) -> Result<(), StoreError> {

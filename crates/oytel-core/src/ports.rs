@@ -240,11 +240,22 @@ pub struct ProvisionWrite {
     pub esim: EsimRecord,
     /// How to pay.
     pub charge: Charge,
-    /// The idempotency claim of this request (key and token), completed in the same
-    /// transaction.
-    pub idempotency: Option<ClaimRef>,
+    /// The request's idempotency key, claimed or completed in the same transaction.
+    pub idempotency: Option<IdempotencyWrite>,
     /// The `esim.provisioned` event, written to the outbox in the same transaction.
     pub event: EventRecord,
+}
+
+/// What a provisioning write does with its request's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyWrite {
+    /// Claims a key nobody holds, completed with this order, as the transaction's first
+    /// write. If the key exists (or is being claimed by a transaction that then commits),
+    /// nothing is written: [`ProvisionResult::KeyTaken`].
+    ClaimNew(IdempotencyRequest),
+    /// Completes a claim taken before with [`Storage::claim_idempotency_key`]; if another
+    /// request took it over meanwhile, nothing is written: [`ProvisionResult::ClaimLost`].
+    Complete(ClaimRef),
 }
 
 /// A claim held on an idempotency key.
@@ -272,6 +283,8 @@ pub enum ProvisionResult {
     /// Nothing written: the idempotency claim of this request was taken over by another
     /// request after its lease ran out.
     ClaimLost,
+    /// Nothing written: [`IdempotencyWrite::ClaimNew`] found the key already stored.
+    KeyTaken,
 }
 
 /// What claiming an idempotency key found.

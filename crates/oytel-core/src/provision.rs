@@ -20,8 +20,9 @@ use crate::numbers::{
     activation_code, generate_iccid, generate_matching_id, generate_msisdn, new_id, new_url_token,
 };
 use crate::ports::{
-    ClaimRef, EsimFilter, EsimRecord, IdempotencyClaim, IdempotencyRequest, OrderRecord,
-    PageRequest, ProvisionResult, ProvisionWrite, Sequenced, Storage, StoreError, UniqueField,
+    ClaimRef, EsimFilter, EsimRecord, IdempotencyClaim, IdempotencyRequest, IdempotencyWrite,
+    OrderRecord, PageRequest, ProvisionResult, ProvisionWrite, Sequenced, Storage, StoreError,
+    UniqueField,
 };
 use crate::{Amount, CoreError, EsimStatus, Scope};
 
@@ -316,6 +317,12 @@ pub fn new_rows(
 /// Provisions an eSIM: the whole flow of `POST /api/v1/esim/provision`. A replay of a
 /// completed request is answered without drawing from `quota`; any other request draws one
 /// unit before anything is written.
+///
+/// With an idempotency key, the common case (a key never seen) takes one transaction: the
+/// quota is drawn, then the key is claimed and completed together with the charge, the order,
+/// the eSIM and the event. If the key turns out to be stored already, that transaction writes
+/// nothing, the unit is given back, and the two-step path decides: claim (or find the stored
+/// answer to replay, or a conflict), then write.
 #[allow(clippy::too_many_arguments)]
 pub async fn provision(
     store: &dyn Storage,
@@ -332,69 +339,111 @@ pub async fn provision(
     }
     let command = validate(request, catalog)?;
     let now = now();
-    let claim_ref = idempotency_key.map(|key| ClaimRef {
-        key: key.to_owned(),
-        token: crate::numbers::random_base62(24),
-    });
-
-    if let Some(claim_ref) = &claim_ref {
-        let claim = IdempotencyRequest {
-            key: claim_ref.key.clone(),
-            token: claim_ref.token.clone(),
-            request_hash: request_hash(request),
-            now,
-            lease_until: now + Duration::seconds(IDEMPOTENCY_LEASE_SECONDS),
-            expires_at: now + Duration::hours(IDEMPOTENCY_TTL_HOURS),
-        };
-        match store.claim_idempotency_key(scope, &claim).await? {
-            IdempotencyClaim::Claimed => {}
-            IdempotencyClaim::Completed { order_id } => {
-                return replay(store, scope, &order_id).await;
-            }
-            IdempotencyClaim::InProgress => return Err(CoreError::IdempotencyInProgress),
-            IdempotencyClaim::Mismatch => return Err(CoreError::IdempotencyKeyReused),
-        }
-    }
-
-    let result = async {
-        let used = match quota {
-            Some(q) => {
-                let used = q.quotas.consume(&q.key, q.limit, now).await?;
-                if !used.allowed {
-                    return Err(CoreError::QuotaExceeded {
-                        kind: q.key.kind,
-                        used,
-                    });
-                }
-                Some(used)
-            }
-            None => None,
-        };
-        let mut done = write_with_fresh_numbers(
+    let quota = quota.as_ref();
+    let write = |idempotency| {
+        write_with_fresh_numbers(
             store,
             &command,
             catalog,
             settings,
             scope,
-            claim_ref.as_ref(),
+            idempotency,
             request_id,
             now,
         )
-        .await?;
-        done.quota = used;
-        Ok(done)
+    };
+    let Some(key) = idempotency_key else {
+        let used = draw(quota, now).await?;
+        let done = write(None)
+            .await?
+            .ok_or_else(|| CoreError::Store(StoreError::Other("key taken without a key".into())))?;
+        return Ok(Provisioned {
+            quota: used,
+            ..done
+        });
+    };
+    let claim = IdempotencyRequest {
+        key: key.to_owned(),
+        token: crate::numbers::random_base62(24),
+        request_hash: request_hash(request),
+        now,
+        lease_until: now + Duration::seconds(IDEMPOTENCY_LEASE_SECONDS),
+        expires_at: now + Duration::hours(IDEMPOTENCY_TTL_HOURS),
+    };
+
+    match draw(quota, now).await {
+        Ok(used) => match write(Some(IdempotencyWrite::ClaimNew(claim.clone()))).await? {
+            Some(done) => {
+                return Ok(Provisioned {
+                    quota: used,
+                    ..done
+                })
+            }
+            None => {
+                if let (Some(q), Some(_)) = (quota, used) {
+                    // A replay draws nothing. Should this fail, the hour's count is one too
+                    // high; no money or order is affected.
+                    let _ = q.quotas.refund(&q.key, now).await;
+                }
+            }
+        },
+        // A spent quota does not refuse a replay: the two-step path decides.
+        Err(CoreError::QuotaExceeded { .. }) => {}
+        Err(e) => return Err(e),
+    }
+
+    match store.claim_idempotency_key(scope, &claim).await? {
+        IdempotencyClaim::Claimed => {}
+        IdempotencyClaim::Completed { order_id } => {
+            return replay(store, scope, &order_id).await;
+        }
+        IdempotencyClaim::InProgress => return Err(CoreError::IdempotencyInProgress),
+        IdempotencyClaim::Mismatch => return Err(CoreError::IdempotencyKeyReused),
+    }
+    let claim_ref = ClaimRef {
+        key: claim.key,
+        token: claim.token,
+    };
+    let result = async {
+        let used = draw(quota, now).await?;
+        let done = write(Some(IdempotencyWrite::Complete(claim_ref.clone())))
+            .await?
+            .ok_or(CoreError::IdempotencyInProgress)?;
+        Ok(Provisioned {
+            quota: used,
+            ..done
+        })
     }
     .await;
     if result.is_err() {
-        if let Some(claim_ref) = &claim_ref {
-            // Only successes are remembered: free the key for a corrected retry. If this
-            // fails too, the claim's lease runs out and the key is freed then.
-            let _ = store.release_idempotency_key(scope, claim_ref).await;
-        }
+        // Only successes are remembered: free the key for a corrected retry. If this fails
+        // too, the claim's lease runs out and the key is freed then.
+        let _ = store.release_idempotency_key(scope, &claim_ref).await;
     }
     result
 }
 
+/// Draws one unit of `quota`, if there is one to draw from; refuses when it is spent.
+async fn draw(
+    quota: Option<&ProvisionQuota<'_>>,
+    now: DateTime<Utc>,
+) -> Result<Option<QuotaUse>, CoreError> {
+    let Some(q) = quota else {
+        return Ok(None);
+    };
+    let used = q.quotas.consume(&q.key, q.limit, now).await?;
+    if used.allowed {
+        Ok(Some(used))
+    } else {
+        Err(CoreError::QuotaExceeded {
+            kind: q.key.kind,
+            used,
+        })
+    }
+}
+
+/// Writes the provisioning, drawing fresh numbers on a collision. `None`: nothing was written
+/// because [`IdempotencyWrite::ClaimNew`] found the key stored.
 #[allow(clippy::too_many_arguments)]
 async fn write_with_fresh_numbers(
     store: &dyn Storage,
@@ -402,10 +451,10 @@ async fn write_with_fresh_numbers(
     catalog: &Catalog,
     settings: &ProvisionSettings,
     scope: &Scope,
-    claim: Option<&ClaimRef>,
+    idempotency: Option<IdempotencyWrite>,
     request_id: &str,
     now: DateTime<Utc>,
-) -> Result<Provisioned, CoreError> {
+) -> Result<Option<Provisioned>, CoreError> {
     let charge = charge_for(scope.environment, settings.minimum_balance);
     let mut last_collision = UniqueField::Other;
     for _ in 0..NUMBER_ATTEMPTS {
@@ -416,7 +465,7 @@ async fn write_with_fresh_numbers(
             order,
             esim,
             charge,
-            idempotency: claim.cloned(),
+            idempotency: idempotency.clone(),
             event,
         };
         match store.provision(&write).await {
@@ -427,12 +476,12 @@ async fn write_with_fresh_numbers(
                     mut order, esim, ..
                 } = write;
                 order.balance_after_cents = balance_after_cents;
-                return Ok(Provisioned {
+                return Ok(Some(Provisioned {
                     order,
                     esim,
                     replayed: false,
                     quota: None,
-                });
+                }));
             }
             Ok(ProvisionResult::InsufficientBalance { balance_cents }) => {
                 return Err(CoreError::InsufficientBalance {
@@ -442,6 +491,7 @@ async fn write_with_fresh_numbers(
                 });
             }
             Ok(ProvisionResult::ClaimLost) => return Err(CoreError::IdempotencyInProgress),
+            Ok(ProvisionResult::KeyTaken) => return Ok(None),
             Err(StoreError::Duplicate(field)) => last_collision = field,
             Err(e) => return Err(e.into()),
         }
@@ -708,48 +758,81 @@ mod tests {
         assert!(done.is_ok());
     }
 
-    #[tokio::test]
-    async fn insufficient_balance_releases_the_idempotency_key() {
+    /// A store whose key `k` is already stored: the one-transaction attempt finds it taken,
+    /// and the two-step claim answers `claim`.
+    fn stored_key(claim: IdempotencyClaim) -> MockStorage {
         let mut store = MockStorage::new();
+        store
+            .expect_provision()
+            .withf(|w| matches!(w.idempotency, Some(IdempotencyWrite::ClaimNew(_))))
+            .times(1)
+            .returning(|_| Ok(ProvisionResult::KeyTaken));
         store
             .expect_claim_idempotency_key()
             .times(1)
-            .returning(|_, _| Ok(IdempotencyClaim::Claimed));
-        store.expect_provision().times(1).returning(|_| {
+            .returning(move |_, _| Ok(claim.clone()));
+        store
+    }
+
+    #[tokio::test]
+    async fn insufficient_balance_writes_nothing_and_frees_the_key() {
+        let catalog = &Catalog::default_catalog();
+        let refused = |store: MockStorage| async move {
+            let err = provision(
+                &store,
+                catalog,
+                &settings(),
+                &live(),
+                &request(),
+                Some("k1"),
+                "r",
+                None,
+            )
+            .await
+            .unwrap_err();
+            match err {
+                CoreError::InsufficientBalance {
+                    balance,
+                    required,
+                    minimum,
+                } => {
+                    assert_eq!(balance.cents(), 3000);
+                    assert_eq!(required.cents(), 3 * 2846);
+                    assert_eq!(minimum.cents(), 2500);
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        let short = |_: &ProvisionWrite| {
             Ok(ProvisionResult::InsufficientBalance {
                 balance_cents: 3000,
             })
-        });
+        };
+        // A new key: claimed in the refused transaction, so nothing is left to free.
+        let mut store = MockStorage::new();
+        store
+            .expect_provision()
+            .withf(
+                |w| matches!(&w.idempotency, Some(IdempotencyWrite::ClaimNew(c)) if c.key == "k1"),
+            )
+            .times(1)
+            .returning(short);
+        store.expect_claim_idempotency_key().never();
+        store.expect_release_idempotency_key().never();
+        refused(store).await;
+        // A key claimed in a step of its own (it was stored, but expired): freed again.
+        let mut store = stored_key(IdempotencyClaim::Claimed);
+        store
+            .expect_provision()
+            .withf(|w| matches!(w.idempotency, Some(IdempotencyWrite::Complete(_))))
+            .times(1)
+            .returning(short);
         store
             .expect_release_idempotency_key()
             .withf(|_, claim| claim.key == "k1" && claim.token.len() == 24)
             .times(1)
             .returning(|_, _| Ok(()));
-        let catalog = Catalog::default_catalog();
-        let err = provision(
-            &store,
-            &catalog,
-            &settings(),
-            &live(),
-            &request(),
-            Some("k1"),
-            "r",
-            None,
-        )
-        .await
-        .unwrap_err();
-        match err {
-            CoreError::InsufficientBalance {
-                balance,
-                required,
-                minimum,
-            } => {
-                assert_eq!(balance.cents(), 3000);
-                assert_eq!(required.cents(), 3 * 2846);
-                assert_eq!(minimum.cents(), 2500);
-            }
-            other => panic!("{other:?}"),
-        }
+        refused(store).await;
     }
 
     #[tokio::test]
@@ -758,12 +841,8 @@ mod tests {
             (IdempotencyClaim::InProgress, "still being processed"),
             (IdempotencyClaim::Mismatch, "different request body"),
         ] {
-            let mut store = MockStorage::new();
-            let c = claim.clone();
-            store
-                .expect_claim_idempotency_key()
-                .returning(move |_, _| Ok(c.clone()));
-            store.expect_provision().never();
+            // The only provision call is the attempt that found the key taken.
+            let store = stored_key(claim);
             let catalog = Catalog::default_catalog();
             let err = provision(
                 &store,
@@ -790,7 +869,7 @@ mod tests {
             kind: QuotaKind::Provision,
         };
         let catalog = Catalog::default_catalog();
-        // Spent: the claim is released and nothing is written.
+        // Spent: nothing is written, and the key claimed to check for a replay is freed.
         let mut store = MockStorage::new();
         store
             .expect_claim_idempotency_key()
@@ -803,8 +882,8 @@ mod tests {
         let mut quotas = MockQuotas::new();
         quotas
             .expect_consume()
-            .times(1)
             .returning(|_, limit, now| Ok(quota_use(None, limit, now)));
+        quotas.expect_refund().never();
         let quota = ProvisionQuota {
             quotas: &quotas,
             key: key.clone(),
@@ -833,12 +912,9 @@ mod tests {
             "{err:?}"
         );
 
-        // A replay: the quota is not consulted.
-        let mut store = MockStorage::new();
-        store.expect_claim_idempotency_key().returning(|_, _| {
-            Ok(IdempotencyClaim::Completed {
-                order_id: "ord_1".into(),
-            })
+        // A replay: the unit drawn for the attempt that found the key stored is given back.
+        let mut store = stored_key(IdempotencyClaim::Completed {
+            order_id: "ord_1".into(),
         });
         let (order, esim) = new_rows(
             &validate(&request(), &catalog).unwrap(),
@@ -859,10 +935,22 @@ mod tests {
             .expect_get_esim()
             .returning(move |_, _| Ok(Some(esim.clone())));
         let mut quotas = MockQuotas::new();
-        quotas.expect_consume().never();
+        quotas
+            .expect_consume()
+            .times(1)
+            .returning(|_, limit, now| Ok(quota_use(Some(1), limit, now)));
+        quotas
+            .expect_refund()
+            .withf(move |k, _| *k == key)
+            .times(1)
+            .returning(|_, _| Ok(()));
         let quota = ProvisionQuota {
             quotas: &quotas,
-            key,
+            key: QuotaKey {
+                partner_id: "ptn_1".into(),
+                environment: crate::Environment::Production,
+                kind: QuotaKind::Provision,
+            },
             limit: 100,
         };
         let done = provision(

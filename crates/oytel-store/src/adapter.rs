@@ -71,7 +71,7 @@ macro_rules! storage_impl {
         use oytel_core::numbers::new_id;
         use oytel_core::ports::{
             decide_claim, ApiKeyInfo, Charge, ClaimDecision, ClaimRef, EsimFilter, EsimRecord,
-            IdempotencyClaim, IdempotencyRequest, KeyOwner, LedgerEntry, NewApiKey, OrderRecord,
+            IdempotencyClaim, IdempotencyRequest, IdempotencyWrite, KeyOwner, LedgerEntry, NewApiKey, OrderRecord,
             PageRequest, Partner, ProvisionResult, ProvisionWrite, Sequenced, Storage, StoreError,
             StoredIdempotencyKey,
         };
@@ -411,24 +411,26 @@ macro_rules! storage_impl {
             row.map(T::try_from).transpose()
         }
 
-        /// Writes a fresh claim on an idempotency key; `on_conflict` says what to do if the
-        /// key exists. Returns how many rows were written.
+        /// Writes a fresh claim on an idempotency key, completed with `order_id` if given;
+        /// `on_conflict` says what to do if the key exists. Returns how many rows were written.
         async fn insert_claim(
             tx: &mut Tx<'_>,
             scope: &Scope,
             claim: &IdempotencyRequest,
+            order_id: Option<&str>,
             on_conflict: &str,
         ) -> Result<u64, StoreError> {
             let result = sqlx::query(&format!(
                 "INSERT INTO idempotency_keys (partner_id, environment, key, request_hash, \
                  claim_token, order_id, locked_until, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8) {on_conflict}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) {on_conflict}"
             ))
             .bind(&scope.partner_id)
             .bind(scope.environment.as_str())
             .bind(&claim.key)
             .bind(&claim.request_hash)
             .bind(&claim.token)
+            .bind(order_id)
             .bind(claim.lease_until)
             .bind(claim.now)
             .bind(claim.expires_at)
@@ -725,7 +727,8 @@ macro_rules! storage_impl {
                 let mut tx = self.begin_write().await?;
                 // Claim outright if nobody holds the key. On PostgreSQL a concurrent claim of the
                 // same key makes this wait until that claim commits, then do nothing.
-                let inserted = insert_claim(&mut tx, scope, claim, "ON CONFLICT DO NOTHING").await?;
+                let inserted =
+                    insert_claim(&mut tx, scope, claim, None, "ON CONFLICT DO NOTHING").await?;
                 if inserted == 1 {
                     tx.commit().await.map_err(db_error)?;
                     return Ok(IdempotencyClaim::Claimed);
@@ -755,6 +758,7 @@ macro_rules! storage_impl {
                             &mut tx,
                             scope,
                             claim,
+                            None,
                             "ON CONFLICT (partner_id, environment, key) DO UPDATE SET \
                              request_hash = excluded.request_hash, \
                              claim_token = excluded.claim_token, order_id = NULL, \
@@ -814,6 +818,26 @@ macro_rules! storage_impl {
                 let order = &write.order;
                 let mut tx = self.begin_write().await?;
 
+                if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
+                    // First, so that on PostgreSQL a concurrent request with the same key waits
+                    // here for this transaction, and then finds the key taken.
+                    let scope = Scope {
+                        partner_id: order.partner_id.clone(),
+                        environment: order.environment,
+                    };
+                    let inserted = insert_claim(
+                        &mut tx,
+                        &scope,
+                        claim,
+                        Some(&order.id),
+                        "ON CONFLICT DO NOTHING",
+                    )
+                    .await?;
+                    if inserted == 0 {
+                        return Ok(ProvisionResult::KeyTaken);
+                    }
+                }
+
                 let balance_after = match write.charge {
                     Charge::Sandbox { balance_cents } => balance_cents,
                     Charge::Live {
@@ -865,7 +889,7 @@ macro_rules! storage_impl {
 
                 insert_order_and_esim(&mut tx, write, balance_after).await?;
 
-                if let Some(claim) = &write.idempotency {
+                if let Some(IdempotencyWrite::Complete(claim)) = &write.idempotency {
                     let completed = sqlx::query(
                         "UPDATE idempotency_keys SET order_id = $5 WHERE partner_id = $1 \
                          AND environment = $2 AND key = $3 AND claim_token = $4 AND order_id IS NULL",

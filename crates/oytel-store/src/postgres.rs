@@ -83,6 +83,21 @@ impl Quotas for PgStore {
         ))
     }
 
+    async fn refund(&self, key: &QuotaKey, drawn_at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE rate_windows SET count = count - 1 WHERE partner_id = $1 \
+             AND environment = $2 AND kind = $3 AND window_start = $4 AND count > 0",
+        )
+        .bind(&key.partner_id)
+        .bind(key.environment.as_str())
+        .bind(key.kind.as_str())
+        .bind(window_start(drawn_at))
+        .execute(&self.writer)
+        .await
+        .map_err(crate::adapter::db_error)?;
+        Ok(())
+    }
+
     async fn purge(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
             .bind(window_start(now))

@@ -49,6 +49,7 @@ conformance!(
     a_duplicate_number_rolls_back_the_whole_provision,
     idempotency_claims,
     idempotency_takeover_and_lost_claims,
+    a_new_key_is_claimed_and_completed_in_the_provisioning_transaction,
     idempotency_keys_are_scoped_and_purged,
     reads_are_scoped_to_partner_and_environment,
     pagination_edges_and_filters,
@@ -98,7 +99,7 @@ fn write(
     scope: &Scope,
     amount_cents: i64,
     charge: Charge,
-    claim: Option<ClaimRef>,
+    claim: Option<IdempotencyWrite>,
 ) -> ProvisionWrite {
     let (order_id, esim_id, matching_id) = (new_id("ord"), new_id("esim"), generate_matching_id());
     let created_at = now();
@@ -515,10 +516,10 @@ async fn idempotency_claims(store: Arc<dyn Storage>) {
         &s,
         100,
         SANDBOX,
-        Some(ClaimRef {
+        Some(IdempotencyWrite::Complete(ClaimRef {
             key: "k".into(),
             token: "t1".into(),
-        }),
+        })),
     );
     assert!(matches!(
         store.provision(&w).await.unwrap(),
@@ -587,6 +588,60 @@ async fn idempotency_claims(store: Arc<dyn Storage>) {
     );
 }
 
+async fn a_new_key_is_claimed_and_completed_in_the_provisioning_transaction(
+    store: Arc<dyn Storage>,
+) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 5_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let t0 = now();
+    let claim_new = |key: &str| Some(IdempotencyWrite::ClaimNew(claim_request(key, "t", "h", t0)));
+    // Refused for the balance: the key is not kept either.
+    let short = write(&live, 2_501, LIVE, claim_new("k-short"));
+    assert!(matches!(
+        store.provision(&short).await.unwrap(),
+        ProvisionResult::InsufficientBalance { .. }
+    ));
+    assert_eq!(
+        store
+            .claim_idempotency_key(&live, &claim_request("k-short", "t2", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    // Twenty requests with one new key at once: one commits, the others find it taken and
+    // write nothing.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, w) = (store.clone(), write(&live, 100, LIVE, claim_new("k-once")));
+            tokio::spawn(async move { (store.provision(&w).await.unwrap(), w) })
+        })
+        .collect();
+    let mut committed = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (ProvisionResult::Committed { .. }, w) => committed.push(w),
+            (ProvisionResult::KeyTaken, w) => {
+                assert!(store.get_order(&live, &w.order.id).await.unwrap().is_none());
+                assert!(store.get_esim(&live, &w.esim.id).await.unwrap().is_none());
+            }
+            (other, _) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(committed.len(), 1);
+    assert_eq!(store.live_balance(&a).await.unwrap(), 4_900, "charged once");
+    // The key is stored completed with that order.
+    assert_eq!(
+        store
+            .claim_idempotency_key(&live, &claim_request("k-once", "t3", "h", t0))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Completed {
+            order_id: committed[0].order.id.clone()
+        }
+    );
+}
+
 async fn idempotency_takeover_and_lost_claims(store: Arc<dyn Storage>) {
     let a = partner(store.as_ref()).await;
     let s = scope(&a, Environment::Sandbox);
@@ -612,10 +667,10 @@ async fn idempotency_takeover_and_lost_claims(store: Arc<dyn Storage>) {
         &s,
         100,
         SANDBOX,
-        Some(ClaimRef {
+        Some(IdempotencyWrite::Complete(ClaimRef {
             key: "k".into(),
             token: "crashed".into(),
-        }),
+        })),
     );
     assert_eq!(
         store.provision(&stale).await.unwrap(),
@@ -631,10 +686,10 @@ async fn idempotency_takeover_and_lost_claims(store: Arc<dyn Storage>) {
         &s,
         100,
         SANDBOX,
-        Some(ClaimRef {
+        Some(IdempotencyWrite::Complete(ClaimRef {
             key: "k".into(),
             token: "new".into(),
-        }),
+        })),
     );
     assert!(matches!(
         store.provision(&fresh_write).await.unwrap(),
@@ -1551,6 +1606,13 @@ async fn quotas_admit_exactly_the_limit(quotas: Arc<dyn oytel_core::limits::Quot
         assert!(used.reset_at > at && used.reset_at <= at + Duration::hours(1));
     }
     assert_eq!(admitted, 100);
+    // A unit given back (a replay) admits exactly one more; one from an ended window, none.
+    quotas.refund(&key, at - Duration::hours(1)).await.unwrap();
+    assert!(!quotas.consume(&key, 100, at).await.unwrap().allowed);
+    quotas.refund(&key, at).await.unwrap();
+    let again = quotas.consume(&key, 100, at).await.unwrap();
+    assert!(again.allowed && again.remaining == 0, "{again:?}");
+    assert!(!quotas.consume(&key, 100, at).await.unwrap().allowed);
     let status = QuotaKey {
         kind: QuotaKind::Status,
         ..key.clone()
