@@ -26,12 +26,7 @@ pub struct GeneratedKey {
 
 /// SHA-256 of the key, lowercase hex.
 pub fn hash_api_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
+    crate::numbers::hex(&Sha256::digest(key.as_bytes()))
 }
 
 /// A new key for `partner_id` in `environment`.

@@ -10,6 +10,17 @@ pub const ICCID_PREFIX: &str = "894470";
 /// ICCID length including the check digit (one length per issuer, E.118).
 pub const ICCID_LEN: usize = 19;
 
+/// `bytes` as lowercase hexadecimal (digests, ETags).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
 /// The Luhn check digit for a string of ASCII digits.
 pub fn luhn_check_digit(digits: &str) -> u8 {
     let sum: u32 = digits
@@ -117,6 +128,12 @@ pub fn new_url_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn luhn_matches_known_values() {

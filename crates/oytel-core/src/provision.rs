@@ -248,8 +248,7 @@ pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
 /// a fixed order, defaults filled in), so formatting and field order do not matter.
 pub fn request_hash(request: &ProvisionRequest) -> String {
     let canonical = serde_json::to_vec(request).unwrap_or_default();
-    let digest = Sha256::digest(&canonical);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::numbers::hex(&Sha256::digest(&canonical))
 }
 
 /// Builds the rows of a new order and its eSIM with freshly generated numbers, as if ordered

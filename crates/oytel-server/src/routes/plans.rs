@@ -25,7 +25,7 @@ pub struct Rendered {
 fn render<T: serde::Serialize>(body: &T) -> Result<Rendered, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(ApiError::internal)?;
     let digest = Sha256::digest(&bytes);
-    let etag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let etag = oytel_core::numbers::hex(&digest[..16]);
     Ok(Rendered {
         bytes: bytes.into(),
         etag: format!("\"{etag}\""),
