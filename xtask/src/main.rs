@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask openapi [--check] | cargo xtask bench [--smoke] [--esims N] [--large] [--seconds S] [--connections 32,256] [--postgres URL] [--out FILE]";
+const USAGE: &str = "usage: cargo xtask openapi [--check] | cargo xtask bench [--smoke] [--esims N] [--large] [--seconds S] [--rounds R] [--connections 32,256] [--postgres URL] [--out FILE]";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

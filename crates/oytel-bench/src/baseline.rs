@@ -98,11 +98,13 @@ async fn open(url: &str, connections: u32) -> anyhow::Result<Db> {
             .busy_timeout(Duration::from_secs(5));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         sqlx::query(TABLE).execute(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(connections)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         Ok(Db::Sqlite { writer, reader })

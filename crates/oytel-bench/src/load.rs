@@ -22,13 +22,83 @@ pub struct Stats {
     pub p99_ms: f64,
 }
 
-/// Sends requests made by `make(i)` (`i` counts up across all connections) from
-/// `connections` tasks for `duration`.
-pub async fn run<F>(connections: usize, duration: Duration, make: F) -> Stats
-where
-    F: Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
-{
-    let make = Arc::new(make);
+/// Makes the `i`-th request (`i` counts up across all connections of a run).
+pub type Maker = Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// What one run recorded: every latency (µs), the failures and how long it took.
+struct Samples {
+    latencies: Vec<u32>,
+    errors: u64,
+    elapsed: f64,
+}
+
+impl Samples {
+    fn merge(runs: Vec<Samples>) -> Samples {
+        let mut merged = Samples {
+            latencies: Vec::new(),
+            errors: 0,
+            elapsed: 0.0,
+        };
+        for run in runs {
+            merged.latencies.extend(run.latencies);
+            merged.errors += run.errors;
+            merged.elapsed += run.elapsed;
+        }
+        merged
+    }
+
+    fn stats(mut self) -> Stats {
+        self.latencies.sort_unstable();
+        let all = &self.latencies;
+        let percentile = |p: f64| {
+            if all.is_empty() {
+                return 0.0;
+            }
+            let index = ((all.len() as f64 - 1.0) * p).round() as usize;
+            f64::from(all[index]) / 1000.0
+        };
+        Stats {
+            requests: all.len() as u64,
+            errors: self.errors,
+            rps: if self.elapsed > 0.0 {
+                all.len() as f64 / self.elapsed
+            } else {
+                0.0
+            },
+            p50_ms: percentile(0.50),
+            p99_ms: percentile(0.99),
+        }
+    }
+}
+
+/// Sends requests made by `make` from `connections` tasks for `duration`.
+pub async fn run(connections: usize, duration: Duration, make: Maker) -> Stats {
+    sample(connections, duration, make).await.stats()
+}
+
+/// Measures `base` and `ours` alternately, `rounds` times each, for `duration` in all per
+/// side: a slow moment of the machine then falls on both sides instead of one.
+pub async fn compare(
+    connections: usize,
+    duration: Duration,
+    rounds: u32,
+    base: Maker,
+    ours: Maker,
+) -> (Stats, Stats) {
+    let rounds = rounds.max(1);
+    let slice = duration / rounds;
+    let (mut base_runs, mut our_runs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        base_runs.push(sample(connections, slice, base.clone()).await);
+        our_runs.push(sample(connections, slice, ours.clone()).await);
+    }
+    (
+        Samples::merge(base_runs).stats(),
+        Samples::merge(our_runs).stats(),
+    )
+}
+
+async fn sample(connections: usize, duration: Duration, make: Maker) -> Samples {
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
@@ -63,28 +133,17 @@ where
             })
         })
         .collect();
-    let mut all = Vec::new();
-    let mut errors = 0;
+    let mut samples = Samples {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: 0.0,
+    };
     for task in tasks {
         if let Ok((latencies, e)) = task.await {
-            all.extend(latencies);
-            errors += e;
+            samples.latencies.extend(latencies);
+            samples.errors += e;
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let percentile = |p: f64| {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let index = ((all.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(all[index]) / 1000.0
-    };
-    Stats {
-        requests: all.len() as u64,
-        errors,
-        rps: all.len() as f64 / elapsed,
-        p50_ms: percentile(0.50),
-        p99_ms: percentile(0.99),
-    }
+    samples.elapsed = started.elapsed().as_secs_f64();
+    samples
 }

@@ -63,9 +63,13 @@ struct RunArgs {
     /// runs, not speed.
     #[arg(long)]
     smoke: bool,
-    /// Seconds per measurement.
+    /// Seconds per measurement (per side of a comparison).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Each comparison alternates baseline and server this many times, splitting the
+    /// seconds between the rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Connection counts.
     #[arg(long, value_delimiter = ',', default_value = "32,256")]
     connections: Vec<usize>,
@@ -426,10 +430,15 @@ fn print_table(report: &Report) {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    let (esims, seconds, connections) = if args.smoke {
-        (1_000, 1, vec![32])
+    let (esims, seconds, connections, rounds) = if args.smoke {
+        (1_000, 1, vec![32], 1)
     } else {
-        (args.esims, args.seconds, args.connections.clone())
+        (
+            args.esims,
+            args.seconds,
+            args.connections.clone(),
+            args.rounds,
+        )
     };
     let duration = Duration::from_secs(seconds.max(1));
     let dir = std::env::temp_dir().join(format!("oytel-bench-{}", std::process::id()));
@@ -479,13 +488,13 @@ async fn run(args: RunArgs) -> Result<()> {
     // The API instance runs no workers; the webhook run starts one that does.
     let server = start_server(&args.server_bin, &url, &log, false)?;
     let pid = server.child.id();
-    let status_load = |base: String, key: String, ids: Arc<Vec<String>>| {
-        move |client: &reqwest::Client, i: u64| {
+    let status_load = |base: String, key: String, ids: Arc<Vec<String>>| -> load::Maker {
+        Arc::new(move |client: &reqwest::Client, i: u64| {
             let id = &ids[(i as usize) % ids.len()];
             client
                 .get(format!("{base}/api/v1/esim/{id}/status"))
                 .bearer_auth(&key)
-        }
+        })
     };
     let mut scale = Vec::new();
     let stats = load::run(
@@ -517,8 +526,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut comparisons = Vec::new();
     let serial = Arc::new(AtomicU64::new(0));
     for &conns in &connections {
-        type Maker = Box<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>;
-        let routes: Vec<(&str, &str, f64, Maker, Maker)> = {
+        let routes: Vec<(&str, &str, f64, load::Maker, load::Maker)> = {
             let (b, s, k) = (baseline.base.clone(), server.base.clone(), api_key.clone());
             let (ids1, ids2, ids3, ids4) = (ids.clone(), ids.clone(), ids.clone(), ids.clone());
             let (k2, k3, k4, s2, s3, s4, b2, b3, b4) = (
@@ -538,8 +546,8 @@ async fn run(args: RunArgs) -> Result<()> {
                     "GET /api/v1/plans",
                     "bare axum JSON",
                     0.6,
-                    Box::new(move |c: &reqwest::Client, _| c.get(format!("{b}/json"))),
-                    Box::new(move |c: &reqwest::Client, _| {
+                    Arc::new(move |c: &reqwest::Client, _| c.get(format!("{b}/json"))),
+                    Arc::new(move |c: &reqwest::Client, _| {
                         c.get(format!("{s}/api/v1/plans")).bearer_auth(&k)
                     }),
                 ),
@@ -547,10 +555,10 @@ async fn run(args: RunArgs) -> Result<()> {
                     "GET /api/v1/esim/{id}/status",
                     "raw sqlx PK read",
                     0.6,
-                    Box::new(move |c: &reqwest::Client, i| {
+                    Arc::new(move |c: &reqwest::Client, i| {
                         c.get(format!("{b2}/row/{}", ids1[(i as usize) % ids1.len()]))
                     }),
-                    Box::new(move |c: &reqwest::Client, i| {
+                    Arc::new(move |c: &reqwest::Client, i| {
                         c.get(format!(
                             "{s2}/api/v1/esim/{}/status",
                             ids2[(i as usize) % ids2.len()]
@@ -562,10 +570,10 @@ async fn run(args: RunArgs) -> Result<()> {
                     "GET /api/v1/esim/{id}",
                     "raw sqlx PK read",
                     0.6,
-                    Box::new(move |c: &reqwest::Client, i| {
+                    Arc::new(move |c: &reqwest::Client, i| {
                         c.get(format!("{b3}/row/{}", ids3[(i as usize) % ids3.len()]))
                     }),
-                    Box::new(move |c: &reqwest::Client, i| {
+                    Arc::new(move |c: &reqwest::Client, i| {
                         c.get(format!(
                             "{s3}/api/v1/esim/{}",
                             ids4[(i as usize) % ids4.len()]
@@ -577,8 +585,8 @@ async fn run(args: RunArgs) -> Result<()> {
                     "POST /api/v1/esim/provision",
                     "raw insert tx",
                     0.4,
-                    Box::new(move |c: &reqwest::Client, _| c.post(format!("{b4}/insert"))),
-                    Box::new(move |c: &reqwest::Client, _| {
+                    Arc::new(move |c: &reqwest::Client, _| c.post(format!("{b4}/insert"))),
+                    Arc::new(move |c: &reqwest::Client, _| {
                         let n = serial.fetch_add(1, Ordering::Relaxed);
                         c.post(format!("{s4}/api/v1/esim/provision"))
                             .bearer_auth(&k4)
@@ -590,8 +598,7 @@ async fn run(args: RunArgs) -> Result<()> {
         };
         for (route, base_name, target, base_make, ours_make) in routes {
             eprintln!("{route} at {conns} connections…");
-            let base = load::run(conns, duration, base_make).await;
-            let ours = load::run(conns, duration, ours_make).await;
+            let (base, ours) = load::compare(conns, duration, rounds, base_make, ours_make).await;
             let ratio = if base.rps > 0.0 {
                 ours.rps / base.rps
             } else {

@@ -46,8 +46,11 @@ impl SqliteStore {
                 }
             }
         }
+        // No ping before handing a connection out: a connection to a local file does not go
+        // stale, and the ping is a round trip to the connection's thread on every statement.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
@@ -57,6 +60,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(pool.max_connections.max(1))
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.read_only(true))
                 .await?
