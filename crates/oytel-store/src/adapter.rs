@@ -454,7 +454,11 @@ macro_rules! storage_impl {
                     };
                     insert_order_and_esim(&mut tx, write, balance).await?;
                 }
-                tx.commit().await.map_err(db_error)
+                tx.commit().await.map_err(db_error)?;
+                // Statistics as a live database has them: right after a bulk load PostgreSQL
+                // would otherwise plan an eSIM lookup by id over the partner's whole index.
+                sqlx::query("ANALYZE").execute(&self.writer).await.map_err(db_error)?;
+                Ok(())
             }
 
             /// Waits until every instance holding a live lease on the auth epoch serves the

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use oytel_core::limits::{MemoryQuotas, Quotas};
+use oytel_core::limits::{MemoryQuotas, Quotas, ReservingQuotas};
 use oytel_core::ports::Storage;
 
 mod adapter;
@@ -54,7 +54,8 @@ pub enum OpenError {
 }
 
 /// An opened database: the storage, and where hourly quotas are counted (in this process for
-/// SQLite, a single instance; in the database for PostgreSQL, shared by every instance).
+/// SQLite, a single instance; in the database for PostgreSQL, shared by every instance, with
+/// status units taken in blocks: [`ReservingQuotas`]).
 #[derive(Clone)]
 pub struct Opened {
     /// The storage.
@@ -80,7 +81,7 @@ pub async fn open(url: &str, pool: &PoolOptions) -> Result<Opened, OpenError> {
         let store = Arc::new(PgStore::open(url, pool).await?);
         Ok(Opened {
             storage: store.clone(),
-            quotas: store,
+            quotas: Arc::new(ReservingQuotas::new(store)),
         })
     } else {
         // Credentials may follow the scheme: show only the scheme.

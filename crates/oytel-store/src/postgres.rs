@@ -51,35 +51,48 @@ impl PgStore {
 /// conditional upsert admits a request only while the window's count is below the quota.
 #[async_trait::async_trait]
 impl Quotas for PgStore {
-    async fn consume(
+    async fn reserve(
         &self,
         key: &QuotaKey,
         limit: u32,
+        want: u32,
         now: DateTime<Utc>,
-    ) -> Result<QuotaUse, StoreError> {
+    ) -> Result<(u32, QuotaUse), StoreError> {
         let window = window_start(now);
-        if limit == 0 {
-            return Ok(quota_use(None, limit, window));
+        if limit == 0 || want == 0 {
+            return Ok((0, quota_use(None, limit, window)));
         }
-        let count: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO rate_windows (partner_id, environment, kind, window_start, count) \
-             VALUES ($1, $2, $3, $4, 1) \
+        // In the UPDATE, `rate_windows.count` is the count before it: the grant is what is
+        // left, at most `want`, and nothing once the window is used up.
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO rate_windows (partner_id, environment, kind, window_start, count, last_grant) \
+             VALUES ($1, $2, $3, $4, LEAST($6, $5), LEAST($6, $5)) \
              ON CONFLICT (partner_id, environment, kind, window_start) \
-             DO UPDATE SET count = rate_windows.count + 1 WHERE rate_windows.count < $5 \
-             RETURNING count",
+             DO UPDATE SET last_grant = LEAST($6, $5 - rate_windows.count), \
+             count = rate_windows.count + LEAST($6, $5 - rate_windows.count) \
+             WHERE rate_windows.count < $5 \
+             RETURNING count, last_grant",
         )
         .bind(&key.partner_id)
         .bind(key.environment.as_str())
         .bind(key.kind.as_str())
         .bind(window)
         .bind(i64::from(limit))
+        .bind(i64::from(want))
         .fetch_optional(&self.writer)
         .await
         .map_err(crate::adapter::db_error)?;
-        Ok(quota_use(
-            count.and_then(|c| u32::try_from(c).ok()),
-            limit,
-            window,
+        let Some((count, granted)) = row else {
+            return Ok((0, quota_use(None, limit, window)));
+        };
+        let granted = u32::try_from(granted).unwrap_or(0);
+        Ok((
+            granted,
+            quota_use(
+                (granted > 0).then(|| u32::try_from(count).unwrap_or(limit)),
+                limit,
+                window,
+            ),
         ))
     }
 

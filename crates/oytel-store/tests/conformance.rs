@@ -1621,6 +1621,20 @@ async fn quotas_admit_exactly_the_limit(quotas: Arc<dyn oytel_core::limits::Quot
         quotas.consume(&status, 100, at).await.unwrap().allowed,
         "kinds count apart"
     );
+    // Several units at once, as many as are left.
+    let block = QuotaKey {
+        partner_id: new_id("ptn"),
+        ..key.clone()
+    };
+    let mut grants = Vec::new();
+    for _ in 0..4 {
+        let (granted, used) = quotas.reserve(&block, 10, 4, at).await.unwrap();
+        grants.push((granted, used.allowed, used.remaining));
+    }
+    assert_eq!(
+        grants,
+        [(4, true, 6), (4, true, 2), (2, true, 0), (0, false, 0)]
+    );
     let next = at + Duration::hours(1);
     assert!(
         quotas.consume(&key, 100, next).await.unwrap().allowed,
