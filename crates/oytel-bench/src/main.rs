@@ -182,6 +182,9 @@ fn start_baseline(url: &str) -> Result<Proc> {
     })
 }
 
+/// eSIMs seeded so far in this run: the source of their numbers.
+static SEEDED: AtomicU64 = AtomicU64::new(0);
+
 /// Seeds `count` sandbox eSIMs for `scope`, in transactions of 5000; returns some of their ids.
 async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
     let catalog = Catalog::default_catalog();
@@ -214,7 +217,15 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
         let batch = left.min(5000);
         let writes: Vec<ProvisionWrite> = (0..batch)
             .map(|_| {
-                let (order, esim) = new_rows(&command, scope, &settings, "USD", "req_seed", now());
+                let (order, mut esim) =
+                    new_rows(&command, scope, &settings, "USD", "req_seed", now());
+                // Random numbers would collide in almost every batch once a million are
+                // stored (provisioning retries a collision; a batch would be lost whole), so
+                // seeded eSIMs take valid numbers from a counter instead.
+                let n = SEEDED.fetch_add(1, Ordering::Relaxed);
+                esim.msisdn = format!("+4479{n:08}");
+                let body = format!("{}9{n:011}", oytel_core::numbers::ICCID_PREFIX);
+                esim.iccid = format!("{body}{}", oytel_core::numbers::luhn_check_digit(&body));
                 let event = oytel_core::webhooks::esim_event(
                     EventType::EsimProvisioned,
                     &esim,
@@ -233,7 +244,10 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
             })
             .collect();
         let seeded = match (&sqlite, &pg) {
-            (Some(s), _) => s.seed(&writes).await,
+            (Some(s), _) => match s.seed(&writes).await {
+                Ok(()) => s.checkpoint().await,
+                failed => failed,
+            },
             (_, Some(p)) => p.seed(&writes).await,
             _ => unreachable!("one store is open"),
         };
@@ -253,6 +267,11 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
     }
     if collisions > 0 {
         eprintln!("({collisions} seed batches drew colliding numbers and were drawn again)");
+    }
+    match (&sqlite, &pg) {
+        (Some(s), _) => s.analyze().await?,
+        (_, Some(p)) => p.analyze().await?,
+        _ => unreachable!("one store is open"),
     }
     Ok(sample)
 }

@@ -454,9 +454,13 @@ macro_rules! storage_impl {
                     };
                     insert_order_and_esim(&mut tx, write, balance).await?;
                 }
-                tx.commit().await.map_err(db_error)?;
-                // Statistics as a live database has them: right after a bulk load PostgreSQL
-                // would otherwise plan an eSIM lookup by id over the partner's whole index.
+                tx.commit().await.map_err(db_error)
+            }
+
+            /// Refreshes the planner's statistics, as autovacuum does on a live database: after
+            /// a bulk load (`seed`), PostgreSQL would otherwise plan an eSIM lookup by id over
+            /// the partner's whole index.
+            pub async fn analyze(&self) -> Result<(), StoreError> {
                 sqlx::query("ANALYZE").execute(&self.writer).await.map_err(db_error)?;
                 Ok(())
             }

@@ -68,6 +68,17 @@ impl SqliteStore {
         Ok(SqliteStore { writer, reader })
     }
 
+    /// Copies the write-ahead log into the database file and truncates it. For bulk loads
+    /// (the benchmark's seed): their large transactions outrun SQLite's automatic
+    /// checkpoints, and the log would grow by gigabytes over a million eSIMs.
+    pub async fn checkpoint(&self) -> Result<(), oytel_core::ports::StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+            .map_err(crate::adapter::db_error)?;
+        Ok(())
+    }
+
     /// Closes both pools, waiting for connections in use.
     pub async fn close(&self) {
         self.reader.close().await;
