@@ -353,9 +353,11 @@ pub async fn provision(
     };
     let Some(key) = idempotency_key else {
         let used = draw(quota, now).await?;
-        let done = write(None)
-            .await?
-            .ok_or_else(|| CoreError::Store(StoreError::Other("key taken without a key".into())))?;
+        let done = write(None).await?.ok_or_else(|| {
+            CoreError::Store(StoreError::Other(
+                "the store reported an idempotency key taken for a request without one".into(),
+            ))
+        })?;
         return Ok(Provisioned {
             quota: used,
             ..done
