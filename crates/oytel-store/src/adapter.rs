@@ -316,19 +316,32 @@ macro_rules! storage_impl {
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
-            cancel_pending(tx, endpoint_id).await
+            cancel_pending(tx, endpoint_id, None).await
         }
 
         /// Cancels an endpoint's pending deliveries.
-        async fn cancel_pending(tx: &mut Tx<'_>, endpoint_id: &str) -> Result<(), StoreError> {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'cancelled', locked_until = NULL \
-                 WHERE endpoint_id = $1 AND status = 'pending'",
-            )
-            .bind(endpoint_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        /// With `owner`, only if the endpoint is that partner's in that environment.
+        async fn cancel_pending(
+            tx: &mut Tx<'_>,
+            endpoint_id: &str,
+            owner: Option<&Scope>,
+        ) -> Result<(), StoreError> {
+            let query = match owner {
+                None => sqlx::query(
+                    "UPDATE deliveries SET status = 'cancelled', locked_until = NULL \
+                     WHERE endpoint_id = $1 AND status = 'pending'",
+                )
+                .bind(endpoint_id),
+                Some(scope) => sqlx::query(
+                    "UPDATE deliveries SET status = 'cancelled', locked_until = NULL \
+                     WHERE endpoint_id = $1 AND status = 'pending' AND partner_id = $2 \
+                     AND environment = $3",
+                )
+                .bind(endpoint_id)
+                .bind(&scope.partner_id)
+                .bind(scope.environment.as_str()),
+            };
+            query.execute(&mut **tx).await.map_err(db_error)?;
             Ok(())
         }
 
@@ -1171,7 +1184,16 @@ bind_endpoint(
 
             async fn update_endpoint(&self, e: &EndpointRecord) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
-let changed = bind_endpoint(
+                // Deliveries before the endpoint, in the order the delivery worker locks them:
+                // the opposite order can deadlock with it on PostgreSQL.
+                if !e.enabled {
+                    let owner = Scope {
+                        partner_id: e.partner_id.clone(),
+                        environment: e.environment,
+                    };
+                    cancel_pending(&mut tx, &e.id, Some(&owner)).await?;
+                }
+                let changed = bind_endpoint(
                     sqlx::query(
                         "UPDATE webhook_endpoints SET url = $4, description = $5, event_types = $6, \
                          secret = $7, previous_secret = $8, previous_secret_expires_at = $9, \
@@ -1187,15 +1209,14 @@ let changed = bind_endpoint(
                 if changed.rows_affected() == 0 {
                     return Ok(false);
                 }
-                if !e.enabled {
-                    cancel_pending(&mut tx, &e.id).await?;
-                }
                 tx.commit().await.map_err(db_error)?;
                 Ok(true)
             }
 
             async fn delete_endpoint(&self, scope: &Scope, endpoint_id: &str) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
+                // Deliveries first, as in `update_endpoint`.
+                cancel_pending(&mut tx, endpoint_id, Some(scope)).await?;
                 let deleted = sqlx::query(
                     "DELETE FROM webhook_endpoints WHERE id = $1 AND partner_id = $2 AND environment = $3",
                 )
@@ -1208,7 +1229,6 @@ let changed = bind_endpoint(
                 if deleted.rows_affected() == 0 {
                     return Ok(false);
                 }
-                cancel_pending(&mut tx, endpoint_id).await?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(true)
             }

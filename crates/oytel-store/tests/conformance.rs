@@ -61,6 +61,7 @@ conformance!(
     due_deliveries_are_claimed_by_one_worker,
     attempts_are_recorded_and_gone_endpoints_disabled,
     endpoints_and_signing_secrets,
+    deleting_or_disabling_an_endpoint_cancels_its_pending_deliveries,
     expiries_are_found_and_applied_once,
     partner_limits_are_stored_and_returned_with_the_key,
     the_auth_epoch_moves_with_every_change_to_keys_and_partners,
@@ -1575,6 +1576,55 @@ async fn a_revocation_waits_for_every_leased_instance_and_no_longer(store: Arc<d
     .await
     .expect("no lease to wait for");
     assert!(limited.unwrap());
+}
+
+/// How many deliveries are due `minutes` from now (claiming them for 30 s).
+async fn due_in(store: &dyn Storage, minutes: i64) -> usize {
+    let at = now() + Duration::minutes(minutes);
+    store
+        .claim_due_deliveries(at, at + Duration::seconds(30), 100)
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn deleting_or_disabling_an_endpoint_cancels_its_pending_deliveries(store: Arc<dyn Storage>) {
+    let (a, b) = (partner(store.as_ref()).await, partner(store.as_ref()).await);
+    let (s, other) = (
+        scope(&a, Environment::Sandbox),
+        scope(&b, Environment::Sandbox),
+    );
+    let hook = endpoint(&s, "https://hooks.example/cancel", vec![]);
+    store.create_endpoint(&hook).await.unwrap();
+    let test_event = || oytel_core::webhooks::test_event(&a, Environment::Sandbox, now());
+    store
+        .send_test_event(&test_event(), &hook.id)
+        .await
+        .unwrap();
+    // Another partner can neither delete nor disable it, nor cancel its deliveries.
+    assert!(!store.delete_endpoint(&other, &hook.id).await.unwrap());
+    let foreign = EndpointRecord {
+        partner_id: b.clone(),
+        enabled: false,
+        ..hook.clone()
+    };
+    assert!(!store.update_endpoint(&foreign).await.unwrap());
+    assert_eq!(due_in(store.as_ref(), 1).await, 1);
+    // Disabled by its owner: the pending delivery (even one leased to a worker) is cancelled.
+    let off = EndpointRecord {
+        enabled: false,
+        ..hook.clone()
+    };
+    assert!(store.update_endpoint(&off).await.unwrap());
+    assert_eq!(due_in(store.as_ref(), 2).await, 0);
+    // Enabled again, then deleted: cancelled too.
+    assert!(store.update_endpoint(&hook).await.unwrap());
+    store
+        .send_test_event(&test_event(), &hook.id)
+        .await
+        .unwrap();
+    assert!(store.delete_endpoint(&s, &hook.id).await.unwrap());
+    assert_eq!(due_in(store.as_ref(), 3).await, 0);
 }
 
 async fn quotas_admit_exactly_the_limit(quotas: Arc<dyn oytel_core::limits::Quotas>) {
