@@ -681,6 +681,27 @@ mod tests {
         assert_ne!(request_hash(&b), request_hash(&request()));
     }
 
+    /// Provisions the standard live order (`request()`), with an idempotency key and a
+    /// quota where given.
+    async fn provision_live(
+        store: &MockStorage,
+        key: Option<&str>,
+        quota: Option<ProvisionQuota<'_>>,
+    ) -> Result<Provisioned, CoreError> {
+        let catalog = Catalog::default_catalog();
+        provision(
+            store,
+            &catalog,
+            &settings(),
+            &live(),
+            &request(),
+            key,
+            "req_1",
+            quota,
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn a_live_order_is_charged_for_the_whole_term_in_one_write() {
         let mut store = MockStorage::new();
@@ -707,19 +728,7 @@ mod tests {
                 balance_after_cents: 1_000_000 - 3 * 2846,
             })
         });
-        let catalog = Catalog::default_catalog();
-        let done = provision(
-            &store,
-            &catalog,
-            &settings(),
-            &live(),
-            &request(),
-            None,
-            "req_1",
-            None,
-        )
-        .await
-        .unwrap();
+        let done = provision_live(&store, None, None).await.unwrap();
         assert_eq!(done.order.balance_after_cents, 1_000_000 - 3 * 2846);
         assert!(!done.replayed);
     }
@@ -744,18 +753,7 @@ mod tests {
                 })
             }
         });
-        let catalog = Catalog::default_catalog();
-        let done = provision(
-            &store,
-            &catalog,
-            &settings(),
-            &live(),
-            &request(),
-            None,
-            "req_1",
-            None,
-        )
-        .await;
+        let done = provision_live(&store, None, None).await;
         assert!(done.is_ok());
     }
 
@@ -777,20 +775,8 @@ mod tests {
 
     #[tokio::test]
     async fn insufficient_balance_writes_nothing_and_frees_the_key() {
-        let catalog = &Catalog::default_catalog();
         let refused = |store: MockStorage| async move {
-            let err = provision(
-                &store,
-                catalog,
-                &settings(),
-                &live(),
-                &request(),
-                Some("k1"),
-                "r",
-                None,
-            )
-            .await
-            .unwrap_err();
+            let err = provision_live(&store, Some("k1"), None).await.unwrap_err();
             match err {
                 CoreError::InsufficientBalance {
                     balance,
@@ -844,19 +830,7 @@ mod tests {
         ] {
             // The only provision call is the attempt that found the key taken.
             let store = stored_key(claim);
-            let catalog = Catalog::default_catalog();
-            let err = provision(
-                &store,
-                &catalog,
-                &settings(),
-                &live(),
-                &request(),
-                Some("k"),
-                "r",
-                None,
-            )
-            .await
-            .unwrap_err();
+            let err = provision_live(&store, Some("k"), None).await.unwrap_err();
             assert!(err.to_string().contains(expected), "{err}");
         }
     }
@@ -890,18 +864,9 @@ mod tests {
             key: key.clone(),
             limit: 100,
         };
-        let err = provision(
-            &store,
-            &catalog,
-            &settings(),
-            &live(),
-            &request(),
-            Some("k"),
-            "r",
-            Some(quota),
-        )
-        .await
-        .unwrap_err();
+        let err = provision_live(&store, Some("k"), Some(quota))
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -940,32 +905,20 @@ mod tests {
             .expect_consume()
             .times(1)
             .returning(|_, limit, now| Ok(quota_use(Some(1), limit, now)));
+        let refunded = key.clone();
         quotas
             .expect_refund()
-            .withf(move |k, _| *k == key)
+            .withf(move |k, _| *k == refunded)
             .times(1)
             .returning(|_, _| Ok(()));
         let quota = ProvisionQuota {
             quotas: &quotas,
-            key: QuotaKey {
-                partner_id: "ptn_1".into(),
-                environment: crate::Environment::Production,
-                kind: QuotaKind::Provision,
-            },
+            key,
             limit: 100,
         };
-        let done = provision(
-            &store,
-            &catalog,
-            &settings(),
-            &live(),
-            &request(),
-            Some("k"),
-            "r",
-            Some(quota),
-        )
-        .await
-        .unwrap();
+        let done = provision_live(&store, Some("k"), Some(quota))
+            .await
+            .unwrap();
         assert!(done.replayed && done.quota.is_none());
     }
 
