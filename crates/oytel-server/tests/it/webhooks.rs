@@ -500,81 +500,62 @@ async fn internal_destinations_are_refused_unless_allowed() {
 #[tokio::test]
 async fn sandbox_simulation_is_for_sandbox_keys_and_valid_transitions_only() {
     let app = TestApp::spawn().await;
+    let simulate = |key: &str, id: &str, action: &str, body: serde_json::Value| {
+        let (key, path) = (
+            key.to_owned(),
+            format!("/api/v1/sandbox/esim/{id}/{action}"),
+        );
+        let app = &app;
+        async move { app.post(&key, &path, &body).await }
+    };
     let live = app.provision(&app.partner.live_key, "uk-lite-10").await;
-    let (status, body) = app
-        .post(
-            &app.partner.live_key,
-            &format!(
-                "/api/v1/sandbox/esim/{}/activate",
-                live["esim_id"].as_str().unwrap()
-            ),
-            &json!({}),
-        )
-        .await;
+    let live_id = live["esim_id"].as_str().unwrap();
+    let (status, body) = simulate(&app.partner.live_key, live_id, "activate", json!({})).await;
     assert_error(status, &body, 403, "FORBIDDEN");
-    let key = &app.partner.sandbox_key;
+    let (key, other) = (&app.partner.sandbox_key, &app.other.sandbox_key);
     let p = app.provision(key, "uk-lite-10").await;
     let id = p["esim_id"].as_str().unwrap();
-    let (status, body) = app
-        .post(
+    // In order: (key, action, body, expected status, expected code).
+    let steps: [(&String, &str, serde_json::Value, u16, Option<&str>); 7] = [
+        (
             key,
-            &format!("/api/v1/sandbox/esim/{id}/usage"),
-            &json!({"data_mb": 5}),
-        )
-        .await;
-    assert_error(status, &body, 409, "INVALID_STATE_TRANSITION");
-    assert_eq!(
-        app.post(
+            "usage",
+            json!({"data_mb": 5}),
+            409,
+            Some("INVALID_STATE_TRANSITION"),
+        ),
+        (key, "activate", json!({}), 200, None),
+        (
             key,
-            &format!("/api/v1/sandbox/esim/{id}/activate"),
-            &json!({})
-        )
-        .await
-        .0,
-        200
-    );
-    let (status, body) = app
-        .post(
+            "activate",
+            json!({}),
+            409,
+            Some("INVALID_STATE_TRANSITION"),
+        ),
+        (
             key,
-            &format!("/api/v1/sandbox/esim/{id}/activate"),
-            &json!({}),
-        )
-        .await;
-    assert_error(status, &body, 409, "INVALID_STATE_TRANSITION");
-    let (status, body) = app
-        .post(
+            "usage",
+            json!({"data_mb": -5}),
+            400,
+            Some("VALIDATION_ERROR"),
+        ),
+        (other, "expire", json!({}), 404, Some("ESIM_NOT_FOUND")),
+        (key, "expire", json!({}), 200, None),
+        (
             key,
-            &format!("/api/v1/sandbox/esim/{id}/usage"),
-            &json!({"data_mb": -5}),
-        )
-        .await;
-    assert_error(status, &body, 400, "VALIDATION_ERROR");
-    let (status, body) = app
-        .post(
-            &app.other.sandbox_key,
-            &format!("/api/v1/sandbox/esim/{id}/expire"),
-            &json!({}),
-        )
-        .await;
-    assert_error(status, &body, 404, "ESIM_NOT_FOUND");
-    assert_eq!(
-        app.post(
-            key,
-            &format!("/api/v1/sandbox/esim/{id}/expire"),
-            &json!({})
-        )
-        .await
-        .0,
-        200
-    );
-    let (status, body) = app
-        .post(
-            key,
-            &format!("/api/v1/sandbox/esim/{id}/expire"),
-            &json!({}),
-        )
-        .await;
-    assert_error(status, &body, 409, "INVALID_STATE_TRANSITION");
+            "expire",
+            json!({}),
+            409,
+            Some("INVALID_STATE_TRANSITION"),
+        ),
+    ];
+    for (key, action, request, expected, code) in steps {
+        let (status, body) = simulate(key, id, action, request).await;
+        match code {
+            Some(code) => assert_error(status, &body, expected, code),
+            None => assert_eq!(status, expected, "{action}: {body}"),
+        }
+    }
     app.stop().await;
 }
 
