@@ -23,6 +23,8 @@ pub enum UniqueField {
     MatchingId,
     /// Two eSIMs may not share a QR URL token.
     QrToken,
+    /// An idempotency key, per partner and environment.
+    IdempotencyKey,
     /// Any other unique column (an id).
     Other,
 }

@@ -2,11 +2,12 @@
 //!
 //! Both SQLite and PostgreSQL accept the same SQL for everything we do (`$N` placeholders,
 //! `ON CONFLICT`, `RETURNING`, expression indexes), so the `Storage` implementation is written
-//! once, here, and instantiated per backend by [`storage_impl!`] with the two things that
+//! once, here, and instantiated per backend by [`storage_impl!`] with the few things that
 //! differ: how a write transaction begins (SQLite: `BEGIN IMMEDIATE`, taking the write lock
-//! at once) and how a row is locked for update (PostgreSQL: `FOR UPDATE`; SQLite's writer
-//! lock already serialises). A macro rather than generic code keeps each instance a plain,
-//! concrete sqlx program. Migrations stay per backend (`migrations/<backend>/`).
+//! at once), how a row is locked for update (PostgreSQL: `FOR UPDATE`; SQLite's writer lock
+//! already serialises), the clock in SQL, and how several statements travel in one round trip
+//! ([`Chaining`]). A macro rather than generic code keeps each instance a plain, concrete sqlx
+//! program. Migrations stay per backend (`migrations/<backend>/`).
 
 use oytel_core::ports::{StoreError, UniqueField};
 
@@ -25,7 +26,9 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             let message = db.message();
-            let field = if message.contains("iccid") {
+            let field = if message.contains("idempotency_keys") {
+                UniqueField::IdempotencyKey
+            } else if message.contains("iccid") {
                 UniqueField::Iccid
             } else if message.contains("msisdn") {
                 UniqueField::Msisdn
@@ -57,6 +60,38 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// How a backend runs several statements in one round trip.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Chaining {
+    /// PostgreSQL: the writes as data-modifying common table expressions of the final query
+    /// (`WITH w0 AS (INSERT …), w1 AS (INSERT …) SELECT …`). They run exactly once, whether
+    /// or not the query reads them; constraints are checked at the end of the statement.
+    Cte,
+    /// SQLite: statements separated by semicolons, which sqlx runs one after another, binding
+    /// each its share of the arguments.
+    Semicolons,
+}
+
+impl Chaining {
+    /// The text before write `i` (from 0) of a chain.
+    pub(crate) fn before_write(self, i: usize) -> String {
+        match (self, i) {
+            (Chaining::Cte, 0) => "WITH w0 AS (".to_owned(),
+            (Chaining::Cte, i) => format!("), w{i} AS ("),
+            (Chaining::Semicolons, 0) => String::new(),
+            (Chaining::Semicolons, _) => "; ".to_owned(),
+        }
+    }
+
+    /// The text between the last write and the final query.
+    pub(crate) fn before_query(self) -> &'static str {
+        match self {
+            Chaining::Cte => ") ",
+            Chaining::Semicolons => "; ",
+        }
+    }
+}
+
 /// Implements `Storage` for `$store`, whose fields `writer` and `reader` are pools of `$db`.
 macro_rules! storage_impl {
     (
@@ -65,7 +100,8 @@ macro_rules! storage_impl {
         begin = $begin:literal,
         lock = $lock:literal,
         skip_locked = $skip:literal,
-        now_ms = $now_ms:literal
+        now_ms = $now_ms:literal,
+        chaining = $chaining:expr
     ) => {
         use chrono::{DateTime, Utc};
         use oytel_core::numbers::new_id;
@@ -73,7 +109,7 @@ macro_rules! storage_impl {
             decide_claim, ApiKeyInfo, Charge, ClaimDecision, ClaimRef, EsimFilter, EsimRecord,
             IdempotencyClaim, IdempotencyRequest, IdempotencyWrite, KeyOwner, LedgerEntry, NewApiKey, OrderRecord,
             PageRequest, Partner, ProvisionResult, ProvisionWrite, Sequenced, Storage, StoreError,
-            StoredIdempotencyKey,
+            StoredIdempotencyKey, UniqueField,
         };
         use oytel_core::Scope;
         use sqlx::QueryBuilder;
@@ -110,77 +146,226 @@ macro_rules! storage_impl {
             }
         }
 
-        /// Writes a provisioning's order, eSIM and event (with its deliveries).
-        async fn insert_order_and_esim(
+        /// Statements sent to the database as one (see [`Chaining`](crate::adapter::Chaining)):
+        /// writes, then a final query. One round trip instead of one per statement.
+        struct Chain<'a> {
+            qb: QueryBuilder<'a, $db>,
+            writes: usize,
+        }
+
+        impl<'a> Chain<'a> {
+            fn new() -> Self {
+                Chain {
+                    qb: QueryBuilder::new(""),
+                    writes: 0,
+                }
+            }
+
+            /// Starts the next write: push its statement.
+            fn write(&mut self) -> &mut QueryBuilder<'a, $db> {
+                self.qb.push($chaining.before_write(self.writes));
+                self.writes += 1;
+                &mut self.qb
+            }
+
+            /// Ends the writes: push the final query.
+            fn query(mut self) -> QueryBuilder<'a, $db> {
+                if self.writes > 0 {
+                    self.qb.push($chaining.before_query());
+                }
+                self.qb
+            }
+        }
+
+        /// Pushes `INSERT INTO {head} VALUES (…)`, the values bound by `values`.
+        fn push_insert<'a>(
+            qb: &mut QueryBuilder<'a, $db>,
+            head: &str,
+            values: impl FnOnce(&mut sqlx::query_builder::Separated<'_, 'a, $db, &'static str>),
+        ) {
+            qb.push("INSERT INTO ").push(head).push(" VALUES (");
+            let mut separated = qb.separated(", ");
+            values(&mut separated);
+            separated.push_unseparated(")");
+        }
+
+        fn push_claim<'a>(
+            qb: &mut QueryBuilder<'a, $db>,
+            scope: &'a Scope,
+            claim: &'a IdempotencyRequest,
+            order_id: Option<&'a str>,
+        ) {
+            push_insert(
+                qb,
+                "idempotency_keys (partner_id, environment, key, request_hash, claim_token, \
+                 order_id, locked_until, created_at, expires_at)",
+                |v| {
+                    v.push_bind(&scope.partner_id)
+                        .push_bind(scope.environment.as_str())
+                        .push_bind(&claim.key)
+                        .push_bind(&claim.request_hash)
+                        .push_bind(&claim.token)
+                        .push_bind(order_id)
+                        .push_bind(claim.lease_until)
+                        .push_bind(claim.now)
+                        .push_bind(claim.expires_at);
+                },
+            );
+        }
+
+        /// The ledger entry of a live order's charge.
+        fn push_charge<'a>(qb: &mut QueryBuilder<'a, $db>, order: &'a OrderRecord, balance_after: i64) {
+            push_insert(
+                qb,
+                "ledger_entries (id, partner_id, amount_cents, balance_after_cents, kind, \
+                 order_id, description, created_at)",
+                |v| {
+                    v.push_bind(new_id("led"))
+                        .push_bind(&order.partner_id)
+                        .push_bind(-order.amount_cents)
+                        .push_bind(balance_after)
+                        .push_bind("charge")
+                        .push_bind(&order.id)
+                        .push_bind(format!(
+                            "{} x{} month(s) for {}",
+                            order.plan_id, order.term_months, order.esim_id
+                        ))
+                        .push_bind(order.created_at);
+                },
+            );
+        }
+
+        fn push_order<'a>(qb: &mut QueryBuilder<'a, $db>, order: &'a OrderRecord, balance_after: i64) {
+            push_insert(
+                qb,
+                "orders (id, partner_id, environment, esim_id, plan_id, term_months, \
+                 amount_cents, currency, customer_email, customer_name, reference_id, \
+                 balance_after_cents, request_id, created_at)",
+                |v| {
+                    v.push_bind(&order.id)
+                        .push_bind(&order.partner_id)
+                        .push_bind(order.environment.as_str())
+                        .push_bind(&order.esim_id)
+                        .push_bind(&order.plan_id)
+                        .push_bind(i64::from(order.term_months))
+                        .push_bind(order.amount_cents)
+                        .push_bind(&order.currency)
+                        .push_bind(&order.customer_email)
+                        .push_bind(&order.customer_name)
+                        .push_bind(&order.reference_id)
+                        .push_bind(balance_after)
+                        .push_bind(&order.request_id)
+                        .push_bind(order.created_at);
+                },
+            );
+        }
+
+        fn push_esim<'a>(qb: &mut QueryBuilder<'a, $db>, esim: &'a EsimRecord) {
+            let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            push_insert(
+                qb,
+                "esims (id, partner_id, environment, order_id, plan_id, plan_name, \
+                 validity_days, term_months, iccid, msisdn, matching_id, activation_code, \
+                 qr_token, status, customer_email, customer_name, reference_id, webhook_url, \
+                 data_limit_mb, data_used_mb, calls_made, sms_sent, activated_at, expires_at, \
+                 created_at)",
+                |v| {
+                    v.push_bind(&esim.id)
+                        .push_bind(&esim.partner_id)
+                        .push_bind(esim.environment.as_str())
+                        .push_bind(&esim.order_id)
+                        .push_bind(&esim.plan_id)
+                        .push_bind(&esim.plan_name)
+                        .push_bind(i64::from(esim.validity_days))
+                        .push_bind(i64::from(esim.term_months))
+                        .push_bind(&esim.iccid)
+                        .push_bind(&esim.msisdn)
+                        .push_bind(&esim.matching_id)
+                        .push_bind(&esim.activation_code)
+                        .push_bind(&esim.qr_token)
+                        .push_bind(esim.status.as_str())
+                        .push_bind(&esim.customer_email)
+                        .push_bind(&esim.customer_name)
+                        .push_bind(&esim.reference_id)
+                        .push_bind(&esim.webhook_url)
+                        .push_bind(count(esim.data_limit_mb))
+                        .push_bind(count(esim.data_used_mb))
+                        .push_bind(count(esim.calls_made))
+                        .push_bind(count(esim.sms_sent))
+                        .push_bind(esim.activated_at)
+                        .push_bind(esim.expires_at)
+                        .push_bind(esim.created_at);
+                },
+            );
+        }
+
+        fn push_event<'a>(qb: &mut QueryBuilder<'a, $db>, event: &'a EventRecord) {
+            push_insert(
+                qb,
+                "events (id, partner_id, environment, esim_id, event_type, payload, created_at)",
+                |v| {
+                    v.push_bind(&event.id)
+                        .push_bind(&event.partner_id)
+                        .push_bind(event.environment.as_str())
+                        .push_bind(&event.esim_id)
+                        .push_bind(event.event_type.as_str())
+                        .push_bind(&event.payload)
+                        .push_bind(event.created_at);
+                },
+            );
+        }
+
+        /// Lists the enabled endpoints `event` may go to: `(id, url, event_types)`.
+        fn push_endpoints_query<'a>(qb: &mut QueryBuilder<'a, $db>, event: &'a EventRecord) {
+            qb.push("SELECT id, url, event_types FROM webhook_endpoints WHERE partner_id = ")
+                .push_bind(&event.partner_id)
+                .push(" AND environment = ")
+                .push_bind(event.environment.as_str())
+                .push(" AND enabled = ")
+                .push_bind(true)
+                .push(" ORDER BY seq");
+        }
+
+        /// Writes a provisioning: the idempotency claim (when new), the charge's ledger entry
+        /// (when live), the order, the eSIM and the event, in one statement that also lists
+        /// the partner's endpoints; then the event's deliveries. A sandbox order takes three
+        /// round trips (begin, this, commit). A new claim's key already stored fails the
+        /// statement with [`UniqueField::IdempotencyKey`].
+        async fn insert_provision(
             tx: &mut Tx<'_>,
             write: &ProvisionWrite,
             balance_after: i64,
         ) -> Result<(), StoreError> {
             let order = &write.order;
-            let esim = &write.esim;
-        sqlx::query(
-            "INSERT INTO orders (id, partner_id, environment, esim_id, plan_id, term_months, \
-             amount_cents, currency, customer_email, customer_name, reference_id, \
-             balance_after_cents, request_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&order.id)
-        .bind(&order.partner_id)
-        .bind(order.environment.as_str())
-        .bind(&order.esim_id)
-        .bind(&order.plan_id)
-        .bind(i64::from(order.term_months))
-        .bind(order.amount_cents)
-        .bind(&order.currency)
-        .bind(&order.customer_email)
-        .bind(&order.customer_name)
-        .bind(&order.reference_id)
-        .bind(balance_after)
-        .bind(&order.request_id)
-        .bind(order.created_at)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-
-        sqlx::query(
-            "INSERT INTO esims (id, partner_id, environment, order_id, plan_id, plan_name, \
-             validity_days, term_months, iccid, msisdn, matching_id, activation_code, qr_token, \
-             status, customer_email, customer_name, reference_id, webhook_url, data_limit_mb, \
-             data_used_mb, calls_made, sms_sent, activated_at, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25)",
-        )
-        .bind(&esim.id)
-        .bind(&esim.partner_id)
-        .bind(esim.environment.as_str())
-        .bind(&esim.order_id)
-        .bind(&esim.plan_id)
-        .bind(&esim.plan_name)
-        .bind(i64::from(esim.validity_days))
-        .bind(i64::from(esim.term_months))
-        .bind(&esim.iccid)
-        .bind(&esim.msisdn)
-        .bind(&esim.matching_id)
-        .bind(&esim.activation_code)
-        .bind(&esim.qr_token)
-        .bind(esim.status.as_str())
-        .bind(&esim.customer_email)
-        .bind(&esim.customer_name)
-        .bind(&esim.reference_id)
-        .bind(&esim.webhook_url)
-        .bind(i64::try_from(esim.data_limit_mb).unwrap_or(i64::MAX))
-        .bind(i64::try_from(esim.data_used_mb).unwrap_or(i64::MAX))
-        .bind(i64::try_from(esim.calls_made).unwrap_or(i64::MAX))
-        .bind(i64::try_from(esim.sms_sent).unwrap_or(i64::MAX))
-        .bind(esim.activated_at)
-        .bind(esim.expires_at)
-        .bind(esim.created_at)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-
-        insert_event_row(tx, &write.event).await?;
-        fan_out(tx, &write.event, esim.webhook_url.as_deref(), esim.created_at).await?;
+            let scope = Scope {
+                partner_id: order.partner_id.clone(),
+                environment: order.environment,
+            };
+            let mut chain = Chain::new();
+            if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
+                push_claim(chain.write(), &scope, claim, Some(&order.id));
+            }
+            if let Charge::Live { .. } = write.charge {
+                push_charge(chain.write(), order, balance_after);
+            }
+            push_order(chain.write(), order, balance_after);
+            push_esim(chain.write(), &write.esim);
+            push_event(chain.write(), &write.event);
+            let mut query = chain.query();
+            push_endpoints_query(&mut query, &write.event);
+            let endpoints: Vec<(String, String, String)> = query
+                .build_query_as()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db_error)?;
+            schedule(
+                tx,
+                &write.event,
+                endpoints,
+                write.esim.webhook_url.as_deref(),
+                write.esim.created_at,
+            )
+            .await?;
             Ok(())
         }
 
@@ -209,20 +394,9 @@ macro_rules! storage_impl {
 
         /// Writes an event to the outbox.
         async fn insert_event_row(tx: &mut Tx<'_>, event: &EventRecord) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO events (id, partner_id, environment, esim_id, event_type, payload, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&event.id)
-            .bind(&event.partner_id)
-            .bind(event.environment.as_str())
-            .bind(&event.esim_id)
-            .bind(event.event_type.as_str())
-            .bind(&event.payload)
-            .bind(event.created_at)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            let mut query = QueryBuilder::new("");
+            push_event(&mut query, event);
+            query.build().execute(&mut **tx).await.map_err(db_error)?;
             Ok(())
         }
 
@@ -262,16 +436,26 @@ macro_rules! storage_impl {
             esim_webhook_url: Option<&str>,
             now: DateTime<Utc>,
         ) -> Result<u32, StoreError> {
-            let endpoints: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT id, url, event_types FROM webhook_endpoints \
-                 WHERE partner_id = $1 AND environment = $2 AND enabled = $3 ORDER BY seq",
-            )
-            .bind(&event.partner_id)
-            .bind(event.environment.as_str())
-            .bind(true)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            let mut query = QueryBuilder::new("");
+            push_endpoints_query(&mut query, event);
+            let endpoints: Vec<(String, String, String)> = query
+                .build_query_as()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db_error)?;
+            schedule(tx, event, endpoints, esim_webhook_url, now).await
+        }
+
+        /// Schedules `event` for those of `endpoints` (as listed by `push_endpoints_query`)
+        /// subscribed to it, and for the eSIM's own `webhook_url`. Returns how many deliveries
+        /// were scheduled.
+        async fn schedule(
+            tx: &mut Tx<'_>,
+            event: &EventRecord,
+            endpoints: Vec<(String, String, String)>,
+            esim_webhook_url: Option<&str>,
+            now: DateTime<Utc>,
+        ) -> Result<u32, StoreError> {
             let mut scheduled = 0;
             for (id, url, types) in endpoints {
                 let types: Vec<EventType> = types.split(',').filter_map(EventType::parse).collect();
@@ -433,23 +617,10 @@ macro_rules! storage_impl {
             order_id: Option<&str>,
             on_conflict: &str,
         ) -> Result<u64, StoreError> {
-            let result = sqlx::query(&format!(
-                "INSERT INTO idempotency_keys (partner_id, environment, key, request_hash, \
-                 claim_token, order_id, locked_until, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) {on_conflict}"
-            ))
-            .bind(&scope.partner_id)
-            .bind(scope.environment.as_str())
-            .bind(&claim.key)
-            .bind(&claim.request_hash)
-            .bind(&claim.token)
-            .bind(order_id)
-            .bind(claim.lease_until)
-            .bind(claim.now)
-            .bind(claim.expires_at)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            let mut query = QueryBuilder::new("");
+            push_claim(&mut query, scope, claim, order_id);
+            query.push(" ").push(on_conflict);
+            let result = query.build().execute(&mut **tx).await.map_err(db_error)?;
             Ok(result.rows_affected())
         }
 
@@ -465,7 +636,7 @@ macro_rules! storage_impl {
                             return Err(StoreError::Other("seed writes sandbox orders only".into()));
                         }
                     };
-                    insert_order_and_esim(&mut tx, write, balance).await?;
+                    insert_provision(&mut tx, write, balance).await?;
                 }
                 tx.commit().await.map_err(db_error)
             }
@@ -839,26 +1010,6 @@ macro_rules! storage_impl {
                 let order = &write.order;
                 let mut tx = self.begin_write().await?;
 
-                if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
-                    // First, so that on PostgreSQL a concurrent request with the same key waits
-                    // here for this transaction, and then finds the key taken.
-                    let scope = Scope {
-                        partner_id: order.partner_id.clone(),
-                        environment: order.environment,
-                    };
-                    let inserted = insert_claim(
-                        &mut tx,
-                        &scope,
-                        claim,
-                        Some(&order.id),
-                        "ON CONFLICT DO NOTHING",
-                    )
-                    .await?;
-                    if inserted == 0 {
-                        return Ok(ProvisionResult::KeyTaken);
-                    }
-                }
-
                 let balance_after = match write.charge {
                     Charge::Sandbox { balance_cents } => balance_cents,
                     Charge::Live {
@@ -875,6 +1026,23 @@ macro_rules! storage_impl {
                         .await
                         .map_err(db_error)?;
                         let Some(balance_after) = debited else {
+                            if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
+                                // A retry that waited here for its first attempt, which spent
+                                // the balance: that attempt's key is stored now, to replay.
+                                let stored: Option<String> = sqlx::query_scalar(
+                                    "SELECT key FROM idempotency_keys WHERE partner_id = $1 \
+                                     AND environment = $2 AND key = $3",
+                                )
+                                .bind(&order.partner_id)
+                                .bind(order.environment.as_str())
+                                .bind(&claim.key)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                                if stored.is_some() {
+                                    return Ok(ProvisionResult::KeyTaken);
+                                }
+                            }
                             let balance: Option<i64> = sqlx::query_scalar(
                                 "SELECT balance_cents FROM balances WHERE partner_id = $1",
                             )
@@ -886,29 +1054,19 @@ macro_rules! storage_impl {
                                 balance_cents: balance.unwrap_or_default(),
                             });
                         };
-                        sqlx::query(
-                            "INSERT INTO ledger_entries (id, partner_id, amount_cents, \
-                             balance_after_cents, kind, order_id, description, created_at) \
-                             VALUES ($1, $2, $3, $4, 'charge', $5, $6, $7)",
-                        )
-                        .bind(new_id("led"))
-                        .bind(&order.partner_id)
-                        .bind(-order.amount_cents)
-                        .bind(balance_after)
-                        .bind(&order.id)
-                        .bind(format!(
-                            "{} x{} month(s) for {}",
-                            order.plan_id, order.term_months, order.esim_id
-                        ))
-                        .bind(order.created_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
                         balance_after
                     }
                 };
 
-                insert_order_and_esim(&mut tx, write, balance_after).await?;
+                // A new key already stored: a concurrent request with the same key committed
+                // first (on PostgreSQL, this statement waited for it).
+                match insert_provision(&mut tx, write, balance_after).await {
+                    Ok(()) => {}
+                    Err(StoreError::Duplicate(UniqueField::IdempotencyKey)) => {
+                        return Ok(ProvisionResult::KeyTaken)
+                    }
+                    Err(e) => return Err(e),
+                }
 
                 if let Some(IdempotencyWrite::Complete(claim)) = &write.idempotency {
                     let completed = sqlx::query(

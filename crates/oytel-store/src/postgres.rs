@@ -128,6 +128,7 @@ mod storage {
         begin = "BEGIN",
         lock = " FOR UPDATE",
         skip_locked = " FOR UPDATE SKIP LOCKED",
-        now_ms = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+        now_ms = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        chaining = crate::adapter::Chaining::Cte
     );
 }

@@ -612,24 +612,7 @@ async fn a_new_key_is_claimed_and_completed_in_the_provisioning_transaction(
     );
     // Twenty requests with one new key at once: one commits, the others find it taken and
     // write nothing.
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let (store, w) = (store.clone(), write(&live, 100, LIVE, claim_new("k-once")));
-            tokio::spawn(async move { (store.provision(&w).await.unwrap(), w) })
-        })
-        .collect();
-    let mut committed = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            (ProvisionResult::Committed { .. }, w) => committed.push(w),
-            (ProvisionResult::KeyTaken, w) => {
-                assert!(store.get_order(&live, &w.order.id).await.unwrap().is_none());
-                assert!(store.get_esim(&live, &w.esim.id).await.unwrap().is_none());
-            }
-            (other, _) => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(committed.len(), 1);
+    let committed = race(&store, 20, || write(&live, 100, LIVE, claim_new("k-once"))).await;
     assert_eq!(store.live_balance(&a).await.unwrap(), 4_900, "charged once");
     // The key is stored completed with that order.
     assert_eq!(
@@ -638,9 +621,49 @@ async fn a_new_key_is_claimed_and_completed_in_the_provisioning_transaction(
             .await
             .unwrap(),
         IdempotencyClaim::Completed {
-            order_id: committed[0].order.id.clone()
+            order_id: committed.order.id.clone()
         }
     );
+    // When the first request spends all the balance there is to spend, the others still find the key taken
+    // (to be answered with its replay), not the balance short.
+    // (The minimum balance is 2,500.)
+    race(&store, 8, || write(&live, 2_400, LIVE, claim_new("k-all"))).await;
+    assert_eq!(store.live_balance(&a).await.unwrap(), 2_500);
+    // Sandbox orders, which take no balance lock, likewise.
+    let sandbox = scope(&a, Environment::Sandbox);
+    race(&store, 8, || {
+        write(&sandbox, 100, SANDBOX, claim_new("k-sandbox"))
+    })
+    .await;
+}
+
+/// Runs `n` provisionings made by `make` at once; asserts that exactly one commits and the
+/// others find their key taken and write nothing. Returns the one committed.
+async fn race(
+    store: &Arc<dyn Storage>,
+    n: usize,
+    make: impl Fn() -> ProvisionWrite,
+) -> ProvisionWrite {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (store, w) = (store.clone(), make());
+            tokio::spawn(async move { (store.provision(&w).await.unwrap(), w) })
+        })
+        .collect();
+    let mut committed = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (ProvisionResult::Committed { .. }, w) => committed.push(w),
+            (ProvisionResult::KeyTaken, w) => {
+                let s = scope(&w.order.partner_id, w.order.environment);
+                assert!(store.get_order(&s, &w.order.id).await.unwrap().is_none());
+                assert!(store.get_esim(&s, &w.esim.id).await.unwrap().is_none());
+            }
+            (other, _) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(committed.len(), 1, "exactly one commits");
+    committed.remove(0)
 }
 
 async fn idempotency_takeover_and_lost_claims(store: Arc<dyn Storage>) {
