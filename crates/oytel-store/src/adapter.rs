@@ -175,6 +175,17 @@ macro_rules! storage_impl {
                 }
                 self.qb
             }
+
+            /// Runs the writes, if any.
+            async fn execute(self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+                if self.writes == 0 {
+                    return Ok(());
+                }
+                let mut query = self.query();
+                query.push("SELECT 1");
+                query.build().execute(&mut **tx).await.map_err(db_error)?;
+                Ok(())
+            }
         }
 
         /// Pushes `INSERT INTO {head} VALUES (…)`, the values bound by `values`.
@@ -324,6 +335,84 @@ macro_rules! storage_impl {
                 .push(" AND enabled = ")
                 .push_bind(true)
                 .push(" ORDER BY seq");
+        }
+
+        /// The state an attempt leaves its delivery in: status, and when to try next.
+        fn after_attempt(outcome: &AttemptOutcome) -> (&'static str, Option<DateTime<Utc>>) {
+            use oytel_types::DeliveryStatus;
+            let (status, next_attempt_at) = match outcome.result {
+                AttemptResult::Delivered => (DeliveryStatus::Delivered, None),
+                AttemptResult::Retry { next_attempt_at } => (DeliveryStatus::Pending, Some(next_attempt_at)),
+                AttemptResult::GiveUp | AttemptResult::Gone => (DeliveryStatus::Failed, None),
+            };
+            (delivery_status_text(status), next_attempt_at)
+        }
+
+        /// Writes a run of attempts in one statement: each delivery's new state, the attempts'
+        /// rows (in the order given, which is the log's order), and the end of the failure
+        /// streak of each endpoint a delivery succeeded to. Failures of endpoints are left to
+        /// the caller.
+        async fn write_attempts(tx: &mut Tx<'_>, run: &[&AttemptOutcome]) -> Result<(), StoreError> {
+            if run.is_empty() {
+                return Ok(());
+            }
+            let mut chain = Chain::new();
+            for outcome in run {
+                let (status, next_attempt_at) = after_attempt(outcome);
+                let update = chain.write();
+                update
+                    .push("UPDATE deliveries SET status = ")
+                    .push_bind(status)
+                    .push(", attempts = ")
+                    .push_bind(i64::from(outcome.attempt))
+                    .push(", next_attempt_at = ")
+                    .push_bind(next_attempt_at)
+                    .push(", locked_until = NULL, last_status_code = ")
+                    .push_bind(outcome.status_code.map(i64::from));
+                if let AttemptResult::Delivered = outcome.result {
+                    update.push(", delivered_at = ").push_bind(outcome.at);
+                }
+                update
+                    .push(" WHERE id = ")
+                    .push_bind(&outcome.delivery_id)
+                    .push(" AND status = 'pending'");
+            }
+            chain
+                .write()
+                .push(
+                    "INSERT INTO delivery_attempts (id, delivery_id, attempt, status_code, \
+                     duration_ms, error, next_attempt_at, delivery_status, created_at) ",
+                )
+                .push_values(run, |mut row, outcome| {
+                    let (status, next_attempt_at) = after_attempt(outcome);
+                    row.push_bind(new_id("att"))
+                        .push_bind(&outcome.delivery_id)
+                        .push_bind(i64::from(outcome.attempt))
+                        .push_bind(outcome.status_code.map(i64::from))
+                        .push_bind(i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX))
+                        .push_bind(&outcome.error)
+                        .push_bind(next_attempt_at)
+                        .push_bind(status)
+                        .push_bind(outcome.at);
+                });
+            let mut cleared: Vec<&str> = Vec::new();
+            for outcome in run {
+                if let (AttemptResult::Delivered, Some(id)) = (&outcome.result, &outcome.endpoint_id) {
+                    if !cleared.contains(&id.as_str()) {
+                        cleared.push(id);
+                    }
+                }
+            }
+            if !cleared.is_empty() {
+                let update = chain.write();
+                update.push("UPDATE webhook_endpoints SET failing_since = NULL WHERE id IN (");
+                let mut ids = update.separated(", ");
+                for id in cleared {
+                    ids.push_bind(id);
+                }
+                ids.push_unseparated(")");
+            }
+            chain.execute(tx).await
         }
 
         /// Writes a provisioning: the idempotency claim (when new), the charge's ledger entry
@@ -1557,78 +1646,42 @@ bind_endpoint(
                 disable_after: chrono::Duration,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
+                // The writes go in chains: one round trip for a run of attempts, broken only
+                // where an endpoint's failure must be read back to decide on disabling it.
+                let mut run: Vec<&AttemptOutcome> = Vec::new();
                 for outcome in outcomes {
-                    use oytel_types::DeliveryStatus;
-                    let (status, next_attempt_at) = match outcome.result {
-                        AttemptResult::Delivered => (DeliveryStatus::Delivered, None),
-                        AttemptResult::Retry { next_attempt_at } => (DeliveryStatus::Pending, Some(next_attempt_at)),
-                        AttemptResult::GiveUp | AttemptResult::Gone => (DeliveryStatus::Failed, None),
+                    run.push(outcome);
+                    let Some(endpoint_id) = &outcome.endpoint_id else {
+                        continue;
                     };
-                    let status_code = outcome.status_code.map(i64::from);
-                    sqlx::query(
-                        "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, \
-                         locked_until = NULL, last_status_code = $5, \
-                         delivered_at = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_at END \
-                         WHERE id = $1 AND status = 'pending'",
+                    if let AttemptResult::Delivered = outcome.result {
+                        continue;
+                    }
+                    // The run so far first: a success before this failure ends the streak
+                    // this failure then starts.
+                    write_attempts(&mut tx, &run).await?;
+                    run.clear();
+                    if let AttemptResult::Gone = outcome.result {
+                        disable_endpoint(&mut tx, endpoint_id, "the endpoint answered 410 Gone", outcome.at).await?;
+                        continue;
+                    }
+                    let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+                        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
+                         WHERE id = $1 RETURNING failing_since",
                     )
-                    .bind(&outcome.delivery_id)
-                    .bind(delivery_status_text(status))
-                    .bind(i64::from(outcome.attempt))
-                    .bind(next_attempt_at)
-                    .bind(status_code)
+                    .bind(endpoint_id)
                     .bind(outcome.at)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_error)?;
-                    sqlx::query(
-                        "INSERT INTO delivery_attempts (id, delivery_id, attempt, status_code, duration_ms, \
-                         error, next_attempt_at, delivery_status, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(new_id("att"))
-                    .bind(&outcome.delivery_id)
-                    .bind(i64::from(outcome.attempt))
-                    .bind(status_code)
-                    .bind(i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX))
-                    .bind(&outcome.error)
-                    .bind(next_attempt_at)
-                    .bind(delivery_status_text(status))
-                    .bind(outcome.at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                    if let Some(endpoint_id) = &outcome.endpoint_id {
-                        match outcome.result {
-                            AttemptResult::Delivered => {
-                                sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
-                                    .bind(endpoint_id)
-                                    .execute(&mut *tx)
-                                    .await
-                                    .map_err(db_error)?;
-                            }
-                            AttemptResult::Gone => {
-                                disable_endpoint(&mut tx, endpoint_id, "the endpoint answered 410 Gone", outcome.at).await?;
-                            }
-                            AttemptResult::Retry { .. } | AttemptResult::GiveUp => {
-                                let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-                                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
-                                     WHERE id = $1 RETURNING failing_since",
-                                )
-                                .bind(endpoint_id)
-                                .bind(outcome.at)
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                                if let Some(Some(since)) = since {
-                                    if outcome.at - since >= disable_after {
-                                        let reason = format!("every delivery has failed since {}", since.to_rfc3339());
-                                        disable_endpoint(&mut tx, endpoint_id, &reason, outcome.at).await?;
-                                    }
-                                }
-                            }
+                    if let Some(Some(since)) = since {
+                        if outcome.at - since >= disable_after {
+                            let reason = format!("every delivery has failed since {}", since.to_rfc3339());
+                            disable_endpoint(&mut tx, endpoint_id, &reason, outcome.at).await?;
                         }
                     }
                 }
+                write_attempts(&mut tx, &run).await?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(())
             }

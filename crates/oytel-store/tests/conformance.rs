@@ -60,6 +60,7 @@ conformance!(
     events_fan_out_to_subscribed_enabled_endpoints_and_the_esim_url,
     due_deliveries_are_claimed_by_one_worker,
     attempts_are_recorded_and_gone_endpoints_disabled,
+    a_round_of_attempts_is_recorded_in_order,
     endpoints_and_signing_secrets,
     deleting_or_disabling_an_endpoint_cancels_its_pending_deliveries,
     expiries_are_found_and_applied_once,
@@ -208,6 +209,25 @@ impl RecordOne for Arc<dyn Storage> {
         self.record_attempts(std::slice::from_ref(outcome), disable_after)
             .await
     }
+}
+
+/// An endpoint's attempt log, newest first (up to 10).
+async fn attempt_log(
+    store: &dyn Storage,
+    scope: &Scope,
+    endpoint_id: &str,
+) -> Vec<Sequenced<AttemptRecord>> {
+    store
+        .list_attempts(
+            scope,
+            Some(endpoint_id.to_owned()),
+            PageRequest {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap()
 }
 
 async fn claim_all(store: &dyn Storage) -> Vec<DueDelivery> {
@@ -1203,6 +1223,119 @@ async fn due_deliveries_are_claimed_by_one_worker(store: Arc<dyn Storage>) {
     );
 }
 
+async fn a_round_of_attempts_is_recorded_in_order(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let (hook_a, hook_b) = (
+        endpoint(&s, "https://a.example/", vec![]),
+        endpoint(&s, "https://b.example/", vec![]),
+    );
+    store.create_endpoint(&hook_a).await.unwrap();
+    store.create_endpoint(&hook_b).await.unwrap();
+    let mut to_a = Vec::new();
+    for _ in 0..4 {
+        let test = oytel_core::webhooks::test_event(&a, Environment::Sandbox, now());
+        to_a.push(store.send_test_event(&test, &hook_a.id).await.unwrap());
+    }
+    let test = oytel_core::webhooks::test_event(&a, Environment::Sandbox, now());
+    let to_b = store.send_test_event(&test, &hook_b.id).await.unwrap();
+    let t0 = now();
+    let outcome = |delivery: &str, hook: &EndpointRecord, result, at| AttemptOutcome {
+        delivery_id: delivery.to_owned(),
+        endpoint_id: Some(hook.id.clone()),
+        attempt: 1,
+        status_code: Some(if result == AttemptResult::Delivered {
+            200
+        } else {
+            500
+        }),
+        duration_ms: 3,
+        error: None,
+        result,
+        at,
+    };
+    let retry = |at| AttemptResult::Retry {
+        next_attempt_at: at + Duration::seconds(30),
+    };
+    let failing_since = |hook: &EndpointRecord| {
+        let (store, s, id) = (store.clone(), s.clone(), hook.id.clone());
+        async move {
+            let hook = store.get_endpoint(&s, &id).await.unwrap().unwrap();
+            hook.failing_since
+        }
+    };
+    // One round, as a worker records it: a failure, a success, a failure again. The streak
+    // starts at the last failure, as if recorded one by one.
+    let t1 = t0 + Duration::seconds(1);
+    let t3 = t0 + Duration::seconds(3);
+    store
+        .record_attempts(
+            &[
+                outcome(&to_a[0], &hook_a, retry(t1), t1),
+                outcome(
+                    &to_a[1],
+                    &hook_a,
+                    AttemptResult::Delivered,
+                    t0 + Duration::seconds(2),
+                ),
+                outcome(&to_a[2], &hook_a, retry(t3), t3),
+                outcome(&to_b, &hook_b, AttemptResult::Delivered, t3),
+            ],
+            Duration::days(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failing_since(&hook_a).await, Some(t3));
+    assert_eq!(failing_since(&hook_b).await, None);
+    // A failure, then a success: the streak ends.
+    let t4 = t0 + Duration::seconds(4);
+    store
+        .record_attempts(
+            &[
+                outcome(&to_a[3], &hook_a, retry(t4), t4),
+                AttemptOutcome {
+                    attempt: 2,
+                    ..outcome(&to_a[0], &hook_a, AttemptResult::Delivered, t4)
+                },
+            ],
+            Duration::days(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failing_since(&hook_a).await, None);
+    // Every attempt is logged, and each delivery holds its last state.
+    let log = attempt_log(store.as_ref(), &s, &hook_a.id).await;
+    assert_eq!(
+        log.iter()
+            .map(|a| (
+                a.row.delivery_id.clone(),
+                a.row.attempt,
+                a.row.delivery_status
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (to_a[0].clone(), 2, DeliveryStatus::Delivered),
+            (to_a[3].clone(), 1, DeliveryStatus::Pending),
+            (to_a[2].clone(), 1, DeliveryStatus::Pending),
+            (to_a[1].clone(), 1, DeliveryStatus::Delivered),
+            (to_a[0].clone(), 1, DeliveryStatus::Pending),
+        ]
+    );
+    let due: Vec<String> = store
+        .claim_due_deliveries(t4 + Duration::hours(1), t4 + Duration::hours(2), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        due.len(),
+        2,
+        "the two retried deliveries, not the delivered ones"
+    );
+    assert!(due.contains(&to_a[2]) && due.contains(&to_a[3]));
+}
+
 async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storage>) {
     let a = partner(store.as_ref()).await;
     let s = scope(&a, Environment::Sandbox);
@@ -1270,17 +1403,7 @@ async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storag
         .unwrap()
         .failing_since
         .is_none());
-    let log = store
-        .list_attempts(
-            &s,
-            Some(hook.id.clone()),
-            PageRequest {
-                limit: 10,
-                before: None,
-            },
-        )
-        .await
-        .unwrap();
+    let log = attempt_log(store.as_ref(), &s, &hook.id).await;
     assert_eq!(
         log.iter()
             .map(|a| (a.row.attempt, a.row.delivery_status))
