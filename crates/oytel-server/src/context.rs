@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -40,23 +40,22 @@ pub fn set_rate_limit(state: RateLimitState) {
 }
 
 fn rate_limit_headers(state: &RateLimitState, headers: &mut axum::http::HeaderMap) {
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
     let reset_in = (state.reset_at - chrono::Utc::now().timestamp()).max(0);
     let mut policy = format!("\"{}\";q={};w={}", state.policy, state.limit, state.window);
     if let Some(burst) = state.burst {
         policy.push_str(&format!(", \"burst\";q={burst};w=1"));
     }
-    let values = [
-        ("x-ratelimit-limit", state.limit.to_string()),
-        ("x-ratelimit-remaining", state.remaining.to_string()),
-        ("x-ratelimit-reset", state.reset_at.to_string()),
-        ("ratelimit-policy", policy),
-        (
-            "ratelimit",
-            format!("\"{}\";r={};t={reset_in}", state.policy, state.remaining),
-        ),
-    ];
-    for (name, value) in values {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+    let ratelimit = format!("\"{}\";r={};t={reset_in}", state.policy, state.remaining);
+    headers.insert(LIMIT, HeaderValue::from(state.limit));
+    headers.insert(REMAINING, HeaderValue::from(state.remaining));
+    headers.insert(RESET, HeaderValue::from(state.reset_at));
+    for (name, value) in [(POLICY, policy), (RATELIMIT, ratelimit)] {
+        if let Ok(value) = HeaderValue::try_from(value) {
             headers.insert(name, value);
         }
     }
@@ -76,11 +75,8 @@ pub fn new_request_id() -> String {
 pub async fn request_context(request: Request, next: Next) -> Response {
     let request_id = new_request_id();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "<unmatched>".to_owned());
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
