@@ -15,6 +15,7 @@ pub mod convert;
 pub mod error;
 pub mod extract;
 pub mod keycache;
+pub mod logfmt;
 pub mod openapi;
 pub mod qr;
 pub mod ratelimit;

@@ -125,9 +125,10 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        // The fields of the innermost span (the request's: its id, route and partner) go on
-        // every line once, under `span`; not again as a list of all spans.
-        LogFormat::Json => builder.json().with_span_list(false).init(),
+        LogFormat::Json => builder
+            .fmt_fields(oytel_server::logfmt::JsonSpanFields)
+            .event_format(oytel_server::logfmt::JsonLines)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }
