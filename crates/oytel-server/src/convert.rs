@@ -81,24 +81,24 @@ fn instructions() -> ActivationInstructions {
     }
 }
 
-/// The eSIM as `GET /api/v1/esim/{id}` shows it.
-pub fn esim(settings: &Settings, esim: &EsimRecord) -> Esim {
+/// The eSIM as `GET /api/v1/esim/{id}` shows it (taking the record: its strings move).
+pub fn esim(settings: &Settings, esim: EsimRecord) -> Esim {
     Esim {
-        esim_id: esim.id.clone(),
-        order_id: esim.order_id.clone(),
-        iccid: esim.iccid.clone(),
+        qr_code_url: qr_url(settings, &esim, "png"),
+        qr_code_svg_url: qr_url(settings, &esim, "svg"),
+        plan: plan(&esim),
+        usage: usage(&esim),
+        esim_id: esim.id,
+        order_id: esim.order_id,
+        iccid: esim.iccid,
         status: esim.status,
-        plan_id: esim.plan_id.clone(),
-        plan: plan(esim),
-        customer_email: esim.customer_email.clone(),
-        customer_name: esim.customer_name.clone(),
-        reference_id: esim.reference_id.clone(),
-        webhook_url: esim.webhook_url.clone(),
-        mobile_number: esim.msisdn.clone(),
-        activation_code: esim.activation_code.clone(),
-        qr_code_url: qr_url(settings, esim, "png"),
-        qr_code_svg_url: qr_url(settings, esim, "svg"),
-        usage: usage(esim),
+        plan_id: esim.plan_id,
+        customer_email: esim.customer_email,
+        customer_name: esim.customer_name,
+        reference_id: esim.reference_id,
+        webhook_url: esim.webhook_url,
+        mobile_number: esim.msisdn,
+        activation_code: esim.activation_code,
         activated_at: esim.activated_at,
         expires_at: esim.expires_at,
         created_at: esim.created_at,
@@ -106,8 +106,8 @@ pub fn esim(settings: &Settings, esim: &EsimRecord) -> Esim {
     }
 }
 
-/// The status response of an eSIM.
-pub fn status(esim: &EsimRecord, meta: ResponseMeta) -> StatusResponse {
+/// The status response of an eSIM (taking the record: its strings move).
+pub fn status(esim: EsimRecord, meta: ResponseMeta) -> StatusResponse {
     let connection = (esim.status == EsimStatus::Active).then(|| Connection {
         status: "connected".into(),
         current_network: None,
@@ -116,18 +116,18 @@ pub fn status(esim: &EsimRecord, meta: ResponseMeta) -> StatusResponse {
         success: true,
         esim_id: esim.id.clone(),
         status: esim.status,
-        usage: usage(esim),
+        usage: usage(&esim),
         expires_at: esim.expires_at,
         esim: EsimStatusDetails {
-            esim_id: esim.id.clone(),
-            iccid: esim.iccid.clone(),
+            plan: plan(&esim),
+            usage: Some(usage_details(&esim)),
+            esim_id: esim.id,
+            iccid: esim.iccid,
             status: esim.status,
-            plan: plan(esim),
             activation: Activation {
                 activated: esim.activated_at.is_some(),
                 activated_at: esim.activated_at,
             },
-            usage: Some(usage_details(esim)),
             connection,
             expires_at: esim.expires_at,
         },

@@ -130,7 +130,7 @@ pub async fn get_esim(
     let record = find(&state, &caller, &esim_id).await?;
     Ok(Json(EsimResponse {
         success: true,
-        esim: convert::esim(&state.settings, &record),
+        esim: convert::esim(&state.settings, record),
     }))
 }
 
@@ -149,7 +149,7 @@ pub async fn esim_status(
     ApiPath(esim_id): ApiPath,
 ) -> Result<Json<StatusResponse>, ApiError> {
     let record = find(&state, &caller, &esim_id).await?;
-    Ok(Json(convert::status(&record, meta(&caller))))
+    Ok(Json(convert::status(record, meta(&caller))))
 }
 
 /// The key's eSIMs, newest first, filtered by state, reference or customer.
@@ -177,7 +177,7 @@ pub async fn list_esims(
     Ok(Json(Page {
         success: true,
         data: rows
-            .iter()
+            .into_iter()
             .map(|r| convert::esim(&state.settings, r))
             .collect(),
         has_more: next_cursor.is_some(),
