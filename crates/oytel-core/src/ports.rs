@@ -828,7 +828,7 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Vec<DueDelivery>, StoreError>;
     /// Records attempts and their consequences (delivered, rescheduled, failed, endpoint
     /// disabled after a `410` or after failing since longer than `disable_after`), in one
-    /// transaction.
+    /// transaction, as if one by one in the order given.
     async fn record_attempts(
         &self,
         outcomes: &[AttemptOutcome],

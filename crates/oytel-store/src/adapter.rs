@@ -1650,6 +1650,12 @@ bind_endpoint(
                 // where an endpoint's failure must be read back to decide on disabling it.
                 let mut run: Vec<&AttemptOutcome> = Vec::new();
                 for outcome in outcomes {
+                    // A delivery's second attempt in one call goes after its first (on
+                    // PostgreSQL, one statement cannot update a row twice).
+                    if run.iter().any(|o| o.delivery_id == outcome.delivery_id) {
+                        write_attempts(&mut tx, &run).await?;
+                        run.clear();
+                    }
                     run.push(outcome);
                     let Some(endpoint_id) = &outcome.endpoint_id else {
                         continue;

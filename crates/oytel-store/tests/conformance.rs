@@ -1334,6 +1334,41 @@ async fn a_round_of_attempts_is_recorded_in_order(store: Arc<dyn Storage>) {
         "the two retried deliveries, not the delivered ones"
     );
     assert!(due.contains(&to_a[2]) && due.contains(&to_a[3]));
+    // Two attempts at one delivery in one call: the later stands.
+    let t5 = t0 + Duration::seconds(5);
+    store
+        .record_attempts(
+            &[
+                AttemptOutcome {
+                    attempt: 2,
+                    ..outcome(&to_a[3], &hook_a, retry(t5), t5)
+                },
+                AttemptOutcome {
+                    attempt: 3,
+                    ..outcome(&to_a[3], &hook_a, AttemptResult::Delivered, t5)
+                },
+            ],
+            Duration::days(5),
+        )
+        .await
+        .unwrap();
+    let log = attempt_log(store.as_ref(), &s, &hook_a.id).await;
+    assert_eq!(
+        (log[0].row.attempt, log[0].row.delivery_status),
+        (3, DeliveryStatus::Delivered)
+    );
+    assert_eq!(failing_since(&hook_a).await, None);
+    // After the leases taken above run out, only the retried delivery is due.
+    let later = t5 + Duration::hours(3);
+    let due = store
+        .claim_due_deliveries(later, later + Duration::hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        vec![to_a[2].as_str()],
+        "the delivered one is no longer due"
+    );
 }
 
 async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storage>) {
