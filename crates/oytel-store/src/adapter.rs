@@ -359,8 +359,8 @@ macro_rules! storage_impl {
             let mut chain = Chain::new();
             for outcome in run {
                 let (status, next_attempt_at) = after_attempt(outcome);
-                let update = chain.write();
-                update
+                chain
+                    .write()
                     .push("UPDATE deliveries SET status = ")
                     .push_bind(status)
                     .push(", attempts = ")
@@ -368,11 +368,14 @@ macro_rules! storage_impl {
                     .push(", next_attempt_at = ")
                     .push_bind(next_attempt_at)
                     .push(", locked_until = NULL, last_status_code = ")
-                    .push_bind(outcome.status_code.map(i64::from));
-                if let AttemptResult::Delivered = outcome.result {
-                    update.push(", delivered_at = ").push_bind(outcome.at);
-                }
-                update
+                    .push_bind(outcome.status_code.map(i64::from))
+                    // In SQL rather than chosen here, so that a round's statement has the same
+                    // text (and prepared statement) whatever its attempts' results.
+                    .push(", delivered_at = CASE WHEN ")
+                    .push_bind(status)
+                    .push(" = 'delivered' THEN ")
+                    .push_bind(outcome.at)
+                    .push(" ELSE delivered_at END")
                     .push(" WHERE id = ")
                     .push_bind(&outcome.delivery_id)
                     .push(" AND status = 'pending'");
