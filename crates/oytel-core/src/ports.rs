@@ -161,6 +161,58 @@ pub struct OrderRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// What the status route shows of an eSIM: half the columns of [`EsimRecord`], for the read
+/// partners make most often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsimStatusRecord {
+    /// `esim_…`
+    pub id: String,
+    /// ICCID.
+    pub iccid: String,
+    /// State.
+    pub status: EsimStatus,
+    /// Plan id.
+    pub plan_id: String,
+    /// Plan name when ordered.
+    pub plan_name: String,
+    /// Validity days of the plan when ordered.
+    pub validity_days: u32,
+    /// Term, months.
+    pub term_months: u32,
+    /// Data allowance, MB.
+    pub data_limit_mb: u64,
+    /// Data used, MB.
+    pub data_used_mb: u64,
+    /// Calls made.
+    pub calls_made: u64,
+    /// SMS sent.
+    pub sms_sent: u64,
+    /// First activation.
+    pub activated_at: Option<DateTime<Utc>>,
+    /// End of the term.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<EsimRecord> for EsimStatusRecord {
+    fn from(e: EsimRecord) -> EsimStatusRecord {
+        EsimStatusRecord {
+            id: e.id,
+            iccid: e.iccid,
+            status: e.status,
+            plan_id: e.plan_id,
+            plan_name: e.plan_name,
+            validity_days: e.validity_days,
+            term_months: e.term_months,
+            data_limit_mb: e.data_limit_mb,
+            data_used_mb: e.data_used_mb,
+            calls_made: e.calls_made,
+            sms_sent: e.sms_sent,
+            activated_at: e.activated_at,
+            expires_at: e.expires_at,
+        }
+    }
+}
+
 /// An eSIM row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EsimRecord {
@@ -722,6 +774,12 @@ pub trait Storage: Send + Sync + 'static {
         scope: &Scope,
         esim_id: &str,
     ) -> Result<Option<EsimRecord>, StoreError>;
+    /// What the status route shows of an eSIM of this scope.
+    async fn get_esim_status(
+        &self,
+        scope: &Scope,
+        esim_id: &str,
+    ) -> Result<Option<EsimStatusRecord>, StoreError>;
     /// An eSIM by its QR URL token (public: the token is the secret).
     async fn get_esim_by_qr_token(&self, token: &str) -> Result<Option<EsimRecord>, StoreError>;
     /// A page of this scope's eSIMs.

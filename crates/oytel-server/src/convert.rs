@@ -3,7 +3,7 @@
 
 use oytel_core::billing::SANDBOX_BALANCE;
 use oytel_core::catalog::format_allowance;
-use oytel_core::ports::{AttemptRecord, EndpointRecord, EsimRecord, OrderRecord};
+use oytel_core::ports::{AttemptRecord, EndpointRecord, EsimRecord, EsimStatusRecord, OrderRecord};
 use oytel_core::provision::Provisioned;
 use oytel_types::{
     Activation, ActivationInstructions, Amount, Billing, Connection, DeliveryAttempt,
@@ -19,26 +19,40 @@ pub fn qr_url(settings: &Settings, esim: &EsimRecord, extension: &str) -> String
     format!("{}/qr/{}.{extension}", settings.public_url, esim.qr_token)
 }
 
-fn plan(esim: &EsimRecord) -> EsimPlan {
-    EsimPlan {
-        id: esim.plan_id.clone(),
-        name: esim.plan_name.clone(),
-        data_allowance: format_allowance(esim.data_limit_mb),
-        validity_days: esim.validity_days,
-        term_months: esim.term_months,
-    }
+/// The parts of responses built alike from either eSIM record.
+trait EsimParts {
+    fn plan(&self) -> EsimPlan;
+    fn usage(&self) -> Usage;
 }
 
-fn usage(esim: &EsimRecord) -> Usage {
-    Usage {
-        data_used_mb: esim.data_used_mb,
-        data_limit_mb: esim.data_limit_mb,
-        calls_made: esim.calls_made,
-        sms_sent: esim.sms_sent,
-    }
+macro_rules! esim_parts {
+    ($($record:ty),*) => {$(
+        impl EsimParts for $record {
+            fn plan(&self) -> EsimPlan {
+                EsimPlan {
+                    id: self.plan_id.clone(),
+                    name: self.plan_name.clone(),
+                    data_allowance: format_allowance(self.data_limit_mb),
+                    validity_days: self.validity_days,
+                    term_months: self.term_months,
+                }
+            }
+
+            fn usage(&self) -> Usage {
+                Usage {
+                    data_used_mb: self.data_used_mb,
+                    data_limit_mb: self.data_limit_mb,
+                    calls_made: self.calls_made,
+                    sms_sent: self.sms_sent,
+                }
+            }
+        }
+    )*};
 }
 
-fn usage_details(esim: &EsimRecord) -> UsageDetails {
+esim_parts!(EsimRecord, EsimStatusRecord);
+
+fn usage_details(esim: &EsimStatusRecord) -> UsageDetails {
     // Hundredths of a percent, rounded down, from integers: 0.00 to 100.00.
     let percentage = (esim.data_used_mb.min(esim.data_limit_mb) * 10_000)
         .checked_div(esim.data_limit_mb)
@@ -86,8 +100,8 @@ pub fn esim(settings: &Settings, esim: EsimRecord) -> Esim {
     Esim {
         qr_code_url: qr_url(settings, &esim, "png"),
         qr_code_svg_url: qr_url(settings, &esim, "svg"),
-        plan: plan(&esim),
-        usage: usage(&esim),
+        plan: esim.plan(),
+        usage: esim.usage(),
         esim_id: esim.id,
         order_id: esim.order_id,
         iccid: esim.iccid,
@@ -107,7 +121,7 @@ pub fn esim(settings: &Settings, esim: EsimRecord) -> Esim {
 }
 
 /// The status response of an eSIM (taking the record: its strings move).
-pub fn status(esim: EsimRecord, meta: ResponseMeta) -> StatusResponse {
+pub fn status(esim: EsimStatusRecord, meta: ResponseMeta) -> StatusResponse {
     let connection = (esim.status == EsimStatus::Active).then(|| Connection {
         status: "connected".into(),
         current_network: None,
@@ -116,10 +130,10 @@ pub fn status(esim: EsimRecord, meta: ResponseMeta) -> StatusResponse {
         success: true,
         esim_id: esim.id.clone(),
         status: esim.status,
-        usage: usage(&esim),
+        usage: esim.usage(),
         expires_at: esim.expires_at,
         esim: EsimStatusDetails {
-            plan: plan(&esim),
+            plan: esim.plan(),
             usage: Some(usage_details(&esim)),
             esim_id: esim.id,
             iccid: esim.iccid,
@@ -182,7 +196,7 @@ pub fn provisioned(settings: &Settings, done: &Provisioned) -> ProvisionResponse
             mobile_number: record.msisdn.clone(),
             status: record.status,
             expires_at: record.expires_at,
-            plan: plan(record),
+            plan: record.plan(),
             network_info: network_info(),
             activation_instructions: instructions(),
         },

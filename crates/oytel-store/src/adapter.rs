@@ -1193,6 +1193,21 @@ macro_rules! storage_impl {
                 fetch_scoped_by_id::<EsimRow, _>(ESIM_COLUMNS, "esims", scope, esim_id, &self.reader).await
             }
 
+            async fn get_esim_status(
+                &self,
+                scope: &Scope,
+                esim_id: &str,
+            ) -> Result<Option<oytel_core::ports::EsimStatusRecord>, StoreError> {
+                fetch_scoped_by_id::<$crate::rows::EsimStatusRow, _>(
+                    $crate::rows::ESIM_STATUS_COLUMNS,
+                    "esims",
+                    scope,
+                    esim_id,
+                    &self.reader,
+                )
+                .await
+            }
+
             async fn get_esim_by_qr_token(&self, token: &str) -> Result<Option<EsimRecord>, StoreError> {
                 let row: Option<EsimRow> = sqlx::query_as(&format!(
                     "SELECT {ESIM_COLUMNS} FROM esims WHERE qr_token = $1"

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use oytel_core::ports::{
-    ApiKeyInfo, EsimRecord, LedgerEntry, OrderRecord, Partner, Sequenced, StoreError,
+    ApiKeyInfo, EsimRecord, EsimStatusRecord, LedgerEntry, OrderRecord, Partner, Sequenced,
+    StoreError,
 };
 use oytel_core::{Environment, EsimStatus};
 
@@ -162,62 +163,96 @@ impl TryFrom<OrderRow> for OrderRecord {
 #[derive(sqlx::FromRow)]
 pub(crate) struct EsimRow {
     pub seq: i64,
-    pub id: String,
+    /// The columns the status read takes too.
+    #[sqlx(flatten)]
+    pub status: EsimStatusRow,
     pub partner_id: String,
     pub environment: String,
     pub order_id: String,
-    pub plan_id: String,
-    pub plan_name: String,
-    pub validity_days: i64,
-    pub term_months: i64,
-    pub iccid: String,
     pub msisdn: String,
     pub matching_id: String,
     pub activation_code: String,
     pub qr_token: String,
-    pub status: String,
     pub customer_email: String,
     pub customer_name: String,
     pub reference_id: Option<String>,
     pub webhook_url: Option<String>,
-    pub data_limit_mb: i64,
-    pub data_used_mb: i64,
-    pub calls_made: i64,
-    pub sms_sent: i64,
-    pub activated_at: Option<DateTime<Utc>>,
-    pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
 }
 
 impl TryFrom<EsimRow> for EsimRecord {
     type Error = StoreError;
     fn try_from(r: EsimRow) -> Result<EsimRecord, StoreError> {
+        let s = EsimStatusRecord::try_from(r.status)?;
         Ok(EsimRecord {
-            id: r.id,
+            id: s.id,
             partner_id: r.partner_id,
             environment: environment(&r.environment)?,
             order_id: r.order_id,
-            plan_id: r.plan_id,
-            plan_name: r.plan_name,
-            validity_days: u32::try_from(r.validity_days).unwrap_or_default(),
-            term_months: u32::try_from(r.term_months).unwrap_or_default(),
-            iccid: r.iccid,
+            plan_id: s.plan_id,
+            plan_name: s.plan_name,
+            validity_days: s.validity_days,
+            term_months: s.term_months,
+            iccid: s.iccid,
             msisdn: r.msisdn,
             matching_id: r.matching_id,
             activation_code: r.activation_code,
             qr_token: r.qr_token,
-            status: status(&r.status)?,
+            status: s.status,
             customer_email: r.customer_email,
             customer_name: r.customer_name,
             reference_id: r.reference_id,
             webhook_url: r.webhook_url,
+            data_limit_mb: s.data_limit_mb,
+            data_used_mb: s.data_used_mb,
+            calls_made: s.calls_made,
+            sms_sent: s.sms_sent,
+            activated_at: s.activated_at,
+            expires_at: s.expires_at,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// The columns of [`EsimStatusRow`], in its order.
+pub(crate) const ESIM_STATUS_COLUMNS: &str = "id, iccid, status, plan_id, plan_name, \
+    validity_days, term_months, data_limit_mb, data_used_mb, calls_made, sms_sent, \
+    activated_at, expires_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EsimStatusRow {
+    pub id: String,
+    pub iccid: String,
+    pub status: String,
+    pub plan_id: String,
+    pub plan_name: String,
+    pub validity_days: i64,
+    pub term_months: i64,
+    pub data_limit_mb: i64,
+    pub data_used_mb: i64,
+    pub calls_made: i64,
+    pub sms_sent: i64,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<EsimStatusRow> for EsimStatusRecord {
+    type Error = StoreError;
+    fn try_from(r: EsimStatusRow) -> Result<EsimStatusRecord, StoreError> {
+        Ok(EsimStatusRecord {
+            id: r.id,
+            iccid: r.iccid,
+            status: status(&r.status)?,
+            plan_id: r.plan_id,
+            plan_name: r.plan_name,
+            validity_days: u32::try_from(r.validity_days).unwrap_or_default(),
+            term_months: u32::try_from(r.term_months).unwrap_or_default(),
             data_limit_mb: unsigned(r.data_limit_mb),
             data_used_mb: unsigned(r.data_used_mb),
             calls_made: unsigned(r.calls_made),
             sms_sent: unsigned(r.sms_sent),
             activated_at: r.activated_at,
             expires_at: r.expires_at,
-            created_at: r.created_at,
         })
     }
 }

@@ -790,6 +790,11 @@ async fn reads_are_scoped_to_partner_and_environment(store: Arc<dyn Storage>) {
     ] {
         assert!(store.get_esim(&other, &w.esim.id).await.unwrap().is_none());
         assert!(store
+            .get_esim_status(&other, &w.esim.id)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
             .get_order(&other, &w.order.id)
             .await
             .unwrap()
@@ -809,7 +814,17 @@ async fn reads_are_scoped_to_partner_and_environment(store: Arc<dyn Storage>) {
             .unwrap()
             .is_empty());
     }
-    assert!(store.get_esim(&mine, &w.esim.id).await.unwrap().is_some());
+    let full = store.get_esim(&mine, &w.esim.id).await.unwrap().unwrap();
+    // The status read is the same eSIM, narrower.
+    assert_eq!(
+        store.get_esim_status(&mine, &w.esim.id).await.unwrap(),
+        Some(EsimStatusRecord::from(full))
+    );
+    assert!(store
+        .get_esim_status(&mine, "esim_none")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn pagination_edges_and_filters(store: Arc<dyn Storage>) {

@@ -100,15 +100,19 @@ pub async fn provision_esim(
     Ok(response)
 }
 
-async fn find(
+/// Reads one of the caller's eSIMs with `read`, after drawing a unit of the status quota;
+/// an eSIM the caller cannot see is not found.
+async fn find<T, F>(
     state: &AppState,
     caller: &Caller,
     esim_id: &str,
-) -> Result<oytel_core::ports::EsimRecord, ApiError> {
+    read: impl FnOnce(oytel_core::Scope) -> F,
+) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = Result<Option<T>, oytel_core::ports::StoreError>>,
+{
     caller.consume(state, QuotaKind::Status).await?;
-    state
-        .store
-        .get_esim(&caller.scope(), esim_id)
+    read(caller.scope())
         .await?
         .ok_or_else(|| CoreError::EsimNotFound(esim_id.chars().take(64).collect()).into())
 }
@@ -127,7 +131,11 @@ pub async fn get_esim(
     caller: Caller,
     ApiPath(esim_id): ApiPath,
 ) -> Result<Json<EsimResponse>, ApiError> {
-    let record = find(&state, &caller, &esim_id).await?;
+    let (store, id) = (&state.store, esim_id.as_str());
+    let record = find(&state, &caller, id, |scope| async move {
+        store.get_esim(&scope, id).await
+    })
+    .await?;
     Ok(Json(EsimResponse {
         success: true,
         esim: convert::esim(&state.settings, record),
@@ -148,7 +156,11 @@ pub async fn esim_status(
     caller: Caller,
     ApiPath(esim_id): ApiPath,
 ) -> Result<Json<StatusResponse>, ApiError> {
-    let record = find(&state, &caller, &esim_id).await?;
+    let (store, id) = (&state.store, esim_id.as_str());
+    let record = find(&state, &caller, id, |scope| async move {
+        store.get_esim_status(&scope, id).await
+    })
+    .await?;
     Ok(Json(convert::status(record, meta(&caller))))
 }
 

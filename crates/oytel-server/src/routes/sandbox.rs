@@ -40,7 +40,7 @@ async fn transition(
     sandbox_esim(state, caller, esim_id).await?;
     let result = state.store.transition_esim(esim_id, to, now()).await?;
     let esim = transitioned(result, esim_id, to)?;
-    Ok(Json(convert::status(esim, meta(caller))))
+    Ok(Json(convert::status(esim.into(), meta(caller))))
 }
 
 /// Simulates the customer installing the eSIM: `provisioned` → `active`, `esim.activated`.
@@ -112,7 +112,7 @@ pub async fn simulate_usage(
         recorded_at: now(),
     };
     match state.store.record_usage(&id, &input, now()).await? {
-        UsageResult::Applied(esim) => Ok(Json(convert::status(*esim, meta(&caller)))),
+        UsageResult::Applied(esim) => Ok(Json(convert::status((*esim).into(), meta(&caller)))),
         UsageResult::NotFound | UsageResult::Duplicate => Err(CoreError::EsimNotFound(id).into()),
         UsageResult::NotActive(from) => Err(CoreError::InvalidTransition(
             oytel_core::lifecycle::InvalidTransition {
