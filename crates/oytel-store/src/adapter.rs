@@ -16,6 +16,12 @@ pub(crate) const ESIM_COLUMNS: &str =
     validity_days, term_months, iccid, msisdn, matching_id, activation_code, qr_token, status, \
     customer_email, customer_name, reference_id, webhook_url, data_limit_mb, data_used_mb, \
     calls_made, sms_sent, activated_at, expires_at, created_at";
+
+/// The columns of the status read (`rows::EsimStatusRow`), a part of `ESIM_COLUMNS`.
+pub(crate) const ESIM_STATUS_COLUMNS: &str = "id, iccid, status, plan_id, plan_name, \
+    validity_days, term_months, data_limit_mb, data_used_mb, calls_made, sms_sent, \
+    activated_at, expires_at";
+
 pub(crate) const ORDER_COLUMNS: &str =
     "seq, id, partner_id, environment, esim_id, plan_id, term_months, \
     amount_cents, currency, customer_email, customer_name, reference_id, balance_after_cents, \
@@ -114,7 +120,7 @@ macro_rules! storage_impl {
         use oytel_core::Scope;
         use sqlx::QueryBuilder;
 
-        use $crate::adapter::{db_error, ESIM_COLUMNS, ORDER_COLUMNS};
+        use $crate::adapter::{db_error, ESIM_COLUMNS, ESIM_STATUS_COLUMNS, ORDER_COLUMNS};
         use oytel_core::ports::{
             AttemptOutcome, AttemptRecord, AttemptResult, DueDelivery, EndpointRecord,
             EventRecord, SigningSecret, TransitionResult, UsageInput, UsageResult,
@@ -443,17 +449,10 @@ macro_rules! storage_impl {
             push_order(chain.write(), order, balance_after);
             push_esim(chain.write(), &write.esim);
             push_event(chain.write(), &write.event);
-            let mut query = chain.query();
-            push_endpoints_query(&mut query, &write.event);
-            let endpoints: Vec<(String, String, String)> = query
-                .build_query_as()
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(db_error)?;
-            schedule(
+            fan_out_after(
                 tx,
+                chain,
                 &write.event,
-                endpoints,
                 write.esim.webhook_url.as_deref(),
                 write.esim.created_at,
             )
@@ -528,7 +527,18 @@ macro_rules! storage_impl {
             esim_webhook_url: Option<&str>,
             now: DateTime<Utc>,
         ) -> Result<u32, StoreError> {
-            let mut query = QueryBuilder::new("");
+            fan_out_after(tx, Chain::new(), event, esim_webhook_url, now).await
+        }
+
+        /// [`fan_out`], its endpoint lookup sent as the final query of `writes`.
+        async fn fan_out_after<'a>(
+            tx: &mut Tx<'_>,
+            writes: Chain<'a>,
+            event: &'a EventRecord,
+            esim_webhook_url: Option<&str>,
+            now: DateTime<Utc>,
+        ) -> Result<u32, StoreError> {
+            let mut query = writes.query();
             push_endpoints_query(&mut query, event);
             let endpoints: Vec<(String, String, String)> = query
                 .build_query_as()
@@ -1199,7 +1209,7 @@ macro_rules! storage_impl {
                 esim_id: &str,
             ) -> Result<Option<oytel_core::ports::EsimStatusRecord>, StoreError> {
                 fetch_scoped_by_id::<$crate::rows::EsimStatusRow, _>(
-                    $crate::rows::ESIM_STATUS_COLUMNS,
+                    ESIM_STATUS_COLUMNS,
                     "esims",
                     scope,
                     esim_id,

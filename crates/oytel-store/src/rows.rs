@@ -214,11 +214,6 @@ impl TryFrom<EsimRow> for EsimRecord {
     }
 }
 
-/// The columns of [`EsimStatusRow`], in its order.
-pub(crate) const ESIM_STATUS_COLUMNS: &str = "id, iccid, status, plan_id, plan_name, \
-    validity_days, term_months, data_limit_mb, data_used_mb, calls_made, sms_sent, \
-    activated_at, expires_at";
-
 #[derive(sqlx::FromRow)]
 pub(crate) struct EsimStatusRow {
     pub id: String,
