@@ -7,43 +7,77 @@
 //! NOTHING` followed by `SELECT … FOR UPDATE`, and unique constraints catch colliding ICCIDs
 //! and mobile numbers (the core retries with fresh ones).
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use oytel_core::limits::{quota_use, window_start, QuotaKey, QuotaUse, Quotas};
 use oytel_core::ports::StoreError;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::{OpenError, PoolOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// A PostgreSQL database behind one connection pool.
+/// A PostgreSQL database behind one connection pool for the storage, and a small one for
+/// the quota counters.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     writer: PgPool,
     reader: PgPool,
+    /// The quota counters' connections, whose commits do not wait for the WAL flush
+    /// (`synchronous_commit = off`). A count is still durable whenever the order it admitted
+    /// is: the order's commit flushes the WAL up to itself, past the count written before
+    /// it. A database crash can lose only the counts of requests that wrote nothing after.
+    counters: PgPool,
 }
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and applies the
     /// migrations (concurrent instances take turns: sqlx migrations hold an advisory lock).
+    /// Opens up to `pool.max_connections` connections for the storage, and a quarter as many
+    /// (at least one) for the quota counters.
     pub async fn open(url: &str, pool: &PoolOptions) -> Result<PgStore, OpenError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(pool.max_connections.max(1))
+        let options = PgConnectOptions::from_str(url)?;
+        let max = pool.max_connections.max(1);
+        let storage = PgPoolOptions::new()
+            .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options.clone())
             .await?;
-        MIGRATOR.run(&pool).await?;
+        MIGRATOR.run(&storage).await?;
+        let counters = PgPoolOptions::new()
+            .max_connections(Self::counter_connections(max))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         Ok(PgStore {
-            writer: pool.clone(),
-            reader: pool,
+            writer: storage.clone(),
+            reader: storage,
+            counters,
         })
     }
 
-    /// Closes the pool, waiting for connections in use.
+    /// Connections for the quota counters beside `max` for the storage.
+    pub fn counter_connections(max: u32) -> u32 {
+        (max / 4).max(1)
+    }
+
+    /// Closes the pools, waiting for connections in use.
     pub async fn close(&self) {
         self.writer.close().await;
+        self.counters.close().await;
+    }
+
+    /// The `synchronous_commit` setting, and where it comes from (`pg_settings.source`), of
+    /// the storage's connections and of the quota counters' (for tests).
+    #[cfg(feature = "test-support")]
+    pub async fn synchronous_commit(&self) -> Result<[(String, String); 2], sqlx::Error> {
+        const SQL: &str =
+            "SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit'";
+        Ok([
+            sqlx::query_as(SQL).fetch_one(&self.writer).await?,
+            sqlx::query_as(SQL).fetch_one(&self.counters).await?,
+        ])
     }
 }
 
@@ -79,7 +113,7 @@ impl Quotas for PgStore {
         .bind(window)
         .bind(i64::from(limit))
         .bind(i64::from(want))
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.counters)
         .await
         .map_err(crate::adapter::db_error)?;
         let Some((count, granted)) = row else {
@@ -105,7 +139,7 @@ impl Quotas for PgStore {
         .bind(key.environment.as_str())
         .bind(key.kind.as_str())
         .bind(window_start(drawn_at))
-        .execute(&self.writer)
+        .execute(&self.counters)
         .await
         .map_err(crate::adapter::db_error)?;
         Ok(())
@@ -114,7 +148,7 @@ impl Quotas for PgStore {
     async fn purge(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
             .bind(window_start(now))
-            .execute(&self.writer)
+            .execute(&self.counters)
             .await
             .map_err(crate::adapter::db_error)?;
         Ok(())

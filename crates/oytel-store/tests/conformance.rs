@@ -84,6 +84,26 @@ async fn postgres_quotas_admit_exactly_the_limit() {
     }
 }
 
+/// Quota counts commit without waiting for the WAL flush; everything else the storage writes
+/// (orders, charges, keys) waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_only_quota_counts_skip_the_wal_flush() {
+    if let Some(db) = oytel_store::testing::fresh(oytel_store::testing::Backend::Postgres).await {
+        let store = oytel_store::PgStore::open(&db.url, &oytel_store::PoolOptions::default())
+            .await
+            .unwrap();
+        let [storage, counters] = store.synchronous_commit().await.unwrap();
+        assert_eq!(counters, ("off".to_owned(), "client".to_owned()));
+        // The test server runs without flushing at all; what matters is that the storage's
+        // connections keep the server's setting, whatever the operator chose.
+        assert_ne!(
+            storage.1, "client",
+            "the storage must not relax durability: {storage:?}"
+        );
+        store.close().await;
+    }
+}
+
 async fn partner(store: &dyn Storage) -> String {
     let partner = Partner::new("P", None).unwrap();
     store.create_partner(&partner).await.unwrap();
