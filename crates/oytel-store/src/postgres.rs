@@ -58,7 +58,7 @@ impl PgStore {
     }
 
     /// Connections for the quota counters beside `max` for the storage.
-    pub fn counter_connections(max: u32) -> u32 {
+    fn counter_connections(max: u32) -> u32 {
         (max / 4).max(1)
     }
 
