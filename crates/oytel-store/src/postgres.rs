@@ -43,6 +43,7 @@ impl PgStore {
         let storage = PgPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
+            .after_release(crate::adapter::outside_transaction)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&storage).await?;

@@ -51,6 +51,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            .after_release(crate::adapter::outside_transaction)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
@@ -61,6 +62,7 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(pool.max_connections.max(1))
                 .test_before_acquire(false)
+                .after_release(crate::adapter::outside_transaction)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.read_only(true))
                 .await?

@@ -67,6 +67,7 @@ conformance!(
     partner_limits_are_stored_and_returned_with_the_key,
     the_auth_epoch_moves_with_every_change_to_keys_and_partners,
     a_revocation_waits_for_every_leased_instance_and_no_longer,
+    cancelled_writes_commit_whole_or_not_at_all_and_leave_no_transaction_open,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1908,4 +1909,78 @@ async fn quotas_admit_exactly_the_limit(quotas: Arc<dyn oytel_core::limits::Quot
     );
     quotas.purge(next).await.unwrap();
     assert!(!quotas.consume(&key, 0, next).await.unwrap().allowed);
+}
+
+/// Polls `future` until it has been pending `polls` times, then drops it (what a client
+/// disconnect or a timeout does to a request's future at its `polls`-th await); its output
+/// if it finished first.
+async fn dropped_after<F: std::future::Future>(future: F, polls: usize) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut pending = 0;
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending if pending + 1 >= polls => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            pending += 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// A write whose future is dropped at any await point, from the first to after the commit,
+/// either committed whole or wrote nothing, and the connection it used goes back to the pool
+/// outside any transaction: the next writes neither fail nor wait for a lock nobody releases.
+async fn cancelled_writes_commit_whole_or_not_at_all_and_leave_no_transaction_open(
+    store: Arc<dyn Storage>,
+) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 1_000_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let (mut whole, mut nothing) = (0, 0);
+    for polls in 1..=40 {
+        for _ in 0..3 {
+            let w = write(&live, 100, LIVE, None);
+            let finished = dropped_after(store.provision(&w), polls).await.is_some();
+            // The next write on the same pool, bounded: a leaked transaction shows as an
+            // error ("non-zero transaction depth") or as a wait for the write lock.
+            let next = write(&live, 100, LIVE, None);
+            let after =
+                tokio::time::timeout(std::time::Duration::from_secs(10), store.provision(&next))
+                    .await
+                    .unwrap_or_else(|_| panic!("a write after a drop at poll {polls} hung"));
+            assert!(
+                matches!(after, Ok(ProvisionResult::Committed { .. })),
+                "a write after a drop at poll {polls}: {after:?}"
+            );
+            let order = store.get_order(&live, &w.order.id).await.unwrap();
+            let esim = store.get_esim(&live, &w.esim.id).await.unwrap();
+            let charged = store
+                .ledger(&a)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.order_id.as_deref() == Some(w.order.id.as_str()));
+            match (order.is_some(), esim.is_some(), charged) {
+                (true, true, true) => whole += 1,
+                (false, false, false) => nothing += 1,
+                parts => panic!("a write dropped at poll {polls} is half-done: {parts:?}"),
+            }
+            assert!(!finished || order.is_some(), "a finished write was lost");
+        }
+    }
+    let balance = store.live_balance(&a).await.unwrap();
+    let sum: i64 = store
+        .ledger(&a)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.amount_cents)
+        .sum();
+    assert_eq!(sum, balance, "the ledger adds up to the balance");
+    eprintln!("dropped writes: {whole} committed whole, {nothing} wrote nothing, none half-done");
+    assert!(
+        whole > 0 && nothing > 0,
+        "the drops spanned before and after the commit"
+    );
 }
