@@ -689,6 +689,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Checks that a write can commit: a write transaction (stamping `now` on a heartbeat
+    /// row) through the same connections as every other write.
+    async fn probe_write(&self, now: DateTime<Utc>) -> Result<(), StoreError>;
+
     /// Stores a partner.
     async fn create_partner(&self, partner: &Partner) -> Result<(), StoreError>;
     /// A partner by id.

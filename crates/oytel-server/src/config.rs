@@ -27,6 +27,16 @@ pub struct DatabaseArgs {
         global = true
     )]
     pub db_max_connections: u32,
+
+    /// SQLite: seconds a command waits for the database's write lock while another process
+    /// (a running server) holds it, before giving up with a clear message.
+    #[arg(
+        long,
+        env = "OYTEL_DB_BUSY_TIMEOUT_SECONDS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub db_busy_timeout_seconds: u64,
 }
 
 /// How the server is deployed.
@@ -120,6 +130,11 @@ pub struct ServeArgs {
     /// refused for a while.
     #[arg(long, env = "OYTEL_AUTH_FAILURES_PER_MINUTE", default_value_t = crate::ratelimit::AUTH_FAILURES_PER_MINUTE)]
     pub auth_failures_per_minute: u32,
+
+    /// Seconds a client waits for an answer before `503 REQUEST_TIMEOUT`; a request that
+    /// changes something goes on to completion all the same.
+    #[arg(long, env = "OYTEL_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
 
     /// Run the background workers (webhook delivery, expiry) in this instance.
     #[arg(long, env = "OYTEL_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]

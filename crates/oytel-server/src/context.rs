@@ -6,11 +6,14 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use tracing::Instrument;
+
+use crate::completion::Completion;
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -71,8 +74,13 @@ pub fn new_request_id() -> String {
     oytel_core::numbers::new_id("req")
 }
 
-/// Middleware: assigns the request id, logs the request, sets `x-request-id`.
-pub async fn request_context(request: Request, next: Next) -> Response {
+/// Middleware: assigns the request id, runs the request as [`Completion`] says, logs it, sets
+/// `x-request-id`.
+pub async fn request_context(
+    State(completion): State<Completion>,
+    request: Request,
+    next: Next,
+) -> Response {
     let request_id = new_request_id();
     let method = request.method().clone();
     let matched = request.extensions().get::<MatchedPath>().cloned();
@@ -86,17 +94,25 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     );
     let started = Instant::now();
     let header = HeaderValue::from_str(&request_id).ok();
-    let (mut response, rate) = REQUEST_ID
+    let work = REQUEST_ID
         .scope(
-            request_id,
+            request_id.clone(),
             RATE_LIMIT.scope(std::cell::RefCell::new(None), async move {
                 let response = next.run(request).await;
                 let rate = RATE_LIMIT.with(|cell| cell.borrow_mut().take());
                 (response, rate)
             }),
         )
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+    let (mut response, rate) = match completion.run(&method, work).await {
+        Some(answer) => answer,
+        None => {
+            let timed_out =
+                async { crate::completion::timed_out(completion.timeout).into_response() };
+            let error = REQUEST_ID.scope(request_id, timed_out).await;
+            (error, None)
+        }
+    };
     if let Some(rate) = rate {
         rate_limit_headers(&rate, response.headers_mut());
     }

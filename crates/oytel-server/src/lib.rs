@@ -7,8 +7,10 @@
 //! - [`app`] builds the router with its middleware; [`openapi`] is the route registry and the
 //!   spec derived from it.
 //! - [`config`] reads settings from flags and `OYTEL_*` environment variables.
-//! - [`serve`] runs the server until SIGTERM or Ctrl-C, letting in-flight requests finish.
+//! - [`serve`] runs the server until SIGTERM or Ctrl-C, letting in-flight requests finish;
+//!   [`completion`] keeps state-changing requests whole when their client goes away.
 
+pub mod completion;
 pub mod config;
 pub mod context;
 pub mod convert;
@@ -77,6 +79,10 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole application: every route, the error fallbacks, and the middleware.
 pub fn app(state: AppState) -> Router {
+    let completion = completion::Completion {
+        in_flight: state.in_flight.clone(),
+        timeout: state.settings.request_timeout,
+    };
     let (api, _) = openapi::api_router().split_for_parts();
     api.route("/openapi.json", get(openapi_json))
         .route("/openapi.yaml", get(openapi_yaml))
@@ -86,7 +92,10 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(axum::middleware::from_fn(context::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            completion,
+            context::request_context,
+        ))
         .with_state(state)
 }
 
@@ -133,6 +142,7 @@ pub async fn serve(
         )));
         background.push(tokio::spawn(worker::run_expiry(state.clone(), stop_rx)));
     }
+    let in_flight = state.in_flight.clone();
     let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -140,6 +150,8 @@ pub async fn serve(
             tracing::info!("shutting down: finishing in-flight requests");
         })
         .await;
+    // Writes whose clients left (or timed out) are not waited for by the HTTP server.
+    in_flight.idle().await;
     let _ = stop_tx.send(true);
     for task in background {
         let _ = task.await;
@@ -195,5 +207,7 @@ pub fn state(
         catalog: Arc::new(catalog),
         settings: Arc::new(settings),
         spec: Arc::new(spec),
+        in_flight: completion::InFlight::default(),
+        readiness: Arc::default(),
     })
 }

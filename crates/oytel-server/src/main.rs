@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use oytel_core::catalog::Catalog;
 use oytel_core::keys::generate_api_key;
 use oytel_core::limits::LimitOverrides;
-use oytel_core::ports::{Partner, Storage};
+use oytel_core::ports::{Partner, Storage, StoreError};
 use oytel_core::provision::{now, ProvisionSettings};
 use oytel_server::config::{parse_usd, DatabaseArgs, LogFormat, Mode, ServeArgs};
 use oytel_server::state::Settings;
@@ -136,6 +136,7 @@ fn init_logging(format: LogFormat) {
 async fn open(database: &DatabaseArgs) -> Result<oytel_store::Opened> {
     let pool = PoolOptions {
         max_connections: database.db_max_connections,
+        busy_timeout: std::time::Duration::from_secs(database.db_busy_timeout_seconds),
     };
     Ok(oytel_store::open(&database.database_url, &pool).await?)
 }
@@ -178,6 +179,7 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         expiry_interval: std::time::Duration::from_secs(args.expiry_interval_seconds.max(1)),
         workers: args.workers,
         auth_failures_per_minute: args.auth_failures_per_minute,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds.max(1)),
     };
     if args.mode == Mode::Development {
         seed_demo(store.storage.as_ref()).await?;
@@ -325,8 +327,33 @@ async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
     Ok(())
 }
 
+/// Whether `e` is the database being busy or out of reach, rather than a fault of the command.
+fn is_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(cause.downcast_ref(), Some(StoreError::Unavailable(_)))
+            || cause
+                .downcast_ref::<oytel_store::OpenError>()
+                .is_some_and(oytel_store::OpenError::is_busy)
+    })
+}
+
+/// What to tell an operator whose command found the database busy.
+fn busy_message(database: &DatabaseArgs, e: &anyhow::Error) -> String {
+    if database.database_url.starts_with("sqlite:") {
+        format!(
+            "the database is busy: another process (a running server?) held its write lock for \
+             longer than {} s. Nothing was changed; try again, or wait longer with \
+             --db-busy-timeout-seconds (OYTEL_DB_BUSY_TIMEOUT_SECONDS).",
+            database.db_busy_timeout_seconds
+        )
+    } else {
+        format!("the database does not answer or is overloaded ({e:#}); try again shortly.")
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let database = cli.database.clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -348,6 +375,10 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_busy(&e) => {
+            eprintln!("error: {}", busy_message(&database, &e));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

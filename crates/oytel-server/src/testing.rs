@@ -148,6 +148,7 @@ impl TestServer {
             expiry_interval: Duration::from_millis(200),
             workers: true,
             auth_failures_per_minute: crate::ratelimit::AUTH_FAILURES_PER_MINUTE,
+            request_timeout: Duration::from_secs(30),
         }
     }
 

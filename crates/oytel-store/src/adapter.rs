@@ -27,6 +27,24 @@ pub(crate) const ORDER_COLUMNS: &str =
     amount_cents, currency, customer_email, customer_name, reference_id, balance_after_cents, \
     request_id, created_at";
 
+/// Whether `e` says the database is busy or out of reach (SQLite: the write lock was not had
+/// within the busy timeout; PostgreSQL: serialization failure, deadlock, too many
+/// connections, shutting down; any backend: the pool or the connection failed).
+pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.message().contains("database is locked")
+                || db.message().contains("busy")
+                || matches!(
+                    db.code().as_deref(),
+                    Some("40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03")
+                )
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        _ => false,
+    }
+}
+
 /// Maps a sqlx error to the port's error, recognising unique violations and a busy database.
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     match &e {
@@ -47,21 +65,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
             };
             StoreError::Duplicate(field)
         }
-        // SQLite: the writer lock timed out. PostgreSQL: serialization failure, deadlock,
-        // too many connections, shutting down.
-        sqlx::Error::Database(db)
-            if db.message().contains("database is locked")
-                || db.message().contains("busy")
-                || matches!(
-                    db.code().as_deref(),
-                    Some("40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03")
-                ) =>
-        {
+        sqlx::Error::Database(db) if is_busy(&e) => {
             StoreError::Unavailable(db.message().to_owned())
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
+        _ if is_busy(&e) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
     }
 }
@@ -816,6 +823,19 @@ macro_rules! storage_impl {
                     .await
                     .map_err(db_error)?;
                 Ok(())
+            }
+
+            async fn probe_write(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ('write_probe', $1) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(now.to_rfc3339())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)
             }
 
             async fn create_partner(&self, partner: &Partner) -> Result<(), StoreError> {

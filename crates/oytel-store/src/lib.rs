@@ -28,11 +28,17 @@ pub use sqlite::SqliteStore;
 pub struct PoolOptions {
     /// Connections used for reads (SQLite) or in all (other backends).
     pub max_connections: u32,
+    /// SQLite: how long a statement waits for another process's write lock (the server's,
+    /// for the admin commands) before failing as busy.
+    pub busy_timeout: std::time::Duration,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { max_connections: 8 }
+        PoolOptions {
+            max_connections: 8,
+            busy_timeout: std::time::Duration::from_secs(5),
+        }
     }
 }
 
@@ -51,6 +57,18 @@ pub enum OpenError {
     /// The database file's directory could not be created.
     #[error("could not create the database directory: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl OpenError {
+    /// Whether the database was busy (another process held its write lock for longer than
+    /// the busy timeout) or overloaded: trying again later may work.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            OpenError::Database(e)
+            | OpenError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => adapter::is_busy(e),
+            _ => false,
+        }
+    }
 }
 
 /// An opened database: the storage, and where hourly quotas are counted (in this process for

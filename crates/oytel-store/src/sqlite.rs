@@ -33,7 +33,7 @@ impl SqliteStore {
             // FULL: a committed order survives a power cut, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(pool.busy_timeout);
         let in_memory = options.get_filename().as_os_str().is_empty()
             || options
                 .get_filename()

@@ -82,6 +82,67 @@ impl std::fmt::Debug for TestDatabase {
     }
 }
 
+/// Another process's hold on a database's writes (the admin CLI in a long write, a stuck
+/// writer), for tests of what the server does meanwhile. Dropping it ends the hold too.
+#[derive(Debug)]
+pub enum WriteLock {
+    /// SQLite: a connection of its own inside `BEGIN IMMEDIATE`, holding the write lock.
+    Sqlite(sqlx::SqliteConnection),
+    /// PostgreSQL: a transaction holding `settings` in `EXCLUSIVE` mode (no writes to it).
+    Postgres(sqlx::PgConnection),
+}
+
+impl TestDatabase {
+    /// Takes the write lock (see [`WriteLock`]) from a connection of its own.
+    ///
+    /// # Panics
+    /// When the lock cannot be taken (a test setup failure).
+    pub async fn hold_write_lock(&self) -> WriteLock {
+        match self.backend {
+            Backend::Sqlite => WriteLock::Sqlite(run_on(&self.url, "BEGIN IMMEDIATE").await),
+            Backend::Postgres => WriteLock::Postgres(
+                run_on(&self.url, "BEGIN; LOCK TABLE settings IN EXCLUSIVE MODE").await,
+            ),
+        }
+    }
+}
+
+impl WriteLock {
+    /// Ends the hold.
+    ///
+    /// # Panics
+    /// When the database refuses.
+    pub async fn release(self) {
+        match self {
+            WriteLock::Sqlite(conn) => rollback_and_close(conn).await,
+            WriteLock::Postgres(conn) => rollback_and_close(conn).await,
+        }
+    }
+}
+
+/// A new connection to `url` that has run `sql`.
+async fn run_on<C>(url: &str, sql: &'static str) -> C
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    let mut conn = C::connect(url).await.expect("connect");
+    sqlx::raw_sql(sql).execute(&mut conn).await.expect("lock");
+    conn
+}
+
+async fn rollback_and_close<C>(mut conn: C)
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut conn)
+        .await
+        .expect("unlock");
+    conn.close().await.expect("close");
+}
+
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -284,6 +284,8 @@ fn claim_request(
 
 async fn partners_and_keys(store: Arc<dyn Storage>) {
     store.ping().await.unwrap();
+    store.probe_write(now()).await.unwrap();
+    store.probe_write(now()).await.unwrap();
     let a = partner(store.as_ref()).await;
     let b = partner(store.as_ref()).await;
     let listed: Vec<_> = store

@@ -87,6 +87,10 @@ error_codes! {
     InternalError = "INTERNAL_ERROR",
     /// The server cannot serve now, e.g. its database is unreachable (503).
     ServiceUnavailable = "SERVICE_UNAVAILABLE",
+    /// The server did not answer within its request timeout (503). A request that changes
+    /// something may still complete: retry it with the same `Idempotency-Key` to learn its
+    /// outcome.
+    RequestTimeout = "REQUEST_TIMEOUT",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -167,3 +167,61 @@ async fn production_mode_never_seeds() {
     assert!(server.terminate().success());
     assert_eq!(ok(&db, &["partner", "list"]), "");
 }
+
+/// Beside a server holding the SQLite write lock, a command waits for it (the busy timeout),
+/// and says in plain words when it waited long enough, never a raw "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_wait_for_a_busy_database_and_say_so_when_it_stays_busy() {
+    let database = fresh_database(Backend::Sqlite).await;
+    let db = database.url.clone();
+    let lock = database.hold_write_lock().await;
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || {
+            run(
+                &db,
+                &[
+                    "partner",
+                    "create",
+                    "--name",
+                    "A",
+                    "--db-busy-timeout-seconds",
+                    "1",
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("the database is busy")
+            && stderr.contains("longer than 1 s")
+            && !stderr.contains("database is locked"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "it waited"
+    );
+
+    // Released while the command waits: the command goes through.
+    let waiting = tokio::task::spawn_blocking(move || {
+        ok(
+            &db,
+            &[
+                "partner",
+                "create",
+                "--name",
+                "B",
+                "--db-busy-timeout-seconds",
+                "10",
+            ],
+        )
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    lock.release().await;
+    assert!(waiting.await.unwrap().starts_with("ptn_"));
+}

@@ -31,6 +31,11 @@ impl TestApp {
         }
     }
 
+    /// The server, for a restart.
+    pub fn into_server(self) -> TestServer {
+        self.server
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

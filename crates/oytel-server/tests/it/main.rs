@@ -9,6 +9,7 @@ mod account;
 mod auth;
 mod cli;
 mod crash;
+mod disconnects;
 mod esims;
 mod multi_instance;
 mod openapi;
