@@ -136,6 +136,13 @@ pub struct ServeArgs {
     #[arg(long, env = "OYTEL_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
 
+    /// The proxies (load balancers) in front of the server, as comma-separated addresses and
+    /// ranges (`10.0.0.0/8, 2001:db8::/32`): only from these are `Forwarded` and
+    /// `X-Forwarded-For` believed for the client's address. Default: none.
+    #[arg(long, env = "OYTEL_TRUSTED_PROXIES", default_value = "",
+        value_parser = crate::client_addr::TrustedProxies::parse)]
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
+
     /// Run the background workers (webhook delivery, expiry) in this instance.
     #[arg(long, env = "OYTEL_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,

@@ -6,14 +6,16 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use tracing::Instrument;
 
-use crate::completion::Completion;
+use crate::state::AppState;
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -64,6 +66,10 @@ fn rate_limit_headers(state: &RateLimitState, headers: &mut axum::http::HeaderMa
     }
 }
 
+/// The client's address (see [`crate::client_addr`]), in the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
 /// The id of the request being served, if any.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
@@ -77,11 +83,22 @@ pub fn new_request_id() -> String {
 /// Middleware: assigns the request id, runs the request as [`Completion`] says, logs it, sets
 /// `x-request-id`.
 pub async fn request_context(
-    State(completion): State<Completion>,
-    request: Request,
+    State(state): State<AppState>,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let request_id = new_request_id();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|peer| {
+            ClientAddr(
+                state
+                    .settings
+                    .trusted_proxies
+                    .client(peer.0.ip(), request.headers()),
+            )
+        });
     let method = request.method().clone();
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
@@ -90,8 +107,13 @@ pub async fn request_context(
         request_id = %request_id,
         %method,
         %route,
-        partner_id = tracing::field::Empty
+        partner_id = tracing::field::Empty,
+        client = tracing::field::Empty
     );
+    if let Some(client) = client {
+        span.record("client", tracing::field::display(client.0));
+        request.extensions_mut().insert(client);
+    }
     let started = Instant::now();
     let header = HeaderValue::from_str(&request_id).ok();
     let work = REQUEST_ID
@@ -104,6 +126,7 @@ pub async fn request_context(
             }),
         )
         .instrument(span.clone());
+    let completion = &state.completion;
     let (mut response, rate) = match completion.run(&method, work).await {
         Some(answer) => answer,
         None => {

@@ -4,10 +4,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use oytel_core::keys::AuthFailure;
@@ -17,7 +16,7 @@ use oytel_core::Scope;
 use oytel_types::{ErrorCode, Limits};
 use serde::de::DeserializeOwned;
 
-use crate::context::{set_rate_limit, RateLimitState};
+use crate::context::{set_rate_limit, ClientAddr, RateLimitState};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -128,37 +127,35 @@ fn presented_key(parts: &Parts) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The failed-authentication throttle: counts a refused credential against the client's
+/// address (see [`crate::client_addr`]) and answers it. Valid credentials are never refused
+/// by it, so one client failing (a partner with a stale key, someone trying keys) cannot
+/// lock out the others behind the same proxy.
+///
+/// | credentials | address within its allowance | address past it |
+/// |---|---|---|
+/// | valid | served | served (the partner's own limits apply) |
+/// | missing, malformed, unknown or revoked | `401` with its code, counted | `429 RATE_LIMITED` (`auth_failures_per_minute`) with `Retry-After`, counted |
+pub fn refuse_credentials(state: &AppState, parts: &Parts, refusal: ApiError) -> ApiError {
+    let Some(ClientAddr(address)) = parts.extensions.get::<ClientAddr>().copied() else {
+        return refusal;
+    };
+    state.limiter.auth_failed(address);
+    match state.limiter.auth_blocked(address) {
+        Some(blocked) => rate_limited("auth_failures_per_minute", blocked.retry_after),
+        None => refusal,
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        if let Some(blocked) = address.and_then(|a| state.limiter.auth_blocked(a)) {
-            return Err(rate_limited(
-                "auth_failures_per_minute",
-                blocked.retry_after,
-            ));
-        }
-        let outcome = match presented_key(parts) {
-            Ok(presented) => state.keys.authenticate(presented.as_deref()).await?,
-            Err(error) => {
-                if let Some(address) = address {
-                    state.limiter.auth_failed(address);
-                }
-                return Err(error);
-            }
-        };
-        let owner = match outcome {
+        let presented =
+            presented_key(parts).map_err(|refusal| refuse_credentials(state, parts, refusal))?;
+        let owner = match state.keys.authenticate(presented.as_deref()).await? {
             Ok(owner) => owner,
-            Err(failure) => {
-                if let Some(address) = address {
-                    state.limiter.auth_failed(address);
-                }
-                return Err(failure.into());
-            }
+            Err(failure) => return Err(refuse_credentials(state, parts, failure.into())),
         };
         tracing::Span::current().record("partner_id", owner.partner_id.as_str());
         let limits = owner.limits.apply(&state.settings.limits);

@@ -10,6 +10,7 @@
 //! - [`serve`] runs the server until SIGTERM or Ctrl-C, letting in-flight requests finish;
 //!   [`completion`] keeps state-changing requests whole when their client goes away.
 
+pub mod client_addr;
 pub mod completion;
 pub mod config;
 pub mod context;
@@ -79,10 +80,6 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole application: every route, the error fallbacks, and the middleware.
 pub fn app(state: AppState) -> Router {
-    let completion = completion::Completion {
-        in_flight: state.in_flight.clone(),
-        timeout: state.settings.request_timeout,
-    };
     let (api, _) = openapi::api_router().split_for_parts();
     api.route("/openapi.json", get(openapi_json))
         .route("/openapi.yaml", get(openapi_yaml))
@@ -93,7 +90,7 @@ pub fn app(state: AppState) -> Router {
             panic_response,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            completion,
+            state.clone(),
             context::request_context,
         ))
         .with_state(state)
@@ -142,7 +139,7 @@ pub async fn serve(
         )));
         background.push(tokio::spawn(worker::run_expiry(state.clone(), stop_rx)));
     }
-    let in_flight = state.in_flight.clone();
+    let in_flight = state.completion.in_flight.clone();
     let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -196,6 +193,7 @@ pub fn state(
     settings: state::Settings,
 ) -> Result<AppState, String> {
     let spec = openapi::ServedSpec::for_instance(&settings.public_url)?;
+    let timeout = settings.request_timeout;
     Ok(AppState {
         keys: Arc::new(keycache::KeyCache::new(store.clone())),
         store,
@@ -207,7 +205,10 @@ pub fn state(
         catalog: Arc::new(catalog),
         settings: Arc::new(settings),
         spec: Arc::new(spec),
-        in_flight: completion::InFlight::default(),
+        completion: completion::Completion {
+            in_flight: completion::InFlight::default(),
+            timeout,
+        },
         readiness: Arc::default(),
     })
 }

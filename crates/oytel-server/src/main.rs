@@ -180,6 +180,7 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         workers: args.workers,
         auth_failures_per_minute: args.auth_failures_per_minute,
         request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds.max(1)),
+        trusted_proxies: args.trusted_proxies.clone(),
     };
     if args.mode == Mode::Development {
         seed_demo(store.storage.as_ref()).await?;

@@ -58,6 +58,8 @@ pub struct Settings {
     pub workers: bool,
     /// Failed authentications allowed per client address per minute.
     pub auth_failures_per_minute: u32,
+    /// The proxies whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
     /// How long a client waits for an answer (see [`crate::completion`]).
     pub request_timeout: Duration,
 }
@@ -81,8 +83,8 @@ pub struct AppState {
     pub plans_cache: Arc<crate::routes::plans::PlansCache>,
     /// The OpenAPI document served at `/openapi.json` and `/openapi.yaml`.
     pub spec: Arc<crate::openapi::ServedSpec>,
-    /// State-changing requests running to completion in tasks of their own.
-    pub in_flight: crate::completion::InFlight,
+    /// How requests run: state-changing ones to completion, each within the timeout.
+    pub completion: crate::completion::Completion,
     /// The last readiness probe.
     pub readiness: Arc<crate::routes::health::Readiness>,
 }

@@ -149,6 +149,7 @@ impl TestServer {
             workers: true,
             auth_failures_per_minute: crate::ratelimit::AUTH_FAILURES_PER_MINUTE,
             request_timeout: Duration::from_secs(30),
+            trusted_proxies: crate::client_addr::TrustedProxies::default(),
         }
     }
 

@@ -64,6 +64,7 @@ async fn probe(state: &AppState) -> Result<(), &'static str> {
     )?;
     let store = state.store.clone();
     let write = state
+        .completion
         .in_flight
         .spawn(async move { store.probe_write(oytel_core::provision::now()).await });
     let written = match tokio::time::timeout(PROBE_TIMEOUT, write).await {

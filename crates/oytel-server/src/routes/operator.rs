@@ -42,22 +42,17 @@ impl FromRequestParts<AppState> for Operator {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let Some(presented) = presented.filter(|p| !p.is_empty()) else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::MissingApiKey,
-                "missing operator token",
-            ));
+        let refusal = match presented.filter(|p| !p.is_empty()) {
+            None => (ErrorCode::MissingApiKey, "missing operator token"),
+            // Equal-length digests compared whole: the time taken says nothing of the token.
+            Some(p) if Sha256::digest(p.as_bytes()) != Sha256::digest(expected.as_bytes()) => {
+                (ErrorCode::InvalidApiKey, "invalid operator token")
+            }
+            Some(_) => return Ok(Operator),
         };
-        // Equal-length digests compared whole: the time taken says nothing about the token.
-        if Sha256::digest(presented.as_bytes()) != Sha256::digest(expected.as_bytes()) {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::InvalidApiKey,
-                "invalid operator token",
-            ));
-        }
-        Ok(Operator)
+        let (code, message) = refusal;
+        let refusal = ApiError::new(StatusCode::UNAUTHORIZED, code, message);
+        Err(crate::extract::refuse_credentials(state, parts, refusal))
     }
 }
 
@@ -90,6 +85,7 @@ fn result(id: &str, status: BatchItemStatus, reason: Option<String>) -> BatchIte
         (status = 200, description = "One result per record", body = BatchResponse),
         (status = 400, description = "Malformed batch", body = ErrorBody),
         (status = 401, description = "Missing or invalid operator token", body = ErrorBody),
+        (status = 429, description = "The client address failed to authenticate too often (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody),
         (status = 403, description = "The operator API is disabled", body = ErrorBody)))]
 pub async fn report_usage(
     State(state): State<AppState>,
@@ -159,6 +155,7 @@ pub async fn report_usage(
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "One result per notice", body = BatchResponse),
         (status = 401, description = "Missing or invalid operator token", body = ErrorBody),
+        (status = 429, description = "The client address failed to authenticate too often (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody),
         (status = 403, description = "The operator API is disabled", body = ErrorBody)))]
 pub async fn report_activations(
     State(state): State<AppState>,

@@ -52,8 +52,8 @@ async fn transition(
         (status = 403, description = "Not a sandbox key (`FORBIDDEN`)", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "Not `provisioned` (`INVALID_STATE_TRANSITION`)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
 pub async fn simulate_activation(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,8 +71,8 @@ pub async fn simulate_activation(
         (status = 403, description = "Not a sandbox key", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "Already expired or cancelled", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
 pub async fn simulate_expiry(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,8 +95,8 @@ pub async fn simulate_expiry(
         (status = 403, description = "Not a sandbox key", body = ErrorBody),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "The eSIM is not active", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody)))]
+        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
+        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
 pub async fn simulate_usage(
     State(state): State<AppState>,
     caller: Caller,

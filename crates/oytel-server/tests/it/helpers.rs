@@ -159,10 +159,21 @@ pub fn start_server(db_url: &str, mode: &str) -> ServerProcess {
 
 /// Starts `oytel-server serve` on `db_url` listening on `listen`.
 pub fn start_server_on(db_url: &str, mode: &str, listen: &str) -> ServerProcess {
+    start_server_with(db_url, mode, listen, &[])
+}
+
+/// Starts `oytel-server serve` on `db_url` listening on `listen`, with more settings.
+pub fn start_server_with(
+    db_url: &str,
+    mode: &str,
+    listen: &str,
+    env: &[(&str, &str)],
+) -> ServerProcess {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_oytel-server"))
         .args(["serve", "--listen", listen, "--mode", mode])
+        .envs(env.iter().copied())
         .env("OYTEL_DATABASE_URL", db_url)
         .env("OYTEL_LOG_FORMAT", "json")
         .env("OYTEL_WEBHOOK_ALLOW_PRIVATE", "true")

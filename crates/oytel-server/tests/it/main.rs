@@ -7,6 +7,7 @@ mod helpers;
 
 mod account;
 mod auth;
+mod auth_throttle;
 mod cli;
 mod crash;
 mod disconnects;
