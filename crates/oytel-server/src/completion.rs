@@ -12,12 +12,16 @@
 //!
 //! | request | client disconnects | request timeout fires | shutdown begins |
 //! |---|---|---|---|
-//! | `GET`, `HEAD`, `OPTIONS` | dropped (reads change nothing) | dropped, `503 REQUEST_TIMEOUT` | finishes |
+//! | `GET`, `HEAD`, `OPTIONS` | dropped (each of their writes is one statement, whole or not at all) | dropped, `503 REQUEST_TIMEOUT` | finishes |
 //! | any other method | runs to completion, its answer discarded | runs to completion, `503 REQUEST_TIMEOUT` answered at once | finishes before the database closes |
 //!
-//! A client that did not get an answer learns the outcome by retrying with the same
-//! `Idempotency-Key` (a replay of the committed answer, or a fresh attempt) or by reading the
-//! resource.
+//! A client that did not get an answer learns the outcome of a provisioning by retrying with
+//! the same `Idempotency-Key` (a replay of the committed answer, or a fresh attempt), and of
+//! any other write by reading the resource.
+//!
+//! Shutdown waits for these tasks up to [`SHUTDOWN_GRACE`] after the listener has closed; a
+//! task still running then (a client stalled mid-body) is abandoned with a warning, which is
+//! safe: its transaction has not begun, or commits whole or not at all.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,6 +32,9 @@ use oytel_types::ErrorCode;
 use tokio::sync::Notify;
 
 use crate::error::ApiError;
+
+/// How long shutdown waits for state-changing requests still running.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The requests running in tasks of their own, so that shutdown can wait for them.
 #[derive(Debug, Clone, Default)]
@@ -123,7 +130,8 @@ pub fn timed_out(timeout: Duration) -> ApiError {
         ErrorCode::RequestTimeout,
         format!(
             "the request was not answered within {} s; a request that changes something may \
-             still complete: retry it with the same Idempotency-Key to learn its outcome",
+             still complete: retry a provisioning with the same Idempotency-Key to learn its \
+             outcome, and read the resource before retrying anything else",
             timeout.as_secs_f64()
         ),
     )

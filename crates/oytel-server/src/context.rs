@@ -116,12 +116,21 @@ pub async fn request_context(
     }
     let started = Instant::now();
     let header = HeaderValue::from_str(&request_id).ok();
+    // The log line is written where the work ends, so that a write whose client left (or
+    // timed out) is logged with what it did.
     let work = REQUEST_ID
         .scope(
             request_id.clone(),
             RATE_LIMIT.scope(std::cell::RefCell::new(None), async move {
                 let response = next.run(request).await;
                 let rate = RATE_LIMIT.with(|cell| cell.borrow_mut().take());
+                let status = response.status().as_u16();
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                if status >= 500 {
+                    tracing::error!(status, elapsed_ms, "request failed");
+                } else {
+                    tracing::info!(status, elapsed_ms, "request");
+                }
                 (response, rate)
             }),
         )
@@ -130,6 +139,13 @@ pub async fn request_context(
     let (mut response, rate) = match completion.run(&method, work).await {
         Some(answer) => answer,
         None => {
+            span.in_scope(|| {
+                tracing::warn!(
+                    status = 503,
+                    timeout_ms = completion.timeout.as_millis() as u64,
+                    "request timed out: answered REQUEST_TIMEOUT; a write goes on to completion"
+                );
+            });
             let timed_out =
                 async { crate::completion::timed_out(completion.timeout).into_response() };
             let error = REQUEST_ID.scope(request_id, timed_out).await;
@@ -139,15 +155,6 @@ pub async fn request_context(
     if let Some(rate) = rate {
         rate_limit_headers(&rate, response.headers_mut());
     }
-    let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(status, elapsed_ms, "request failed");
-        } else {
-            tracing::info!(status, elapsed_ms, "request");
-        }
-    });
     if let Some(header) = header {
         response.headers_mut().insert("x-request-id", header);
     }

@@ -148,7 +148,15 @@ pub async fn serve(
         })
         .await;
     // Writes whose clients left (or timed out) are not waited for by the HTTP server.
-    in_flight.idle().await;
+    if tokio::time::timeout(completion::SHUTDOWN_GRACE, in_flight.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            running = in_flight.running(),
+            "shutting down with requests still running (clients stalled mid-request)"
+        );
+    }
     let _ = stop_tx.send(true);
     for task in background {
         let _ = task.await;

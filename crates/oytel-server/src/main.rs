@@ -343,8 +343,8 @@ fn busy_message(database: &DatabaseArgs, e: &anyhow::Error) -> String {
     if database.database_url.starts_with("sqlite:") {
         format!(
             "the database is busy: another process (a running server?) held its write lock for \
-             longer than {} s. Nothing was changed; try again, or wait longer with \
-             --db-busy-timeout-seconds (OYTEL_DB_BUSY_TIMEOUT_SECONDS).",
+             longer than {} s. Try again, or wait longer with --db-busy-timeout-seconds \
+             (OYTEL_DB_BUSY_TIMEOUT_SECONDS).",
             database.db_busy_timeout_seconds
         )
     } else {

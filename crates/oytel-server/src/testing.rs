@@ -48,6 +48,8 @@ pub struct TestServer {
     pub other: TestPartner,
     /// The database (dropped with the server).
     pub database: TestDatabase,
+    /// The server's state-changing requests still running (see [`crate::completion`]).
+    pub in_flight: crate::completion::InFlight,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -195,6 +197,7 @@ impl TestServer {
             settings,
         )
         .expect("state");
+        let in_flight = state.completion.in_flight.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::serve(listener, state, async {
             let _ = rx.await;
@@ -205,6 +208,7 @@ impl TestServer {
             partner,
             other,
             database,
+            in_flight,
             shutdown: Some(tx),
             server: Some(server),
         }

@@ -88,8 +88,8 @@ error_codes! {
     /// The server cannot serve now, e.g. its database is unreachable (503).
     ServiceUnavailable = "SERVICE_UNAVAILABLE",
     /// The server did not answer within its request timeout (503). A request that changes
-    /// something may still complete: retry it with the same `Idempotency-Key` to learn its
-    /// outcome.
+    /// something may still complete: retry a provisioning with the same `Idempotency-Key` to
+    /// learn its outcome; read the resource before retrying any other write.
     RequestTimeout = "REQUEST_TIMEOUT",
 }
 
