@@ -979,16 +979,17 @@ async fn concurrent_provisions_are_exact(store: Arc<dyn Storage>) {
         }
     }
     assert_eq!(committed, 47);
-    let balance = store.live_balance(&a).await.unwrap();
+    let balance = ledger_adds_up(store.as_ref(), &a).await;
     assert_eq!(balance, 50_000 - 47 * 1_000);
-    let sum: i64 = store
-        .ledger(&a)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.amount_cents)
-        .sum();
+}
+
+/// Asserts that the partner's ledger adds up to its live balance, and returns the balance.
+async fn ledger_adds_up(store: &dyn Storage, partner_id: &str) -> i64 {
+    let balance = store.live_balance(partner_id).await.unwrap();
+    let ledger = store.ledger(partner_id).await.unwrap();
+    let sum: i64 = ledger.iter().map(|e| e.amount_cents).sum();
     assert_eq!(sum, balance, "the ledger adds up to the balance");
+    balance
 }
 
 async fn transitions_follow_the_state_machine_and_write_events(store: Arc<dyn Storage>) {
@@ -1971,15 +1972,7 @@ async fn cancelled_writes_commit_whole_or_not_at_all_and_leave_no_transaction_op
             assert!(!finished || order.is_some(), "a finished write was lost");
         }
     }
-    let balance = store.live_balance(&a).await.unwrap();
-    let sum: i64 = store
-        .ledger(&a)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.amount_cents)
-        .sum();
-    assert_eq!(sum, balance, "the ledger adds up to the balance");
+    ledger_adds_up(store.as_ref(), &a).await;
     eprintln!("dropped writes: {whole} committed whole, {nothing} wrote nothing, none half-done");
     assert!(
         whole > 0 && nothing > 0,
