@@ -13,7 +13,7 @@
 //! | request | client disconnects | request timeout fires | shutdown begins |
 //! |---|---|---|---|
 //! | `GET`, `HEAD`, `OPTIONS` | dropped (each of their writes is one statement, whole or not at all) | dropped, `503 REQUEST_TIMEOUT` | finishes |
-//! | any other method | runs to completion, its answer discarded | runs to completion, `503 REQUEST_TIMEOUT` answered at once | finishes before the database closes |
+//! | any other method | runs to completion, its answer discarded | runs to completion, `503 REQUEST_TIMEOUT` answered at once | waited for, up to [`SHUTDOWN_GRACE`], before the database closes |
 //!
 //! A client that did not get an answer learns the outcome of a provisioning by retrying with
 //! the same `Idempotency-Key` (a replay of the committed answer, or a fresh attempt), and of
