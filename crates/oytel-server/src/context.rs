@@ -80,7 +80,7 @@ pub fn new_request_id() -> String {
     oytel_core::numbers::new_id("req")
 }
 
-/// Middleware: assigns the request id, runs the request as [`Completion`] says, logs it, sets
+/// Middleware: assigns the request id, runs the request as [`crate::completion::Completion`] says, logs it, sets
 /// `x-request-id`.
 pub async fn request_context(
     State(state): State<AppState>,
