@@ -102,6 +102,9 @@ struct Report {
     scale: Vec<(u64, Stats)>,
     webhooks_per_second: f64,
     webhooks_delivered: u64,
+    /// The same run with a second endpoint that never answers: the healthy one's rate.
+    webhooks_beside_hanging_per_second: f64,
+    webhooks_beside_hanging_delivered: u64,
     peak_rss_mb: f64,
 }
 
@@ -316,14 +319,31 @@ async fn receive(
     axum::http::StatusCode::NO_CONTENT
 }
 
+/// An endpoint that accepts connections, reads, and never answers: every attempt to it runs
+/// into the worker's timeout.
+async fn hanging_endpoint() -> Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    Ok((url, task))
+}
+
 /// Provisions `events` eSIMs through `server` (which runs no workers, so their
 /// `esim.provisioned` deliveries wait), then starts an instance that delivers them, and
 /// measures how fast they reach a local receiver that verifies every signature: verified
-/// deliveries per second, from the first to the last.
+/// deliveries per second, from the first to the last. With `beside_hanging`, a second
+/// endpoint that never answers gets the same events: the figure is still the healthy
+/// receiver's. The endpoints are deleted afterwards, so a later run starts clean.
 async fn webhook_throughput(
     server: &str,
     key: &str,
     events: u64,
+    beside_hanging: bool,
     start_worker: impl FnOnce() -> Result<Proc>,
 ) -> Result<(u64, f64)> {
     let received = Received::default();
@@ -334,18 +354,31 @@ async fn webhook_throughput(
         .with_state(received.clone());
     let task = tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();
-    let created: serde_json::Value = client
-        .post(format!("{server}/api/v1/webhooks/endpoints"))
-        .bearer_auth(key)
-        .json(&serde_json::json!({"url": receiver_url, "events": ["esim.provisioned"]}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let secret =
-        oytel_webhooks::Secret::parse(created["secret"].as_str().context("endpoint secret")?)?;
-    if let Ok(mut slot) = received.secret.lock() {
-        *slot = Some(secret);
+    let hanging = if beside_hanging {
+        Some(hanging_endpoint().await?)
+    } else {
+        None
+    };
+    let mut endpoints = Vec::new();
+    let urls = std::iter::once(receiver_url.clone()).chain(hanging.iter().map(|h| h.0.clone()));
+    for url in urls {
+        let created: serde_json::Value = client
+            .post(format!("{server}/api/v1/webhooks/endpoints"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"url": url, "events": ["esim.provisioned"]}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if url == receiver_url {
+            let secret = oytel_webhooks::Secret::parse(
+                created["secret"].as_str().context("endpoint secret")?,
+            )?;
+            if let Ok(mut slot) = received.secret.lock() {
+                *slot = Some(secret);
+            }
+        }
+        endpoints.push(created["id"].as_str().context("endpoint id")?.to_owned());
     }
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..16 {
@@ -377,6 +410,17 @@ async fn webhook_throughput(
     }
     task.abort();
     drop(worker);
+    if let Some((_, hanging)) = hanging {
+        hanging.abort();
+    }
+    for id in endpoints {
+        client
+            .delete(format!("{server}/api/v1/webhooks/endpoints/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await?
+            .error_for_status()?;
+    }
     let times = received.times.lock().map(|t| t.clone()).unwrap_or_default();
     let rate = match (times.first(), times.last()) {
         (Some(first), Some(last)) if last > first => {
@@ -441,6 +485,16 @@ fn print_table(report: &Report) {
     println!(
         "webhooks: {} delivered and verified, {:.0} per second (target 2000)",
         report.webhooks_delivered, report.webhooks_per_second
+    );
+    let ratio = if report.webhooks_per_second > 0.0 {
+        report.webhooks_beside_hanging_per_second / report.webhooks_per_second
+    } else {
+        0.0
+    };
+    println!(
+        "webhooks beside an endpoint that never answers: {} delivered, {:.0} per second, \
+         {ratio:.2}x the all-healthy figure (target at least 0.8x)",
+        report.webhooks_beside_hanging_delivered, report.webhooks_beside_hanging_per_second
     );
     println!(
         "server peak RSS: {:.1} MB (target under 64 MB)",
@@ -639,10 +693,16 @@ async fn run(args: RunArgs) -> Result<()> {
     eprintln!("webhook deliveries…");
     let events = if args.smoke { 200 } else { 5_000 };
     let worker_log = dir.join("worker.log");
-    let (delivered, per_second) = webhook_throughput(&server.base, &api_key, events, || {
+    let (delivered, per_second) = webhook_throughput(&server.base, &api_key, events, false, || {
         start_server(&args.server_bin, &url, &worker_log, true)
     })
     .await?;
+    eprintln!("webhook deliveries beside an endpoint that never answers…");
+    let (beside_hanging, beside_hanging_per_second) =
+        webhook_throughput(&server.base, &api_key, events, true, || {
+            start_server(&args.server_bin, &url, &worker_log, true)
+        })
+        .await?;
     let report = Report {
         backend,
         esims: large,
@@ -657,6 +717,8 @@ async fn run(args: RunArgs) -> Result<()> {
         scale,
         webhooks_per_second: per_second,
         webhooks_delivered: delivered,
+        webhooks_beside_hanging_per_second: beside_hanging_per_second,
+        webhooks_beside_hanging_delivered: beside_hanging,
         peak_rss_mb: peak_rss_mb(pid),
     };
     drop(server);
@@ -672,6 +734,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .iter()
         .any(|c| c.ours.requests == 0 || c.base.requests == 0)
         || delivered == 0
+        || beside_hanging == 0
     {
         bail!("a measurement completed no request");
     }

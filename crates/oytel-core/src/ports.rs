@@ -556,6 +556,17 @@ impl SigningSecret {
     }
 }
 
+/// How much one claim of due deliveries may take (see [`Storage::claim_due_deliveries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// Destinations (distinct URLs) at most: the worker's free lanes.
+    pub destinations: u32,
+    /// Deliveries of one destination at most.
+    pub per_destination: u32,
+    /// Destinations of one partner at most, counting those already leased (by any worker).
+    pub per_partner: u32,
+}
+
 /// A delivery due now, claimed by one worker until its lease ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueDelivery {
@@ -880,14 +891,33 @@ pub trait Storage: Send + Sync + 'static {
         event_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<u32>, StoreError>;
-    /// Claims up to `limit` deliveries due at `now` until `lease_until`: no other worker gets
-    /// them meanwhile. They come in the order they were created.
+    /// Claims deliveries due at `now` until `lease_until`, destination by destination: no
+    /// other worker gets them meanwhile. The rules, which keep destinations apart and
+    /// partners fair:
+    ///
+    /// | rule | so that |
+    /// |---|---|
+    /// | a destination (URL) with a leased delivery is skipped | one worker at a time sends to a destination, in order |
+    /// | a destination's deliveries come oldest first, up to `per_destination` | its events arrive in the order they happened |
+    /// | destinations are chosen in turns: each partner's oldest due destination, then each partner's second, … | a partner with a backlog does not starve one with a single event |
+    /// | a partner holds at most `per_partner` destinations at once, leased ones included | a partner with many slow endpoints leaves lanes for others |
+    /// | at most `destinations` destinations per claim | a worker takes only what it has lanes for |
+    ///
+    /// The deliveries come in the order they were created.
     async fn claim_due_deliveries(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        limit: u32,
+        limits: ClaimLimits,
     ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Gives back claimed deliveries that were not attempted (a worker stopping before its
+    /// lease ends): they are due again at once, their schedule unchanged. Only deliveries
+    /// still under this lease (`lease_until` as claimed) are released.
+    async fn release_deliveries(
+        &self,
+        delivery_ids: &[String],
+        lease_until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Records attempts and their consequences (delivered, rescheduled, failed, endpoint
     /// disabled after a `410` or after failing since longer than `disable_after`), in one
     /// transaction, as if one by one in the order given.

@@ -122,6 +122,11 @@ pub struct ServeArgs {
     #[arg(long, env = "OYTEL_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 15)]
     pub webhook_timeout_seconds: u64,
 
+    /// Webhook destinations one instance delivers to at once (one request in flight each).
+    #[arg(long, env = "OYTEL_WEBHOOK_CONCURRENCY", default_value_t = 64,
+        value_parser = clap::value_parser!(u16).range(1..))]
+    pub webhook_concurrency: u16,
+
     /// Seconds between looks for expired eSIMs.
     #[arg(long, env = "OYTEL_EXPIRY_INTERVAL_SECONDS", default_value_t = 30)]
     pub expiry_interval_seconds: u64,
@@ -135,6 +140,29 @@ pub struct ServeArgs {
     /// changes something goes on to completion all the same.
     #[arg(long, env = "OYTEL_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
+
+    /// Seconds a client has, from connecting or from a request's first byte, to send the
+    /// request's headers.
+    #[arg(long, env = "OYTEL_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_seconds: u64,
+
+    /// Seconds a client has to send a request's body, from the end of its headers
+    /// (`408 REQUEST_BODY_TIMEOUT` after that).
+    #[arg(long, env = "OYTEL_BODY_TIMEOUT_SECONDS", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_seconds: u64,
+
+    /// Seconds an idle keep-alive connection stays open (keep it longer than the load
+    /// balancer's idle timeout).
+    #[arg(long, env = "OYTEL_IDLE_TIMEOUT_SECONDS", default_value_t = 75,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_seconds: u64,
+
+    /// Connections open at once; one more is answered `503` and closed.
+    #[arg(long, env = "OYTEL_MAX_CONNECTIONS", default_value_t = 8192,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
     /// The proxies (load balancers) in front of the server, as comma-separated addresses and
     /// ranges (`10.0.0.0/8, 2001:db8::/32`): only from these are `Forwarded` and
@@ -157,7 +185,19 @@ impl ServeArgs {
                 .webhook_allow_private
                 .unwrap_or(self.mode == Mode::Development),
             timeout: std::time::Duration::from_secs(self.webhook_timeout_seconds.max(1)),
+            concurrency: usize::from(self.webhook_concurrency),
             ..crate::state::WebhookSettings::default()
+        }
+    }
+
+    /// The listener's connection limits.
+    pub fn connections(&self) -> crate::listener::ConnectionLimits {
+        let seconds = std::time::Duration::from_secs;
+        crate::listener::ConnectionLimits {
+            header_timeout: seconds(self.header_timeout_seconds),
+            body_timeout: seconds(self.body_timeout_seconds),
+            idle_timeout: seconds(self.idle_timeout_seconds),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
     }
 

@@ -214,7 +214,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Bytes::from_request(request, state)
                 .await
                 .map_err(|rejection: BytesRejection| {
-                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    if let Some(timed_out) = crate::listener::BodyTimedOut::caused(&rejection) {
+                        ApiError::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            ErrorCode::RequestBodyTimeout,
+                            timed_out.to_string(),
+                        )
+                    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                         ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             ErrorCode::PayloadTooLarge,

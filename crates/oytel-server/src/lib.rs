@@ -15,9 +15,11 @@ pub mod completion;
 pub mod config;
 pub mod context;
 pub mod convert;
+pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod keycache;
+pub mod listener;
 pub mod logfmt;
 pub mod openapi;
 pub mod qr;
@@ -120,8 +122,8 @@ async fn housekeeping(state: AppState, mut shutdown: tokio::sync::watch::Receive
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish.
+/// Serves `state` on `listener` (within the connection limits of [`listener`]) until
+/// `shutdown` resolves, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -133,20 +135,25 @@ pub async fn serve(
         tokio::spawn(state.keys.clone().hold_lease(stop_rx.clone())),
     ];
     if state.settings.workers {
-        background.push(tokio::spawn(worker::run_deliveries(
+        background.push(tokio::spawn(dispatch::run_deliveries(
             state.clone(),
             stop_rx.clone(),
         )));
         background.push(tokio::spawn(worker::run_expiry(state.clone(), stop_rx)));
     }
     let in_flight = state.completion.in_flight.clone();
-    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let limits = state.settings.connections;
+    listener::serve(
+        listener,
+        app(state),
+        limits,
+        async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await;
+        },
+        completion::SHUTDOWN_GRACE,
+    )
+    .await;
     // Writes whose clients left (or timed out) are not waited for by the HTTP server.
     if tokio::time::timeout(completion::SHUTDOWN_GRACE, in_flight.idle())
         .await
@@ -161,7 +168,7 @@ pub async fn serve(
     for task in background {
         let _ = task.await;
     }
-    result
+    Ok(())
 }
 
 /// A future that resolves on SIGTERM or Ctrl-C. The signal handlers are installed when this

@@ -181,7 +181,20 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         auth_failures_per_minute: args.auth_failures_per_minute,
         request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds.max(1)),
         trusted_proxies: args.trusted_proxies.clone(),
+        connections: args.connections(),
     };
+    if let Some(files) = oytel_server::listener::open_files_limit() {
+        let wanted = u64::from(args.max_connections) + 256;
+        if files < wanted {
+            tracing::warn!(
+                open_files = files,
+                max_connections = args.max_connections,
+                "the open-files limit is below OYTEL_MAX_CONNECTIONS + 256: raise it (ulimit -n, \
+                 LimitNOFILE=) or lower OYTEL_MAX_CONNECTIONS, or connections beyond it will fail \
+                 to be accepted"
+            );
+        }
+    }
     if args.mode == Mode::Development {
         seed_demo(store.storage.as_ref()).await?;
     }

@@ -24,6 +24,8 @@ pub struct WebhookSettings {
     pub disable_after: Duration,
     /// How often an idle worker looks for due deliveries.
     pub poll_interval: Duration,
+    /// Destinations this instance delivers to at once (lanes, see [`crate::dispatch`]).
+    pub concurrency: usize,
 }
 
 impl Default for WebhookSettings {
@@ -34,6 +36,7 @@ impl Default for WebhookSettings {
             timeout: Duration::from_secs(15),
             disable_after: oytel_core::webhooks::DISABLE_AFTER,
             poll_interval: Duration::from_millis(500),
+            concurrency: 64,
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct Settings {
     pub trusted_proxies: crate::client_addr::TrustedProxies,
     /// How long a client waits for an answer (see [`crate::completion`]).
     pub request_timeout: Duration,
+    /// The listener's connection limits and timeouts (see [`crate::listener`]).
+    pub connections: crate::listener::ConnectionLimits,
 }
 
 /// The state shared by handlers. Cloning is cheap.

@@ -145,6 +145,7 @@ impl TestServer {
                 timeout: Duration::from_secs(2),
                 disable_after: oytel_core::webhooks::DISABLE_AFTER,
                 poll_interval: Duration::from_millis(50),
+                concurrency: 64,
             },
             operator_token: Some(OPERATOR_TOKEN.into()),
             expiry_interval: Duration::from_millis(200),
@@ -152,6 +153,7 @@ impl TestServer {
             auth_failures_per_minute: crate::ratelimit::AUTH_FAILURES_PER_MINUTE,
             request_timeout: Duration::from_secs(30),
             trusted_proxies: crate::client_addr::TrustedProxies::default(),
+            connections: crate::listener::ConnectionLimits::default(),
         }
     }
 

@@ -1,6 +1,7 @@
-//! Background work: delivering webhooks and expiring eSIMs. Every instance may run both; the
-//! database hands each due delivery to one worker at a time (a lease), and an expiry is a
-//! conditional state change, so nothing happens twice.
+//! Background work: one webhook attempt (signed, guarded, timed) and expiring eSIMs. Every
+//! instance may run both; the database hands each due delivery to one worker at a time (a
+//! lease, see [`crate::dispatch`] for which and when), and an expiry is a conditional state
+//! change, so nothing happens twice.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,12 +12,8 @@ use oytel_core::provision::now;
 use oytel_core::webhooks::is_internal_ip;
 use oytel_core::EsimStatus;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::state::AppState;
-
-/// Deliveries claimed per round.
-const BATCH: u32 = 64;
 
 /// Resolves destination names, refusing internal addresses unless allowed (the SSRF guard:
 /// checking at resolution time also catches names that point inside).
@@ -163,71 +160,6 @@ pub async fn deliver(
     tracing::info!(delivery_id = %delivery.id, event_id = %delivery.event_id, attempt,
         status_code, result = ?outcome.result, "webhook attempt");
     outcome
-}
-
-/// Delivers due webhooks until `shutdown` turns true.
-pub async fn run_deliveries(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let client = delivery_client(&state);
-    let lease =
-        chrono::Duration::from_std(state.settings.webhooks.timeout + Duration::from_secs(30))
-            .unwrap_or(chrono::Duration::seconds(45));
-    loop {
-        let at = now();
-        let due = match state
-            .store
-            .claim_due_deliveries(at, at + lease, BATCH)
-            .await
-        {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim webhook deliveries");
-                Vec::new()
-            }
-        };
-        let idle = due.is_empty();
-        // One task per destination, delivering its events in the order they were created;
-        // destinations in parallel.
-        let mut by_url: Vec<(String, Vec<DueDelivery>)> = Vec::new();
-        for delivery in due {
-            match by_url.iter_mut().find(|(url, _)| *url == delivery.url) {
-                Some((_, queue)) => queue.push(delivery),
-                None => by_url.push((delivery.url.clone(), vec![delivery])),
-            }
-        }
-        let mut running = JoinSet::new();
-        for (_, queue) in by_url {
-            let (state, client) = (state.clone(), client.clone());
-            running.spawn(async move {
-                let mut outcomes = Vec::with_capacity(queue.len());
-                for delivery in queue {
-                    outcomes.push(deliver(&state, &client, delivery).await);
-                }
-                outcomes
-            });
-        }
-        let mut outcomes = Vec::new();
-        while let Some(done) = running.join_next().await {
-            outcomes.extend(done.unwrap_or_default());
-        }
-        // One transaction for the whole round. If it fails, the leases run out and the
-        // deliveries are tried again: at least once, never lost.
-        if !outcomes.is_empty() {
-            let disable_after = chrono::Duration::from_std(state.settings.webhooks.disable_after)
-                .unwrap_or(chrono::Duration::days(5));
-            if let Err(e) = state.store.record_attempts(&outcomes, disable_after).await {
-                tracing::warn!(error = %e, attempts = outcomes.len(), "could not record webhook attempts");
-            }
-        }
-        if *shutdown.borrow() {
-            return;
-        }
-        if idle {
-            tokio::select! {
-                _ = tokio::time::sleep(state.settings.webhooks.poll_interval) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
 }
 
 /// Expires eSIMs whose term has ended, every `expiry_interval`, until `shutdown`.

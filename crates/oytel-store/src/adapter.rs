@@ -160,7 +160,7 @@ macro_rules! storage_impl {
 
         use $crate::adapter::{db_error, ESIM_COLUMNS, ESIM_STATUS_COLUMNS, ORDER_COLUMNS};
         use oytel_core::ports::{
-            AttemptOutcome, AttemptRecord, AttemptResult, DueDelivery, EndpointRecord,
+            AttemptOutcome, AttemptRecord, AttemptResult, ClaimLimits, DueDelivery, EndpointRecord,
             EventRecord, SigningSecret, TransitionResult, UsageInput, UsageResult,
         };
         use oytel_core::limits::LimitOverrides;
@@ -1655,20 +1655,40 @@ bind_endpoint(
                 &self,
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
-                limit: u32,
+                limits: ClaimLimits,
             ) -> Result<Vec<DueDelivery>, StoreError> {
+                // The rules are the port's table: `busy` destinations are skipped, `free`
+                // numbers each other destination's deliveries oldest first, `heads` gives
+                // each partner's destinations turns after the ones it `held` already, and
+                // `chosen` takes destinations by turn. Joins rather than correlated
+                // subqueries, so that the plan stays linear in the due deliveries.
                 let mut claimed: Vec<(i64, String, String, Option<String>, String, i64)> = sqlx::query_as(concat!(
-                    "UPDATE deliveries SET locked_until = $2 WHERE id IN (SELECT id FROM deliveries \
-                     WHERE status = 'pending' AND next_attempt_at <= $1 \
-                     AND (locked_until IS NULL OR locked_until <= $1) \
-                     ORDER BY next_attempt_at LIMIT $3",
+                    "WITH due AS (SELECT seq, url, partner_id, next_attempt_at, locked_until \
+                       FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1), \
+                     busy AS (SELECT DISTINCT url, partner_id FROM due WHERE locked_until > $1), \
+                     held AS (SELECT partner_id, COUNT(*) AS n FROM busy GROUP BY partner_id), \
+                     free AS (SELECT seq, url, partner_id, next_attempt_at, \
+                       ROW_NUMBER() OVER (PARTITION BY url ORDER BY seq) AS place FROM due \
+                       WHERE NOT EXISTS (SELECT 1 FROM busy b WHERE b.url = due.url)), \
+                     heads AS (SELECT f.url, f.seq, f.next_attempt_at, \
+                       ROW_NUMBER() OVER (PARTITION BY f.partner_id ORDER BY f.next_attempt_at, f.seq) \
+                       + COALESCE(h.n, 0) AS turn \
+                       FROM free f LEFT JOIN held h ON h.partner_id = f.partner_id WHERE f.place = 1), \
+                     chosen AS (SELECT url FROM heads WHERE turn <= $5 \
+                       ORDER BY turn, next_attempt_at, seq LIMIT $3), \
+                     picked AS (SELECT d.seq FROM deliveries d JOIN free f ON f.seq = d.seq \
+                       JOIN chosen c ON c.url = f.url WHERE f.place <= $4 AND d.status = 'pending' \
+                       AND (d.locked_until IS NULL OR d.locked_until <= $1)",
                     $skip,
-                    ") AND (locked_until IS NULL OR locked_until <= $1) \
+                    ") UPDATE deliveries SET locked_until = $2 WHERE seq IN (SELECT seq FROM picked) \
+                     AND status = 'pending' AND (locked_until IS NULL OR locked_until <= $1) \
                      RETURNING seq, id, event_id, endpoint_id, url, attempts"
                 ))
                 .bind(now)
                 .bind(lease_until)
-                .bind(i64::from(limit))
+                .bind(i64::from(limits.destinations))
+                .bind(i64::from(limits.per_destination))
+                .bind(i64::from(limits.per_partner))
                 .fetch_all(&self.writer)
                 .await
                 .map_err(db_error)?;
@@ -1717,6 +1737,27 @@ bind_endpoint(
                     });
                 }
                 Ok(due)
+            }
+
+            async fn release_deliveries(
+                &self,
+                delivery_ids: &[String],
+                lease_until: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                if delivery_ids.is_empty() {
+                    return Ok(());
+                }
+                let mut query: QueryBuilder<'_, $db> =
+                    QueryBuilder::new("UPDATE deliveries SET locked_until = NULL WHERE locked_until = ");
+                query.push_bind(lease_until);
+                query.push(" AND status = 'pending' AND id IN (");
+                let mut ids = query.separated(", ");
+                for id in delivery_ids {
+                    ids.push_bind(id);
+                }
+                query.push(")");
+                query.build().execute(&self.writer).await.map_err(db_error)?;
+                Ok(())
             }
 
             async fn record_attempts(

@@ -162,7 +162,7 @@ mod storage {
         sqlx::Postgres,
         begin = "BEGIN",
         lock = " FOR UPDATE",
-        skip_locked = " FOR UPDATE SKIP LOCKED",
+        skip_locked = " FOR UPDATE OF d SKIP LOCKED",
         now_ms = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         chaining = crate::adapter::Chaining::Cte
     );

@@ -59,6 +59,7 @@ conformance!(
     usage_is_applied_once_and_thresholds_announced_once,
     events_fan_out_to_subscribed_enabled_endpoints_and_the_esim_url,
     due_deliveries_are_claimed_by_one_worker,
+    claims_take_turns_between_partners_and_keep_destinations_apart,
     attempts_are_recorded_and_gone_endpoints_disabled,
     a_round_of_attempts_is_recorded_in_order,
     endpoints_and_signing_secrets,
@@ -251,10 +252,43 @@ async fn attempt_log(
         .unwrap()
 }
 
+/// Claims what is due and records it delivered, as a healthy receiver's worker would: the next
+/// call sees only what became due since.
+async fn drain_due(store: &dyn Storage) -> Vec<DueDelivery> {
+    let due = claim_all(store).await;
+    let delivered: Vec<AttemptOutcome> = due
+        .iter()
+        .map(|d| AttemptOutcome {
+            delivery_id: d.id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            attempt: d.attempts + 1,
+            status_code: Some(200),
+            duration_ms: 1,
+            error: None,
+            result: AttemptResult::Delivered,
+            at: now(),
+        })
+        .collect();
+    store
+        .record_attempts(&delivered, Duration::days(5))
+        .await
+        .unwrap();
+    due
+}
+
+/// Limits that take up to `n` deliveries, destinations and per partner.
+fn up_to(n: u32) -> ClaimLimits {
+    ClaimLimits {
+        destinations: n,
+        per_destination: n,
+        per_partner: n,
+    }
+}
+
 async fn claim_all(store: &dyn Storage) -> Vec<DueDelivery> {
     let at = now() + Duration::seconds(1);
     store
-        .claim_due_deliveries(at, at + Duration::seconds(60), 100)
+        .claim_due_deliveries(at, at + Duration::seconds(60), up_to(100))
         .await
         .unwrap()
 }
@@ -1087,7 +1121,7 @@ async fn usage_is_applied_once_and_thresholds_announced_once(store: Arc<dyn Stor
         .transition_esim(&esim.id, EsimStatus::Active, now())
         .await
         .unwrap();
-    claim_all(store.as_ref()).await;
+    drain_due(store.as_ref()).await;
     // 10,000 MB allowance: 4,000 (40 %), then 5,000 (90 %: crosses 50 and 80), then 2,000.
     let UsageResult::Applied(after) = store
         .record_usage(&esim.id, &usage("r1", 4_000), now())
@@ -1100,7 +1134,7 @@ async fn usage_is_applied_once_and_thresholds_announced_once(store: Arc<dyn Stor
         (after.data_used_mb, after.calls_made, after.sms_sent),
         (4_000, 1, 2)
     );
-    assert!(claim_all(store.as_ref()).await.is_empty());
+    assert!(drain_due(store.as_ref()).await.is_empty());
     store
         .record_usage(&esim.id, &usage("r2", 5_000), now())
         .await
@@ -1112,7 +1146,7 @@ async fn usage_is_applied_once_and_thresholds_announced_once(store: Arc<dyn Stor
             .unwrap(),
         UsageResult::Duplicate
     );
-    let thresholds: Vec<u64> = claim_all(store.as_ref())
+    let thresholds: Vec<u64> = drain_due(store.as_ref())
         .await
         .iter()
         .map(|d| {
@@ -1129,7 +1163,7 @@ async fn usage_is_applied_once_and_thresholds_announced_once(store: Arc<dyn Stor
         .record_usage(&esim.id, &usage("r3", 2_000), now())
         .await
         .unwrap();
-    let due = claim_all(store.as_ref()).await;
+    let due = drain_due(store.as_ref()).await;
     assert_eq!(due.len(), 1);
     let event: serde_json::Value = serde_json::from_str(&due[0].payload).unwrap();
     assert_eq!(event["data"]["threshold_percent"], 100);
@@ -1164,7 +1198,7 @@ async fn events_fan_out_to_subscribed_enabled_endpoints_and_the_esim_url(store: 
     let mut w = write(&s, 100, LIVE, None);
     w.event = oytel_core::webhooks::esim_event(EventType::EsimProvisioned, &w.esim, None, now());
     store.provision(&w).await.unwrap();
-    let mut urls: Vec<String> = claim_all(store.as_ref())
+    let mut urls: Vec<String> = drain_due(store.as_ref())
         .await
         .into_iter()
         .map(|d| d.url)
@@ -1175,7 +1209,7 @@ async fn events_fan_out_to_subscribed_enabled_endpoints_and_the_esim_url(store: 
         .transition_esim(&w.esim.id, EsimStatus::Active, now())
         .await
         .unwrap();
-    let due = claim_all(store.as_ref()).await;
+    let due = drain_due(store.as_ref()).await;
     let mut urls: Vec<&str> = due.iter().map(|d| d.url.as_str()).collect();
     urls.sort();
     assert_eq!(
@@ -1221,6 +1255,7 @@ async fn events_fan_out_to_subscribed_enabled_endpoints_and_the_esim_url(store: 
 async fn due_deliveries_are_claimed_by_one_worker(store: Arc<dyn Storage>) {
     let a = partner(store.as_ref()).await;
     let s = scope(&a, Environment::Sandbox);
+    // Thirty events for one destination (every eSIM's `webhook_url`).
     for _ in 0..30 {
         provisioned(store.as_ref(), &s).await;
     }
@@ -1230,35 +1265,136 @@ async fn due_deliveries_are_claimed_by_one_worker(store: Arc<dyn Storage>) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .claim_due_deliveries(at, at + Duration::seconds(60), 10)
+                    .claim_due_deliveries(at, at + Duration::seconds(60), up_to(10))
                     .await
                     .unwrap()
             })
         })
         .collect();
-    let mut ids = Vec::new();
+    let mut claims = Vec::new();
     for worker in workers {
-        ids.extend(worker.await.unwrap().into_iter().map(|d| d.id));
+        claims.push(worker.await.unwrap());
     }
+    let ids: Vec<&str> = claims.iter().flatten().map(|d| d.id.as_str()).collect();
     let unique: HashSet<_> = ids.iter().collect();
     assert_eq!(ids.len(), unique.len(), "no delivery claimed twice");
-    assert_eq!(ids.len(), 30);
+    assert_eq!(
+        claims.iter().filter(|c| !c.is_empty()).count(),
+        1,
+        "one worker holds the destination"
+    );
+    assert_eq!(ids.len(), 10, "up to `per_destination` of it");
     assert!(
         store
-            .claim_due_deliveries(at, at, 10)
+            .claim_due_deliveries(at, at, up_to(100))
             .await
             .unwrap()
             .is_empty(),
-        "leased"
+        "the other twenty wait while the destination is leased"
     );
     let after_lease = at + Duration::seconds(61);
     assert_eq!(
         store
-            .claim_due_deliveries(after_lease, after_lease + Duration::seconds(60), 100)
+            .claim_due_deliveries(after_lease, after_lease + Duration::seconds(60), up_to(100))
             .await
             .unwrap()
             .len(),
         30
+    );
+}
+
+/// Sends `count` test events to each endpoint, oldest first, endpoint by endpoint.
+async fn test_events(store: &dyn Storage, hooks: &[&EndpointRecord], count: usize) {
+    for hook in hooks {
+        for _ in 0..count {
+            let test = oytel_core::webhooks::test_event(&hook.partner_id, hook.environment, now());
+            store.send_test_event(&test, &hook.id).await.unwrap();
+        }
+    }
+}
+
+async fn claims_take_turns_between_partners_and_keep_destinations_apart(store: Arc<dyn Storage>) {
+    let (a, b) = (partner(store.as_ref()).await, partner(store.as_ref()).await);
+    let (sa, sb) = (
+        scope(&a, Environment::Sandbox),
+        scope(&b, Environment::Sandbox),
+    );
+    let a_hooks: Vec<EndpointRecord> = (0..3)
+        .map(|i| endpoint(&sa, &format!("https://a{i}.example/"), vec![]))
+        .collect();
+    let b_hook = endpoint(&sb, "https://b.example/", vec![]);
+    for hook in a_hooks.iter().chain([&b_hook]) {
+        store.create_endpoint(hook).await.unwrap();
+    }
+    // Partner A's backlog is older than partner B's single event.
+    test_events(store.as_ref(), &a_hooks.iter().collect::<Vec<_>>(), 5).await;
+    test_events(store.as_ref(), &[&b_hook], 1).await;
+    let at = now() + Duration::seconds(1);
+    let lease_until = at + Duration::seconds(60);
+    let claim = |destinations, per_destination, per_partner| {
+        let store = store.clone();
+        async move {
+            let limits = ClaimLimits {
+                destinations,
+                per_destination,
+                per_partner,
+            };
+            let due = store
+                .claim_due_deliveries(at, lease_until, limits)
+                .await
+                .unwrap();
+            let mut urls: Vec<String> = due.iter().map(|d| d.url.clone()).collect();
+            urls.dedup();
+            (due, urls)
+        }
+    };
+
+    let (due, urls) = claim(2, 2, 10).await;
+    assert_eq!(
+        urls,
+        vec!["https://a0.example/", "https://b.example/"],
+        "each partner's oldest destination first, B's single event beside A's backlog"
+    );
+    assert_eq!(due.len(), 3, "two of a0's five, and B's one");
+    let a0_ids: Vec<String> = due
+        .iter()
+        .filter(|d| d.url.contains("a0"))
+        .map(|d| d.id.clone())
+        .collect();
+
+    let (_, urls) = claim(10, 10, 2).await;
+    assert_eq!(
+        urls,
+        vec!["https://a1.example/"],
+        "a0 is leased (skipped) and counts towards A's two destinations"
+    );
+    let (due, _) = claim(10, 10, 10).await;
+    assert_eq!(
+        due.iter().map(|d| d.url.as_str()).collect::<Vec<_>>(),
+        vec!["https://a2.example/"; 5],
+        "a0's other three wait for its lease: one worker per destination"
+    );
+
+    // What a worker gives back is due again at once, and only under its own lease.
+    store
+        .release_deliveries(&a0_ids, at + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(
+        claim(10, 10, 10).await.0.is_empty(),
+        "a release under another lease changes nothing"
+    );
+    store
+        .release_deliveries(&a0_ids, lease_until)
+        .await
+        .unwrap();
+    let (due, urls) = claim(10, 10, 10).await;
+    assert_eq!(urls, vec!["https://a0.example/"]);
+    assert_eq!(due.len(), 5, "the two given back and the three that waited");
+    assert_eq!(due[0].id, a0_ids[0], "oldest first");
+    assert!(
+        due.iter().all(|d| d.attempts == 0),
+        "a release records no attempt"
     );
 }
 
@@ -1361,7 +1497,7 @@ async fn a_round_of_attempts_is_recorded_in_order(store: Arc<dyn Storage>) {
         ]
     );
     let due: Vec<String> = store
-        .claim_due_deliveries(t4 + Duration::hours(1), t4 + Duration::hours(2), 10)
+        .claim_due_deliveries(t4 + Duration::hours(1), t4 + Duration::hours(2), up_to(10))
         .await
         .unwrap()
         .into_iter()
@@ -1400,7 +1536,7 @@ async fn a_round_of_attempts_is_recorded_in_order(store: Arc<dyn Storage>) {
     // After the leases taken above run out, only the retried delivery is due.
     let later = t5 + Duration::hours(3);
     let due = store
-        .claim_due_deliveries(later, later + Duration::hours(1), 10)
+        .claim_due_deliveries(later, later + Duration::hours(1), up_to(10))
         .await
         .unwrap();
     assert_eq!(
@@ -1457,7 +1593,7 @@ async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storag
     let later = retry_at + Duration::seconds(1);
     assert_eq!(
         store
-            .claim_due_deliveries(later, later + Duration::seconds(60), 10)
+            .claim_due_deliveries(later, later + Duration::seconds(60), up_to(10))
             .await
             .unwrap()[0]
             .attempts,
@@ -1802,7 +1938,7 @@ async fn a_revocation_waits_for_every_leased_instance_and_no_longer(store: Arc<d
 async fn due_in(store: &dyn Storage, minutes: i64) -> usize {
     let at = now() + Duration::minutes(minutes);
     store
-        .claim_due_deliveries(at, at + Duration::seconds(30), 100)
+        .claim_due_deliveries(at, at + Duration::seconds(30), up_to(100))
         .await
         .unwrap()
         .len()

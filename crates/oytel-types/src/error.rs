@@ -59,6 +59,9 @@ error_codes! {
     UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE",
     /// The body is larger than the server accepts (413).
     PayloadTooLarge = "PAYLOAD_TOO_LARGE",
+    /// The request body did not arrive within the server's body timeout (408); nothing was
+    /// done. Send the whole body promptly.
+    RequestBodyTimeout = "REQUEST_BODY_TIMEOUT",
     /// The live balance after the charge would fall below the minimum balance (402).
     InsufficientBalance = "INSUFFICIENT_BALANCE",
     /// No plan with this id (404).

@@ -37,6 +37,7 @@ use crate::state::AppState;
         (status = 404, description = "Unknown plan (`PLAN_NOT_FOUND`)", body = ErrorBody),
         (status = 409, description = "A request with this key is in progress", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Key reused with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorBody),
         (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]

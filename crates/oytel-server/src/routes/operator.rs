@@ -81,6 +81,7 @@ fn result(id: &str, status: BatchItemStatus, reason: Option<String>) -> BatchIte
     security(("operator" = [])),
     responses(
         (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "One result per record", body = BatchResponse),
         (status = 400, description = "Malformed batch", body = ErrorBody),
@@ -152,6 +153,7 @@ pub async fn report_usage(
     responses(
         (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),
         (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "One result per notice", body = BatchResponse),
         (status = 401, description = "Missing or invalid operator token", body = ErrorBody),

@@ -90,6 +90,7 @@ pub async fn simulate_expiry(
     responses(
         (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),
         (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "The eSIM after the usage", body = StatusResponse),
         (status = 403, description = "Not a sandbox key", body = ErrorBody),

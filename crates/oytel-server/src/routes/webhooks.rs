@@ -45,6 +45,7 @@ fn endpoint_response(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 201, description = "Created", body = WebhookEndpointCreated),
         (status = 400, description = "Invalid URL, events or description", body = ErrorBody),
@@ -114,6 +115,7 @@ pub async fn get_endpoint(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "The endpoint after the change", body = WebhookEndpointResponse),
         (status = 400, description = "Invalid change", body = ErrorBody),
