@@ -147,7 +147,7 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_seconds: u64,
 
-    /// Seconds a client has to send a request's body, from the end of its headers
+    /// Seconds a client has to send a request's body, from the server's first read of it
     /// (`408 REQUEST_BODY_TIMEOUT` after that).
     #[arg(long, env = "OYTEL_BODY_TIMEOUT_SECONDS", default_value_t = 10,
         value_parser = clap::value_parser!(u64).range(1..))]

@@ -133,14 +133,15 @@ impl Lane {
         let mut queue = queue.into_iter();
         let mut unattempted: Vec<String> = Vec::new();
         while let Some(delivery) = queue.next() {
+            if written.elapsed() >= FLUSH_AFTER {
+                self.record(&mut outcomes).await;
+                written = Instant::now();
+            }
+            // After the write, which may itself have waited: the attempt must end in the lease.
             if *self.shutdown.borrow() || now() + timeout > self.lease_until {
                 unattempted.push(delivery.id);
                 unattempted.extend(queue.map(|d| d.id));
                 break;
-            }
-            if written.elapsed() >= FLUSH_AFTER {
-                self.record(&mut outcomes).await;
-                written = Instant::now();
             }
             let id = delivery.id.clone();
             let attempt = deliver(&self.state, &self.client, delivery);

@@ -9,8 +9,11 @@
 //! |---|---|---|
 //! | new, or has sent part of a request's headers | the headers are not complete within | `OYTEL_HEADER_TIMEOUT_SECONDS` (10) |
 //! | idle between requests (keep-alive) | no new request starts within | `OYTEL_IDLE_TIMEOUT_SECONDS` (75, longer than a load balancer's usual 60) |
-//! | sending a request body | the body is not complete within (answered `408 REQUEST_BODY_TIMEOUT`) | `OYTEL_BODY_TIMEOUT_SECONDS` (10) |
+//! | sending a request body | the body is not complete within, from the handler's first read (answered `408 REQUEST_BODY_TIMEOUT`) | `OYTEL_BODY_TIMEOUT_SECONDS` (10) |
 //! | being answered | never by this module: the request timeout answers ([`crate::completion`]) | `OYTEL_REQUEST_TIMEOUT_SECONDS` (30) |
+//!
+//! The idle clock starts once the answer's last bytes are handed to the connection; an answer
+//! (tens of kilobytes at most) is then written out well within the idle timeout.
 //!
 //! At most `OYTEL_MAX_CONNECTIONS` (8,192) connections are open at once. One more is
 //! accepted, answered `503 SERVICE_UNAVAILABLE` with `Retry-After: 1`, and closed, so that a
@@ -36,7 +39,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -51,7 +54,7 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub struct ConnectionLimits {
     /// From a connection's start, or a request's first byte, until its headers are complete.
     pub header_timeout: Duration,
-    /// From a request's headers until its body is complete.
+    /// From the handler's first read of a request's body until the body is complete.
     pub body_timeout: Duration,
     /// Between the end of an answer and the start of the next request.
     pub idle_timeout: Duration,
@@ -101,9 +104,9 @@ enum Phase {
 
 /// A connection's phase, shared by its reads, its service and its timer.
 ///
-/// Changes are plain stores: nothing wakes the timer. It never sleeps longer than the header
-/// timeout instead, which keeps every deadline exact: a phase that began at `t` is looked at
-/// by `t + header_timeout` at the latest, before its deadline. (Waking the connection's task
+/// Changes are plain stores: nothing wakes the timer. It never sleeps longer than the shorter
+/// of the header and idle timeouts instead, which keeps every deadline exact: a phase that
+/// began at `t` is looked at before its deadline. (Waking the connection's task
 /// on every change cost a fifth of the throughput of small requests.)
 #[derive(Debug)]
 struct Activity {
@@ -145,7 +148,7 @@ impl Activity {
                 Phase::Idle(since) => Some(since + limits.idle_timeout),
                 Phase::Serving => None,
             };
-            let look_again = now + limits.header_timeout;
+            let look_again = now + limits.header_timeout.min(limits.idle_timeout);
             match deadline {
                 Some(deadline) if deadline <= now => return,
                 Some(deadline) => tokio::time::sleep_until(deadline.min(look_again)).await,
@@ -237,10 +240,12 @@ impl BodyTimedOut {
     }
 }
 
-/// A request body that fails with [`BodyTimedOut`] once its deadline has passed.
+/// A request body that fails with [`BodyTimedOut`] once its deadline has passed. The clock
+/// starts when the handler first reads the body, so a server slow to get there does not
+/// blame the client.
 struct TimedBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
 }
 
@@ -256,7 +261,11 @@ impl hyper::body::Body for TimedBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        match this.deadline.as_mut().poll(cx) {
+        let timeout = this.timeout;
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut(this.timeout))))),
             Poll::Pending => Poll::Pending,
         }
@@ -326,7 +335,7 @@ async fn connection(
         } else {
             Body::new(TimedBody {
                 inner: body,
-                deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
+                deadline: None,
                 timeout: limits.body_timeout,
             })
         };
@@ -367,6 +376,62 @@ async fn connection(
     }
 }
 
+/// Connections over the limit: each is answered `503` and closed without a reset.
+struct Refusals {
+    /// Refusals being closed at once (each reads what its client sent, for up to a second).
+    closing: Arc<Semaphore>,
+    /// When a refusal was last logged: one line a minute, with the count since.
+    logged: Mutex<Option<(Instant, u64)>>,
+}
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Refusals {
+            closing: Arc::new(Semaphore::new(64)),
+            logged: Mutex::new(None),
+        }
+    }
+}
+
+impl Refusals {
+    fn refuse(&self, stream: TcpStream, limit: usize) {
+        // A fresh socket's send buffer takes the answer whole, without waiting.
+        let _ = stream.try_write(&over_limit_response());
+        // Closing with unread input would send a reset, which can destroy the answer before
+        // the client reads it: read what it sends for a moment first, a few at a time.
+        if let Ok(permit) = self.closing.clone().try_acquire_owned() {
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream.shutdown().await;
+                let mut sink = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                })
+                .await;
+                drop(permit);
+            });
+        }
+        if let Ok(mut logged) = self.logged.lock() {
+            let now = Instant::now();
+            let report = match &mut *logged {
+                Some((at, count)) if now.duration_since(*at) < Duration::from_secs(60) => {
+                    *count += 1;
+                    None
+                }
+                earlier => Some(earlier.as_ref().map_or(0, |(_, count)| *count)),
+            };
+            if let Some(since) = report {
+                tracing::warn!(
+                    limit,
+                    refused_since_last_report = since,
+                    "connection refused: the connection limit is reached"
+                );
+                *logged = Some((now, 0));
+            }
+        }
+    }
+}
+
 /// Accepts connections on `listener` and serves `app` on each, within `limits`, until
 /// `shutdown` resolves; then lets connections finish their requests, for at most `grace`.
 pub async fn serve(
@@ -377,6 +442,7 @@ pub async fn serve(
     grace: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let refusals = Refusals::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -395,10 +461,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    // Written without waiting: a fresh socket's buffer takes it whole.
-                    let _ = stream.try_write(&over_limit_response());
-                    tracing::warn!(client = %peer, limit = limits.max_connections,
-                        "connection refused: the connection limit is reached");
+                    refusals.refuse(stream, limits.max_connections);
                     continue;
                 };
                 let (app, stop) = (app.clone(), stop_rx.clone());

@@ -144,6 +144,7 @@ macro_rules! storage_impl {
         begin = $begin:literal,
         lock = $lock:literal,
         skip_locked = $skip:literal,
+        serialize_claims = $serialize_claims:literal,
         now_ms = $now_ms:literal,
         chaining = $chaining:expr
     ) => {
@@ -1657,6 +1658,14 @@ bind_endpoint(
                 lease_until: DateTime<Utc>,
                 limits: ClaimLimits,
             ) -> Result<Vec<DueDelivery>, StoreError> {
+                // One claim at a time: each must see the leases of the one before, or two
+                // workers could both find a destination free (on PostgreSQL a statement's
+                // snapshot predates a concurrent claim's commit; SQLite's write lock already
+                // serialises).
+                let mut tx = self.begin_write().await?;
+                if !$serialize_claims.is_empty() {
+                    sqlx::query($serialize_claims).execute(&mut *tx).await.map_err(db_error)?;
+                }
                 // The rules are the port's table: `busy` destinations are skipped, `free`
                 // numbers each other destination's deliveries oldest first, `heads` gives
                 // each partner's destinations turns after the ones it `held` already, and
@@ -1689,9 +1698,10 @@ bind_endpoint(
                 .bind(i64::from(limits.destinations))
                 .bind(i64::from(limits.per_destination))
                 .bind(i64::from(limits.per_partner))
-                .fetch_all(&self.writer)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
                 // In the order the deliveries were created (RETURNING promises no order).
                 claimed.sort_by_key(|row| row.0);
                 let mut due = Vec::with_capacity(claimed.len());

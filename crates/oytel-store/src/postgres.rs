@@ -163,6 +163,7 @@ mod storage {
         begin = "BEGIN",
         lock = " FOR UPDATE",
         skip_locked = " FOR UPDATE OF d SKIP LOCKED",
+        serialize_claims = "SELECT pg_advisory_xact_lock(7031990126)",
         now_ms = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         chaining = crate::adapter::Chaining::Cte
     );

@@ -95,6 +95,7 @@ mod storage {
         begin = "BEGIN IMMEDIATE",
         lock = "",
         skip_locked = "",
+        serialize_claims = "",
         now_ms = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
         chaining = crate::adapter::Chaining::Semicolons
     );

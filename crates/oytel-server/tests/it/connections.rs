@@ -133,9 +133,11 @@ async fn stalled_clients_are_closed_within_the_header_timeout_and_others_are_ser
         limits.header_timeout.as_secs(),
         resident_mb()
     );
+    // Other tests run in this process too, opening and closing their own: a margin for them.
     assert!(
-        descriptors_after <= descriptors_before + 50,
-        "the server's ends are closed (the clients' were dropped as they saw the close)"
+        descriptors_after + 2 * count <= descriptors_open + 500,
+        "both ends of every stalled connection are closed: {descriptors_open} open, \
+         {descriptors_after} after"
     );
     normal_request_works(&app).await;
     app.stop().await;
@@ -260,7 +262,15 @@ async fn over_the_connection_limit_a_client_is_told_503_and_a_freed_slot_is_reus
     }
     // Let the server accept them all before the one too many.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (received, _) = until_closed(TcpStream::connect(address(&app)).await.unwrap()).await;
+    // The client has sent its request before it reads: the refusal must still reach it (a
+    // close with its request unread would be a reset that can destroy the answer).
+    let mut one_too_many = TcpStream::connect(address(&app)).await.unwrap();
+    one_too_many
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: oytel\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (received, _) = until_closed(one_too_many).await;
     let text = String::from_utf8_lossy(&received).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
     assert!(head.starts_with("HTTP/1.1 503"), "{text}");

@@ -38,6 +38,8 @@ struct BadReceiver {
     url: String,
     fault: Fault,
     requests: Arc<AtomicUsize>,
+    /// The `webhook-id`s it was sent (each event once, however often it was tried).
+    ids: Arc<std::sync::Mutex<HashSet<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,10 +48,11 @@ impl BadReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
-        let counted = requests.clone();
+        let ids: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+        let (counted, seen_ids) = (requests.clone(), ids.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let counted = counted.clone();
+                let (counted, seen_ids) = (counted.clone(), seen_ids.clone());
                 tokio::spawn(async move {
                     let mut buffer = vec![0u8; 64 * 1024];
                     // The request (these tests' payloads fit one read or a few).
@@ -61,6 +64,15 @@ impl BadReceiver {
                         }
                     }
                     counted.fetch_add(1, Ordering::SeqCst);
+                    let head = String::from_utf8_lossy(&seen).into_owned();
+                    let id = head.lines().find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("webhook-id")
+                            .then(|| value.trim().to_owned())
+                    });
+                    if let Some(id) = id {
+                        seen_ids.lock().unwrap().insert(id);
+                    }
                     match fault {
                         Fault::Hangs => {
                             let _ = socket.read(&mut buffer).await;
@@ -90,8 +102,14 @@ impl BadReceiver {
             url,
             fault,
             requests,
+            ids,
             task,
         }
+    }
+
+    /// Distinct events it was sent.
+    fn events(&self) -> usize {
+        self.ids.lock().unwrap().len()
     }
 }
 
@@ -263,18 +281,24 @@ async fn four_bad_endpoints_of_ten_delay_only_themselves_for_every_partner() {
     println!("{figures}");
     let failing = &tenants[0].bad[1];
     let deadline = Instant::now() + HEALTHY_WITHIN;
-    while failing.requests.load(Ordering::SeqCst) < 40 && Instant::now() < deadline {
+    while failing.events() < 40 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(
-        failing.requests.load(Ordering::SeqCst) >= 40,
+    assert_eq!(
+        failing.events(),
+        40,
         "the endpoint answering 500 is tried for every event, not held back by the others"
     );
     let stopping = Instant::now();
     app.stop().await;
+    let stopped_in = stopping.elapsed();
     println!(
         "stopped in {} ms with attempts to the hanging and trickling endpoints under way",
-        stopping.elapsed().as_millis()
+        stopped_in.as_millis()
+    );
+    assert!(
+        stopped_in < Duration::from_secs(TIMEOUT_SECONDS / 3),
+        "shutdown does not wait for the attempt timeout"
     );
 }
 
