@@ -4,7 +4,7 @@
 //! - [`postgres`]: for several server instances on one database.
 //!
 //! All SQL of the project lives in this crate. The queries are written once for both
-//! backends (see `adapter.rs`); each backend has its own migrations (`migrations/<backend>/`).
+//! backends, one file per resource (see `datastore/mod.rs`); each backend has its own migrations (`migrations/<backend>/`).
 //! Queries are checked at run time (`query_as` with `FromRow`), so building needs no
 //! database. This crate knows nothing of HTTP.
 
@@ -13,7 +13,9 @@ use std::sync::Arc;
 use oytel_core::limits::{MemoryQuotas, Quotas, ReservingQuotas};
 use oytel_core::ports::Storage;
 
-mod adapter;
+mod dialect;
+mod errors;
+mod pool;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -65,7 +67,7 @@ impl OpenError {
     pub fn is_busy(&self) -> bool {
         match self {
             OpenError::Database(e)
-            | OpenError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => adapter::is_busy(e),
+            | OpenError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => errors::is_busy(e),
             _ => false,
         }
     }

@@ -15,6 +15,7 @@ use oytel_core::limits::{quota_use, window_start, QuotaKey, QuotaUse, Quotas};
 use oytel_core::ports::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use crate::dialect::{Chaining, Dialect};
 use crate::{OpenError, PoolOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -43,7 +44,7 @@ impl PgStore {
         let storage = PgPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
-            .after_release(crate::adapter::outside_transaction)
+            .after_release(crate::pool::outside_transaction)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&storage).await?;
@@ -116,7 +117,7 @@ impl Quotas for PgStore {
         .bind(i64::from(want))
         .fetch_optional(&self.counters)
         .await
-        .map_err(crate::adapter::db_error)?;
+        .map_err(crate::errors::db_error)?;
         let Some((count, granted)) = row else {
             return Ok((0, quota_use(None, limit, window)));
         };
@@ -142,7 +143,7 @@ impl Quotas for PgStore {
         .bind(window_start(drawn_at))
         .execute(&self.counters)
         .await
-        .map_err(crate::adapter::db_error)?;
+        .map_err(crate::errors::db_error)?;
         Ok(())
     }
 
@@ -151,20 +152,26 @@ impl Quotas for PgStore {
             .bind(window_start(now))
             .execute(&self.counters)
             .await
-            .map_err(crate::adapter::db_error)?;
+            .map_err(crate::errors::db_error)?;
         Ok(())
     }
 }
 
-mod storage {
-    crate::adapter::storage_impl!(
-        super::PgStore,
-        sqlx::Postgres,
-        begin = "BEGIN",
-        lock = " FOR UPDATE",
-        skip_locked = " FOR UPDATE OF d SKIP LOCKED",
-        serialize_claims = "SELECT pg_advisory_xact_lock(7031990126)",
-        now_ms = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-        chaining = crate::adapter::Chaining::Cte
-    );
-}
+/// What the shared storage code (`datastore/`) needs of this backend.
+type Db = sqlx::Postgres;
+type Store = PgStore;
+const DIALECT: Dialect = Dialect {
+    begin: "BEGIN",
+    lock: " FOR UPDATE",
+    skip_locked: " FOR UPDATE OF d SKIP LOCKED",
+    serialize_claims: "SELECT pg_advisory_xact_lock(7031990126)",
+    now_ms: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    chaining: Chaining::Cte,
+};
+
+#[path = "datastore/mod.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the storage is written once and compiled per backend (see datastore/mod.rs)"
+)]
+mod datastore;

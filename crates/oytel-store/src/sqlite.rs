@@ -12,6 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::dialect::{Chaining, Dialect};
 use crate::{OpenError, PoolOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -51,7 +52,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .after_release(crate::adapter::outside_transaction)
+            .after_release(crate::pool::outside_transaction)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
@@ -62,7 +63,7 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(pool.max_connections.max(1))
                 .test_before_acquire(false)
-                .after_release(crate::adapter::outside_transaction)
+                .after_release(crate::pool::outside_transaction)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.read_only(true))
                 .await?
@@ -77,7 +78,7 @@ impl SqliteStore {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.writer)
             .await
-            .map_err(crate::adapter::db_error)?;
+            .map_err(crate::errors::db_error)?;
         Ok(())
     }
 
@@ -88,15 +89,21 @@ impl SqliteStore {
     }
 }
 
-mod storage {
-    crate::adapter::storage_impl!(
-        super::SqliteStore,
-        sqlx::Sqlite,
-        begin = "BEGIN IMMEDIATE",
-        lock = "",
-        skip_locked = "",
-        serialize_claims = "",
-        now_ms = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
-        chaining = crate::adapter::Chaining::Semicolons
-    );
-}
+/// What the shared storage code (`datastore/`) needs of this backend.
+type Db = sqlx::Sqlite;
+type Store = SqliteStore;
+const DIALECT: Dialect = Dialect {
+    begin: "BEGIN IMMEDIATE",
+    lock: "",
+    skip_locked: "",
+    serialize_claims: "",
+    now_ms: "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+    chaining: Chaining::Semicolons,
+};
+
+#[path = "datastore/mod.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the storage is written once and compiled per backend (see datastore/mod.rs)"
+)]
+mod datastore;

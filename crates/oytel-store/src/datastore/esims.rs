@@ -1,0 +1,288 @@
+//! eSIMs: reads, lists, state changes and usage. A change that partners are told about writes
+//! its event in the same transaction (see `outbox`).
+
+use chrono::{DateTime, Utc};
+use oytel_core::ports::{
+    EsimFilter, EsimRecord, PageRequest, Sequenced, StoreError, TransitionResult, UsageInput,
+    UsageResult,
+};
+use oytel_core::{EsimStatus, Scope};
+use oytel_types::EventType;
+use sqlx::QueryBuilder;
+
+use super::outbox::{fan_out, insert_event_row};
+use super::sql::{begin_write, fetch_page, fetch_scoped_by_id, push_insert, scoped_list, Tx};
+use super::{Db, Store, DIALECT};
+use crate::errors::db_error;
+use crate::rows::EsimRow;
+
+/// The columns of an eSIM row (`rows::EsimRow`).
+pub(super) const ESIM_COLUMNS: &str = "seq, id, partner_id, environment, order_id, plan_id, \
+    plan_name, validity_days, term_months, iccid, msisdn, matching_id, activation_code, \
+    qr_token, status, customer_email, customer_name, reference_id, webhook_url, data_limit_mb, \
+    data_used_mb, calls_made, sms_sent, activated_at, expires_at, created_at";
+
+/// The columns of the status read (`rows::EsimStatusRow`), a part of `ESIM_COLUMNS`.
+const ESIM_STATUS_COLUMNS: &str = "id, iccid, status, plan_id, plan_name, \
+    validity_days, term_months, data_limit_mb, data_used_mb, calls_made, sms_sent, \
+    activated_at, expires_at";
+
+pub(super) fn push_esim<'a>(qb: &mut QueryBuilder<'a, Db>, esim: &'a EsimRecord) {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    push_insert(
+        qb,
+        "esims (id, partner_id, environment, order_id, plan_id, plan_name, \
+         validity_days, term_months, iccid, msisdn, matching_id, activation_code, \
+         qr_token, status, customer_email, customer_name, reference_id, webhook_url, \
+         data_limit_mb, data_used_mb, calls_made, sms_sent, activated_at, expires_at, \
+         created_at)",
+        |v| {
+            v.push_bind(&esim.id)
+                .push_bind(&esim.partner_id)
+                .push_bind(esim.environment.as_str())
+                .push_bind(&esim.order_id)
+                .push_bind(&esim.plan_id)
+                .push_bind(&esim.plan_name)
+                .push_bind(i64::from(esim.validity_days))
+                .push_bind(i64::from(esim.term_months))
+                .push_bind(&esim.iccid)
+                .push_bind(&esim.msisdn)
+                .push_bind(&esim.matching_id)
+                .push_bind(&esim.activation_code)
+                .push_bind(&esim.qr_token)
+                .push_bind(esim.status.as_str())
+                .push_bind(&esim.customer_email)
+                .push_bind(&esim.customer_name)
+                .push_bind(&esim.reference_id)
+                .push_bind(&esim.webhook_url)
+                .push_bind(count(esim.data_limit_mb))
+                .push_bind(count(esim.data_used_mb))
+                .push_bind(count(esim.calls_made))
+                .push_bind(count(esim.sms_sent))
+                .push_bind(esim.activated_at)
+                .push_bind(esim.expires_at)
+                .push_bind(esim.created_at);
+        },
+    );
+}
+
+/// The eSIM row, locked for update where the backend needs it.
+pub(super) async fn lock_esim(
+    tx: &mut Tx<'_>,
+    esim_id: &str,
+) -> Result<Option<(EsimRecord, i64)>, StoreError> {
+    let row: Option<EsimRow> = sqlx::query_as(&format!(
+        "SELECT {ESIM_COLUMNS} FROM esims WHERE id = $1{}",
+        DIALECT.lock
+    ))
+    .bind(esim_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let notified: i64 = sqlx::query_scalar("SELECT thresholds_notified FROM esims WHERE id = $1")
+        .bind(esim_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(Some((EsimRecord::try_from(row)?, notified)))
+}
+
+pub(super) async fn get_esim(
+    store: &Store,
+    scope: &Scope,
+    esim_id: &str,
+) -> Result<Option<EsimRecord>, StoreError> {
+    fetch_scoped_by_id::<EsimRow, _>(ESIM_COLUMNS, "esims", scope, esim_id, &store.reader).await
+}
+
+pub(super) async fn get_esim_status(
+    store: &Store,
+    scope: &Scope,
+    esim_id: &str,
+) -> Result<Option<oytel_core::ports::EsimStatusRecord>, StoreError> {
+    fetch_scoped_by_id::<crate::rows::EsimStatusRow, _>(
+        ESIM_STATUS_COLUMNS,
+        "esims",
+        scope,
+        esim_id,
+        &store.reader,
+    )
+    .await
+}
+
+pub(super) async fn get_esim_by_qr_token(
+    store: &Store,
+    token: &str,
+) -> Result<Option<EsimRecord>, StoreError> {
+    let row: Option<EsimRow> = sqlx::query_as(&format!(
+        "SELECT {ESIM_COLUMNS} FROM esims WHERE qr_token = $1"
+    ))
+    .bind(token)
+    .fetch_optional(&store.reader)
+    .await
+    .map_err(db_error)?;
+    row.map(EsimRecord::try_from).transpose()
+}
+
+pub(super) async fn get_esim_by_iccid(
+    store: &Store,
+    iccid: &str,
+) -> Result<Option<EsimRecord>, StoreError> {
+    let row: Option<EsimRow> = sqlx::query_as(&format!(
+        "SELECT {ESIM_COLUMNS} FROM esims WHERE iccid = $1"
+    ))
+    .bind(iccid)
+    .fetch_optional(&store.reader)
+    .await
+    .map_err(db_error)?;
+    row.map(EsimRecord::try_from).transpose()
+}
+
+pub(super) async fn list_esims(
+    store: &Store,
+    scope: &Scope,
+    filter: &EsimFilter,
+    page: PageRequest,
+) -> Result<Vec<Sequenced<EsimRecord>>, StoreError> {
+    let mut query = scoped_list(ESIM_COLUMNS, "esims", scope);
+    if let Some(status) = filter.status {
+        query.push(" AND status = ");
+        query.push_bind(status.as_str());
+    }
+    if let Some(reference_id) = &filter.reference_id {
+        query.push(" AND reference_id = ");
+        query.push_bind(reference_id);
+    }
+    if let Some(email) = &filter.customer_email {
+        query.push(" AND lower(customer_email) = lower(");
+        query.push_bind(email);
+        query.push(")");
+    }
+    fetch_page::<EsimRow, _>(query, "seq", page, &store.reader).await
+}
+
+pub(super) async fn transition_esim(
+    store: &Store,
+    esim_id: &str,
+    to: EsimStatus,
+    now: DateTime<Utc>,
+) -> Result<TransitionResult, StoreError> {
+    let mut tx = begin_write(store).await?;
+    let Some((mut esim, _)) = lock_esim(&mut tx, esim_id).await? else {
+        return Ok(TransitionResult::NotFound);
+    };
+    let from = esim.status;
+    if oytel_core::lifecycle::check_transition(from, to).is_err() {
+        return Ok(TransitionResult::Invalid(from));
+    }
+    if to == EsimStatus::Active && esim.activated_at.is_none() {
+        esim.activated_at = Some(now);
+    }
+    esim.status = to;
+    let changed = sqlx::query(
+        "UPDATE esims SET status = $2, activated_at = $3 WHERE id = $1 AND status = $4",
+    )
+    .bind(esim_id)
+    .bind(to.as_str())
+    .bind(esim.activated_at)
+    .bind(from.as_str())
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if changed.rows_affected() != 1 {
+        return Ok(TransitionResult::Invalid(from));
+    }
+    let event_type = match (from, to) {
+        (EsimStatus::Provisioned, EsimStatus::Active) => Some(EventType::EsimActivated),
+        (_, EsimStatus::Expired) => Some(EventType::EsimExpired),
+        _ => None,
+    };
+    if let Some(event_type) = event_type {
+        let event = oytel_core::webhooks::esim_event(event_type, &esim, None, now);
+        insert_event_row(&mut tx, &event).await?;
+        fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(TransitionResult::Done(Box::new(esim)))
+}
+
+pub(super) async fn record_usage(
+    store: &Store,
+    esim_id: &str,
+    usage: &UsageInput,
+    now: DateTime<Utc>,
+) -> Result<UsageResult, StoreError> {
+    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut tx = begin_write(store).await?;
+    let Some((mut esim, notified)) = lock_esim(&mut tx, esim_id).await? else {
+        return Ok(UsageResult::NotFound);
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO usage_records (record_id, esim_id, data_mb, calls, sms, recorded_at, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(&usage.record_id)
+    .bind(esim_id)
+    .bind(to_i64(usage.data_mb))
+    .bind(to_i64(usage.calls))
+    .bind(to_i64(usage.sms))
+    .bind(usage.recorded_at)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if inserted.rows_affected() == 0 {
+        return Ok(UsageResult::Duplicate);
+    }
+    if !matches!(esim.status, EsimStatus::Active | EsimStatus::Suspended) {
+        return Ok(UsageResult::NotActive(esim.status));
+    }
+    esim.data_used_mb = esim.data_used_mb.saturating_add(usage.data_mb);
+    esim.calls_made = esim.calls_made.saturating_add(usage.calls);
+    esim.sms_sent = esim.sms_sent.saturating_add(usage.sms);
+    let (crossed, mask) =
+        oytel_core::webhooks::crossed_thresholds(esim.data_used_mb, esim.data_limit_mb, notified);
+    sqlx::query(
+        "UPDATE esims SET data_used_mb = $2, calls_made = $3, sms_sent = $4, \
+         thresholds_notified = $5 WHERE id = $1",
+    )
+    .bind(esim_id)
+    .bind(to_i64(esim.data_used_mb))
+    .bind(to_i64(esim.calls_made))
+    .bind(to_i64(esim.sms_sent))
+    .bind(mask)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    for threshold in crossed {
+        let event = oytel_core::webhooks::esim_event(
+            EventType::UsageThreshold,
+            &esim,
+            Some(threshold),
+            now,
+        );
+        insert_event_row(&mut tx, &event).await?;
+        fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(UsageResult::Applied(Box::new(esim)))
+}
+
+pub(super) async fn due_expiries(
+    store: &Store,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT id FROM esims WHERE status IN ('provisioned', 'active', 'suspended') \
+         AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(&store.reader)
+    .await
+    .map_err(db_error)
+}

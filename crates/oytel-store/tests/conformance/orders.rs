@@ -1,0 +1,253 @@
+//! Provisioning: the order, the eSIM and the charge commit together or not at all.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use oytel_core::ports::*;
+use oytel_core::provision::now;
+use oytel_core::Environment;
+
+use crate::support::*;
+
+conformance!(
+    a_live_provision_commits_order_esim_and_charge_together,
+    insufficient_balance_writes_nothing,
+    a_duplicate_number_rolls_back_the_whole_provision,
+    concurrent_provisions_are_exact,
+    cancelled_writes_commit_whole_or_not_at_all_and_leave_no_transaction_open,
+);
+
+/// Asserts that the partner's ledger adds up to its live balance, and returns the balance.
+async fn ledger_adds_up(store: &dyn Storage, partner_id: &str) -> i64 {
+    let balance = store.live_balance(partner_id).await.unwrap();
+    let ledger = store.ledger(partner_id).await.unwrap();
+    let sum: i64 = ledger.iter().map(|e| e.amount_cents).sum();
+    assert_eq!(sum, balance, "the ledger adds up to the balance");
+    balance
+}
+
+/// Polls `future` until it has been pending `polls` times, then drops it (what a client
+/// disconnect or a timeout does to a request's future at its `polls`-th await); its output
+/// if it finished first.
+async fn dropped_after<F: std::future::Future>(future: F, polls: usize) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut pending = 0;
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending if pending + 1 >= polls => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            pending += 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+async fn a_live_provision_commits_order_esim_and_charge_together(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 10_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let w = write(&live, 3_000, LIVE, None);
+    let result = store.provision(&w).await.unwrap();
+    assert_eq!(
+        result,
+        ProvisionResult::Committed {
+            balance_after_cents: 7_000
+        }
+    );
+    let order = store.get_order(&live, &w.order.id).await.unwrap().unwrap();
+    assert_eq!(order.balance_after_cents, 7_000);
+    assert_eq!(order.amount_cents, 3_000);
+    assert_eq!(order.created_at, w.order.created_at);
+    let esim = store.get_esim(&live, &w.esim.id).await.unwrap().unwrap();
+    assert_eq!(esim, w.esim, "an eSIM reads back exactly as written");
+    assert_eq!(
+        store
+            .get_esim_by_qr_token(&w.esim.qr_token)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        w.esim.id
+    );
+    assert!(store.get_esim_by_qr_token("nope").await.unwrap().is_none());
+    let ledger = store.ledger(&a).await.unwrap();
+    let charge = ledger.last().unwrap();
+    assert_eq!(
+        (
+            charge.kind.as_str(),
+            charge.amount_cents,
+            charge.balance_after_cents
+        ),
+        ("charge", -3_000, 7_000)
+    );
+    assert_eq!(charge.order_id.as_deref(), Some(w.order.id.as_str()));
+    assert_eq!(store.live_balance(&a).await.unwrap(), 7_000);
+
+    // Sandbox: nothing is debited, no ledger row.
+    let sandbox = scope(&a, Environment::Sandbox);
+    let s = write(&sandbox, 3_000, SANDBOX, None);
+    assert_eq!(
+        store.provision(&s).await.unwrap(),
+        ProvisionResult::Committed {
+            balance_after_cents: 10_000
+        }
+    );
+    assert_eq!(store.live_balance(&a).await.unwrap(), 7_000);
+    assert_eq!(store.ledger(&a).await.unwrap().len(), ledger.len());
+}
+
+async fn insufficient_balance_writes_nothing(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 5_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    // 5000 - 2501 = 2499 < 2500.
+    let w = write(&live, 2_501, LIVE, None);
+    assert_eq!(
+        store.provision(&w).await.unwrap(),
+        ProvisionResult::InsufficientBalance {
+            balance_cents: 5_000
+        }
+    );
+    assert!(store.get_order(&live, &w.order.id).await.unwrap().is_none());
+    assert!(store.get_esim(&live, &w.esim.id).await.unwrap().is_none());
+    assert_eq!(store.live_balance(&a).await.unwrap(), 5_000);
+    // Exactly the minimum left is allowed.
+    let w = write(&live, 2_500, LIVE, None);
+    assert_eq!(
+        store.provision(&w).await.unwrap(),
+        ProvisionResult::Committed {
+            balance_after_cents: 2_500
+        }
+    );
+}
+
+async fn a_duplicate_number_rolls_back_the_whole_provision(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 100_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let first = write(&live, 1_000, LIVE, None);
+    store.provision(&first).await.unwrap();
+    for (field, mutate) in [
+        (
+            UniqueField::Iccid,
+            (|w: &mut ProvisionWrite, f: &ProvisionWrite| w.esim.iccid = f.esim.iccid.clone())
+                as fn(&mut ProvisionWrite, &ProvisionWrite),
+        ),
+        (UniqueField::Msisdn, |w, f| {
+            w.esim.msisdn = f.esim.msisdn.clone()
+        }),
+        (UniqueField::MatchingId, |w, f| {
+            w.esim.matching_id = f.esim.matching_id.clone()
+        }),
+        (UniqueField::QrToken, |w, f| {
+            w.esim.qr_token = f.esim.qr_token.clone()
+        }),
+    ] {
+        let mut second = write(&live, 1_000, LIVE, None);
+        mutate(&mut second, &first);
+        let err = store.provision(&second).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Duplicate(f) if f == field),
+            "{field:?}: {err:?}"
+        );
+        assert!(
+            store
+                .get_order(&live, &second.order.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "order rolled back"
+        );
+    }
+    assert_eq!(
+        store.live_balance(&a).await.unwrap(),
+        99_000,
+        "debited once"
+    );
+    assert_eq!(
+        store
+            .ledger(&a)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "charge")
+            .count(),
+        1
+    );
+}
+
+async fn concurrent_provisions_are_exact(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    // 60 orders of 10.00 against 500.00 with a 25.00 minimum: exactly 47 fit.
+    store.credit(&a, 50_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let tasks: Vec<_> = (0..60)
+        .map(|_| {
+            let store = store.clone();
+            let w = write(&live, 1_000, LIVE, None);
+            tokio::spawn(async move { (store.provision(&w).await.unwrap(), w) })
+        })
+        .collect();
+    let mut committed = 0;
+    let mut iccids = HashSet::new();
+    for task in tasks {
+        let (result, w) = task.await.unwrap();
+        if let ProvisionResult::Committed { .. } = result {
+            committed += 1;
+            assert!(iccids.insert(w.esim.iccid));
+        }
+    }
+    assert_eq!(committed, 47);
+    let balance = ledger_adds_up(store.as_ref(), &a).await;
+    assert_eq!(balance, 50_000 - 47 * 1_000);
+}
+
+/// A write whose future is dropped at any await point, from the first to after the commit,
+/// either committed whole or wrote nothing, and the connection it used goes back to the pool
+/// outside any transaction: the next writes neither fail nor wait for a lock nobody releases.
+async fn cancelled_writes_commit_whole_or_not_at_all_and_leave_no_transaction_open(
+    store: Arc<dyn Storage>,
+) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 1_000_000, "top-up", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let (mut whole, mut nothing) = (0, 0);
+    for polls in 1..=40 {
+        for _ in 0..3 {
+            let w = write(&live, 100, LIVE, None);
+            let finished = dropped_after(store.provision(&w), polls).await.is_some();
+            // The next write on the same pool, bounded: a leaked transaction shows as an
+            // error ("non-zero transaction depth") or as a wait for the write lock.
+            let next = write(&live, 100, LIVE, None);
+            let after =
+                tokio::time::timeout(std::time::Duration::from_secs(10), store.provision(&next))
+                    .await
+                    .unwrap_or_else(|_| panic!("a write after a drop at poll {polls} hung"));
+            assert!(
+                matches!(after, Ok(ProvisionResult::Committed { .. })),
+                "a write after a drop at poll {polls}: {after:?}"
+            );
+            let order = store.get_order(&live, &w.order.id).await.unwrap();
+            let esim = store.get_esim(&live, &w.esim.id).await.unwrap();
+            let charged = store
+                .ledger(&a)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.order_id.as_deref() == Some(w.order.id.as_str()));
+            match (order.is_some(), esim.is_some(), charged) {
+                (true, true, true) => whole += 1,
+                (false, false, false) => nothing += 1,
+                parts => panic!("a write dropped at poll {polls} is half-done: {parts:?}"),
+            }
+            assert!(!finished || order.is_some(), "a finished write was lost");
+        }
+    }
+    ledger_adds_up(store.as_ref(), &a).await;
+    eprintln!("dropped writes: {whole} committed whole, {nothing} wrote nothing, none half-done");
+    assert!(
+        whole > 0 && nothing > 0,
+        "the drops spanned before and after the commit"
+    );
+}
