@@ -40,7 +40,7 @@ pub fn generate_api_key(partner_id: &str, environment: Environment) -> Generated
         hash: hash_api_key(&plaintext),
         // Enough to recognise a key in a list, far too little to guess it.
         hint: format!("{}{}", environment.key_prefix(), &random[..4]),
-        created_at: crate::provision::now(),
+        created_at: crate::clock::now(),
     };
     GeneratedKey { plaintext, record }
 }

@@ -4,12 +4,16 @@
 //! - [`numbers`]: ICCIDs (E.118 with a Luhn check digit), UK mobile numbers, SGP.22
 //!   activation codes and the random ids and secrets of the API.
 //! - [`provision`]: validating an order and provisioning it through the storage port, with
-//!   idempotency and retries on number collisions.
+//!   retries on number collisions.
+//! - [`idempotency`]: the rules of idempotency keys, for every paid or state-changing write.
+//! - [`validation`], [`paging`], [`clock`]: checks of partners' text, pages and cursors of
+//!   lists, and the time the domain reads.
 //! - [`billing`]: the charging rules (sandbox never depletes, live keeps a minimum balance).
 //! - [`lifecycle`]: the eSIM state machine.
 //! - [`limits`]: hourly quotas and per-partner limits.
 //! - [`keys`]: API key generation, hashing and authentication.
 //! - [`webhooks`]: events, usage thresholds, the retry schedule, the SSRF guard's rules.
+//! - [`records`]: the rows the domain reads and writes.
 //! - [`ports`]: the async traits to the outside (storage), with `mockall` mocks under the
 //!   `mock` feature.
 //!
@@ -19,13 +23,18 @@
 
 pub mod billing;
 pub mod catalog;
+pub mod clock;
 mod error;
+pub mod idempotency;
 pub mod keys;
 pub mod lifecycle;
 pub mod limits;
 pub mod numbers;
+pub mod paging;
 pub mod ports;
 pub mod provision;
+pub mod records;
+pub mod validation;
 pub mod webhooks;
 
 pub use error::{CoreError, FieldError};

@@ -1,51 +1,30 @@
 //! Provisioning: validate an order, claim its idempotency key, and write the order, the eSIM
 //! and the charge in one transaction, retrying with fresh numbers if a generated ICCID or
-//! mobile number collides with an existing one.
-//!
-//! Idempotency (after Stripe and draft-ietf-httpapi-idempotency-key-header): the key is
-//! scoped to the partner and environment; a completed request is replayed from the order it
-//! created; the same key with a different body is refused; while the first request runs,
-//! others get "in progress". A request that fails releases its key, so only successes are
-//! remembered, for [`IDEMPOTENCY_TTL_HOURS`] hours.
+//! mobile number collides with an existing one. The idempotency rules are
+//! [`idempotency`](crate::idempotency)'s.
 
-use base64::Engine as _;
-use chrono::{DateTime, Duration, Months, SubsecRound, Utc};
-use oytel_types::{ListEsimsQuery, ProvisionRequest};
-use sha2::{Digest, Sha256};
+use chrono::{DateTime, Duration, Months, Utc};
+use oytel_types::ProvisionRequest;
 
 use crate::billing::charge_for;
 use crate::catalog::{Catalog, CatalogPlan, Term};
+use crate::clock::now;
+use crate::idempotency::{
+    request_hash, validate_idempotency_key, IDEMPOTENCY_LEASE_SECONDS, IDEMPOTENCY_TTL_HOURS,
+};
 use crate::limits::{QuotaKey, QuotaUse, Quotas};
 use crate::numbers::{
     activation_code, generate_iccid, generate_matching_id, generate_msisdn, new_id, new_url_token,
 };
 use crate::ports::{
-    ClaimRef, EsimFilter, EsimRecord, IdempotencyClaim, IdempotencyRequest, IdempotencyWrite,
-    OrderRecord, PageRequest, ProvisionResult, ProvisionWrite, Sequenced, Storage, StoreError,
-    UniqueField,
+    ClaimRef, EsimRecord, IdempotencyClaim, IdempotencyRequest, IdempotencyWrite, OrderRecord,
+    ProvisionResult, ProvisionWrite, Storage, StoreError, UniqueField,
 };
+use crate::validation::{validate_email, validate_text, validate_webhook_url};
 use crate::{Amount, CoreError, EsimStatus, Scope};
 
-/// How long a completed idempotency key is remembered.
-pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
-/// How long an unfinished claim blocks the key before another request may take it over
-/// (a request that crashed never completes its claim). A provisioning takes milliseconds; a
-/// holder slower than this cannot complete after a takeover (its claim token no longer
-/// matches), so nothing is charged twice either way.
-pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 10;
-/// Longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Attempts with fresh numbers when generated ones collide.
 const NUMBER_ATTEMPTS: usize = 8;
-/// Default and largest page sizes of lists.
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
-/// Largest page size.
-pub const MAX_PAGE_SIZE: u32 = 100;
-
-/// The current time, to the second (the API shows whole seconds).
-pub fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(0)
-}
 
 /// Server-wide settings of provisioning.
 #[derive(Debug, Clone)]
@@ -105,83 +84,6 @@ impl std::fmt::Debug for ProvisionQuota<'_> {
     }
 }
 
-fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
-}
-
-/// Checks an email address: `local@domain.tld`, at most 254 characters, no spaces or
-/// control characters.
-pub fn validate_email(email: &str) -> Result<String, String> {
-    let email = email.trim();
-    if email.is_empty() {
-        return Err("customer_email is required".into());
-    }
-    if email.len() > 254 || has_control(email) || email.contains(char::is_whitespace) {
-        return Err("customer_email is not a valid email address".into());
-    }
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return Err("customer_email is not a valid email address".into());
-    };
-    let domain_ok = domain.len() <= 253
-        && domain.contains('.')
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-    if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
-        return Err("customer_email is not a valid email address".into());
-    }
-    Ok(email.to_owned())
-}
-
-/// Trims `value` and checks it is non-empty, at most `max_chars` characters and free of control
-/// characters; errors name `field`.
-pub(crate) fn validate_text(
-    field: &'static str,
-    value: &str,
-    max_chars: usize,
-) -> Result<String, CoreError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(CoreError::field(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    if value.chars().count() > max_chars {
-        return Err(CoreError::field(
-            field,
-            format!("{field} must be at most {max_chars} characters"),
-        ));
-    }
-    if has_control(value) {
-        return Err(CoreError::field(
-            field,
-            format!("{field} must not contain control characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// Checks a webhook URL: absolute `http` or `https` with a host, at most 2048 characters.
-pub fn validate_webhook_url(raw: &str) -> Result<String, String> {
-    let raw = raw.trim();
-    if raw.len() > 2048 {
-        return Err("webhook_url must be at most 2048 characters".into());
-    }
-    let url = url::Url::parse(raw).map_err(|e| format!("webhook_url is not a valid URL: {e}"))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none_or(str::is_empty) {
-        return Err("webhook_url must be an absolute http or https URL".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("webhook_url must not contain credentials".into());
-    }
-    Ok(url.to_string())
-}
-
 /// Validates a provisioning request against the catalog.
 pub fn validate(
     request: &ProvisionRequest,
@@ -229,26 +131,6 @@ pub fn validate(
         reference_id,
         webhook_url,
     })
-}
-
-/// Checks an `Idempotency-Key`: 1 to 255 printable ASCII characters.
-pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        return Err(format!(
-            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
-        ));
-    }
-    if !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err("Idempotency-Key must be printable ASCII without spaces".into());
-    }
-    Ok(())
-}
-
-/// The fingerprint of a request for idempotency: SHA-256 over its canonical JSON (fields in
-/// a fixed order, defaults filled in), so formatting and field order do not matter.
-pub fn request_hash(request: &ProvisionRequest) -> String {
-    let canonical = serde_json::to_vec(request).unwrap_or_default();
-    crate::numbers::hex(&Sha256::digest(&canonical))
 }
 
 /// Builds the rows of a new order and its eSIM with freshly generated numbers, as if ordered
@@ -525,75 +407,6 @@ async fn replay(
     })
 }
 
-/// Encodes a cursor pointing below sequence number `seq`.
-pub fn encode_cursor(seq: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{seq}"))
-}
-
-/// Decodes a cursor made by [`encode_cursor`].
-pub fn decode_cursor(cursor: &str) -> Result<i64, CoreError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| CoreError::InvalidCursor)?;
-    std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|s| s.strip_prefix("v1:"))
-        .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| *n > 0)
-        .ok_or(CoreError::InvalidCursor)
-}
-
-/// A page request from a limit and a cursor given by a client.
-pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, CoreError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(CoreError::field(
-            "limit",
-            format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
-    let before = cursor.map(decode_cursor).transpose()?;
-    // One more than asked, to learn whether another page follows.
-    Ok(PageRequest {
-        limit: limit + 1,
-        before,
-    })
-}
-
-/// Splits the rows of a page request into the page and the cursor of the next page.
-pub fn finish_page<T>(mut rows: Vec<Sequenced<T>>, page: PageRequest) -> (Vec<T>, Option<String>) {
-    let asked = page.limit.saturating_sub(1) as usize;
-    let next = if rows.len() > asked {
-        rows.truncate(asked);
-        rows.last().map(|r| encode_cursor(r.seq))
-    } else {
-        None
-    };
-    (rows.into_iter().map(|r| r.row).collect(), next)
-}
-
-/// A `reference_id` filter of a list, checked like the field itself.
-pub fn reference_filter(reference_id: Option<&str>) -> Result<Option<String>, CoreError> {
-    reference_id
-        .map(|r| validate_text("reference_id", r, 128))
-        .transpose()
-}
-
-/// Filters of an eSIM list from the query of `GET /api/v1/esims`.
-pub fn esim_filter(query: &ListEsimsQuery) -> Result<EsimFilter, CoreError> {
-    let customer_email = query
-        .customer_email
-        .as_deref()
-        .map(|e| validate_email(e).map_err(|m| CoreError::field("customer_email", m)))
-        .transpose()?;
-    let reference_id = reference_filter(query.reference_id.as_deref())?;
-    Ok(EsimFilter {
-        status: query.status,
-        reference_id,
-        customer_email,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,19 +479,6 @@ mod tests {
             validate(&r, &catalog).unwrap().customer_name,
             "Zoë Ångström 王"
         );
-    }
-
-    #[test]
-    fn request_hash_ignores_formatting_but_not_content() {
-        let a: ProvisionRequest = serde_json::from_str(
-            r#"{"customer_name":"John Doe","plan_id":"uk-massive-650","term_months":3,
-               "customer_email":"user@example.com","reference_id":"order-1"}"#,
-        )
-        .unwrap();
-        assert_eq!(request_hash(&a), request_hash(&request()));
-        let mut b = request();
-        b.term_months = 1;
-        assert_ne!(request_hash(&b), request_hash(&request()));
     }
 
     /// Provisions the standard live order (`request()`), with an idempotency key and a
@@ -920,28 +720,5 @@ mod tests {
             .await
             .unwrap();
         assert!(done.replayed && done.quota.is_none());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
-        for bad in ["", "!!", "djE6", "djE6LTE", "eHl6"] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
-        }
-        assert!(page_request(Some(0), None).is_err());
-        assert!(page_request(Some(101), None).is_err());
-        assert_eq!(
-            page_request(None, None).unwrap().limit,
-            DEFAULT_PAGE_SIZE + 1
-        );
-    }
-
-    #[test]
-    fn idempotency_keys_are_printable_ascii() {
-        assert!(validate_idempotency_key("order-123_ABC").is_ok());
-        assert!(validate_idempotency_key("").is_err());
-        assert!(validate_idempotency_key("has space").is_err());
-        assert!(validate_idempotency_key(&"k".repeat(256)).is_err());
-        assert!(validate_idempotency_key("ключ").is_err());
     }
 }

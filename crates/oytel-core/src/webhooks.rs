@@ -10,7 +10,7 @@ use rand::{Rng, RngCore};
 
 use crate::numbers::new_id;
 use crate::ports::{EndpointRecord, EsimRecord, EventRecord};
-use crate::provision::validate_text;
+use crate::validation::validate_text;
 use crate::{CoreError, Scope};
 
 /// The usage thresholds, in percent of the data allowance, each announced once per eSIM.
@@ -213,7 +213,7 @@ pub fn is_internal_ip(ip: IpAddr) -> bool {
 /// Checks an endpoint URL: absolute `http(s)` without credentials, at most 2048 characters,
 /// and, unless `allow_internal`, not naming `localhost` or an internal address.
 pub fn validate_endpoint_url(raw: &str, allow_internal: bool) -> Result<String, String> {
-    let url = crate::provision::validate_webhook_url(raw)?;
+    let url = crate::validation::validate_webhook_url(raw)?;
     if !allow_internal {
         let parsed = url::Url::parse(&url).map_err(|e| e.to_string())?;
         let internal = match parsed.host() {

@@ -26,8 +26,8 @@
 
 use std::time::{Duration, Instant};
 
+use oytel_core::clock::now;
 use oytel_core::ports::{AttemptOutcome, ClaimLimits, DueDelivery};
-use oytel_core::provision::now;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 

@@ -73,7 +73,7 @@ impl Caller {
             .consume(
                 &self.quota_key(kind),
                 kind.limit(&self.limits),
-                oytel_core::provision::now(),
+                oytel_core::clock::now(),
             )
             .await?;
         self.quota_state(kind, used)

@@ -107,7 +107,7 @@ async fn housekeeping(state: AppState, mut shutdown: tokio::sync::watch::Receive
         tokio::select! {
             _ = minute.tick() => state.limiter.sweep(),
             _ = hour.tick() => {
-                let now = oytel_core::provision::now();
+                let now = oytel_core::clock::now();
                 match state.store.purge_idempotency_keys(now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(purged = n, "expired idempotency keys deleted"),

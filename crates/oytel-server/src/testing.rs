@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use oytel_core::catalog::Catalog;
+use oytel_core::clock::now;
 use oytel_core::keys::generate_api_key;
 use oytel_core::limits::LimitOverrides;
 use oytel_core::ports::{Partner, Storage};
-use oytel_core::provision::{now, ProvisionSettings};
+use oytel_core::provision::ProvisionSettings;
 use oytel_store::testing::{fresh, Backend, TestDatabase};
 use oytel_types::{Amount, Environment, Limits};
 

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use oytel_core::clock::now;
 use oytel_core::ports::{AttemptOutcome, AttemptResult, DueDelivery};
-use oytel_core::provision::now;
 use oytel_core::webhooks::is_internal_ip;
 use oytel_core::EsimStatus;
 use tokio::sync::watch;

@@ -5,7 +5,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use oytel_core::limits::QuotaKind;
-use oytel_core::provision::{self, esim_filter, finish_page, page_request};
+use oytel_core::paging::{finish_page, page_request};
+use oytel_core::ports::EsimFilter;
+use oytel_core::provision;
+use oytel_core::validation::{email_filter, reference_filter};
 use oytel_core::CoreError;
 use oytel_types::{
     ErrorBody, Esim, EsimResponse, ListEsimsQuery, Page, ProvisionRequest, ProvisionResponse,
@@ -196,4 +199,13 @@ pub async fn list_esims(
         has_more: next_cursor.is_some(),
         next_cursor,
     }))
+}
+
+/// The filters of `GET /api/v1/esims`, each checked like the field it filters on.
+fn esim_filter(query: &ListEsimsQuery) -> Result<EsimFilter, CoreError> {
+    Ok(EsimFilter {
+        status: query.status,
+        reference_id: reference_filter(query.reference_id.as_deref())?,
+        customer_email: email_filter(query.customer_email.as_deref())?,
+    })
 }

@@ -66,7 +66,7 @@ async fn probe(state: &AppState) -> Result<(), &'static str> {
     let write = state
         .completion
         .in_flight
-        .spawn(async move { store.probe_write(oytel_core::provision::now()).await });
+        .spawn(async move { store.probe_write(oytel_core::clock::now()).await });
     let written = match tokio::time::timeout(PROBE_TIMEOUT, write).await {
         Ok(Ok(result)) => Ok(result),
         Ok(Err(join)) => Ok(Err(oytel_core::ports::StoreError::Other(join.to_string()))),

@@ -21,6 +21,6 @@ pub(crate) fn meta(caller: &Caller) -> ResponseMeta {
     ResponseMeta {
         request_id: current_request_id().unwrap_or_default(),
         environment: caller.owner.environment,
-        timestamp: oytel_core::provision::now(),
+        timestamp: oytel_core::clock::now(),
     }
 }

@@ -5,8 +5,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::Json;
+use oytel_core::clock::now;
 use oytel_core::ports::{TransitionResult, UsageInput, UsageResult};
-use oytel_core::provision::now;
 use oytel_core::EsimStatus;
 use oytel_types::{
     ActivationBatch, BatchItemResult, BatchItemStatus, BatchResponse, ErrorBody, ErrorCode,

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::Json;
 use oytel_core::limits::QuotaKind;
-use oytel_core::provision::{finish_page, page_request, reference_filter};
+use oytel_core::paging::{finish_page, page_request};
+use oytel_core::validation::reference_filter;
 use oytel_core::CoreError;
 use oytel_types::{ErrorBody, ListOrdersQuery, Order, OrderResponse, Page};
 

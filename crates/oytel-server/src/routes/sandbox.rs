@@ -3,9 +3,9 @@
 
 use axum::extract::State;
 use axum::Json;
+use oytel_core::clock::now;
 use oytel_core::lifecycle::transitioned;
 use oytel_core::ports::{UsageInput, UsageResult};
-use oytel_core::provision::now;
 use oytel_core::{CoreError, EsimStatus};
 use oytel_types::{Environment, ErrorBody, SandboxUsageRequest, StatusResponse};
 

@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use oytel_core::provision::{finish_page, now, page_request};
+use oytel_core::clock::now;
+use oytel_core::paging::{finish_page, page_request};
 use oytel_core::webhooks::{new_endpoint, overlap, rotated_endpoint, test_event, updated_endpoint};
 use oytel_core::CoreError;
 use oytel_types::{

@@ -1,5 +1,5 @@
 use crate::helpers::{assert_error, split, TestApp};
-use oytel_core::provision::now;
+use oytel_core::clock::now;
 
 #[tokio::test]
 async fn both_header_forms_authenticate() {

@@ -19,12 +19,7 @@ async fn two_instances_on_one_database_never_duplicate_or_double_charge() {
     let partner = make_partner(db.store.as_ref(), "Two Instances").await;
     // uk-lite-10 costs 6.00: 220 orders need 1,320.00 on top of the minimum.
     db.store
-        .credit(
-            &partner.id,
-            200_000,
-            "load test",
-            oytel_core::provision::now(),
-        )
+        .credit(&partner.id, 200_000, "load test", oytel_core::clock::now())
         .await
         .unwrap();
     let balance_before = START_BALANCE_CENTS + 200_000;

@@ -352,8 +352,7 @@ async fn a_revoked_key_is_refused_at_once_by_every_instance() {
         .unwrap();
     let revoked = tokio::time::timeout(
         std::time::Duration::from_secs(15),
-        db.store
-            .revoke_api_key(&key.id, oytel_core::provision::now()),
+        db.store.revoke_api_key(&key.id, oytel_core::clock::now()),
     )
     .await
     .expect("the revocation returns once the dead instance's lease has run out");

@@ -693,7 +693,7 @@ async fn the_scheduler_expires_esims_whose_term_ended() {
         smdp_address: "smdp.test".into(),
         minimum_balance: oytel_types::Amount::from_cents(0),
     };
-    let then = oytel_core::provision::now() - chrono::Duration::days(62);
+    let then = oytel_core::clock::now() - chrono::Duration::days(62);
     let (order, esim) =
         oytel_core::provision::new_rows(&command, &scope, &settings, "USD", "req_old", then);
     let event = oytel_core::webhooks::esim_event(

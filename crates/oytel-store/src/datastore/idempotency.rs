@@ -1,11 +1,12 @@
 //! Idempotency keys: a claim held while a request runs, completed in the transaction of the
-//! write it made. The rules are `oytel_core::ports::decide_claim`'s; this file only stores.
+//! write it made. The rules are `oytel_core::idempotency::decide_claim`'s; this file only stores.
 
 use chrono::{DateTime, Utc};
-use oytel_core::ports::{
-    decide_claim, ClaimDecision, ClaimRef, IdempotencyClaim, IdempotencyRequest, StoreError,
+use oytel_core::idempotency::{
+    decide_claim, ClaimDecision, ClaimRef, IdempotencyClaim, IdempotencyRequest,
     StoredIdempotencyKey,
 };
+use oytel_core::ports::StoreError;
 use oytel_core::Scope;
 use sqlx::QueryBuilder;
 

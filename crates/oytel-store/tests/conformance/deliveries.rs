@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Duration;
+use oytel_core::clock::now;
 use oytel_core::ports::*;
-use oytel_core::provision::now;
 use oytel_core::{Environment, Scope};
 use oytel_types::{DeliveryStatus, EventType};
 

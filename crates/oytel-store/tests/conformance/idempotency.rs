@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
+use oytel_core::clock::now;
 use oytel_core::ports::*;
-use oytel_core::provision::now;
 use oytel_core::Environment;
 
 use crate::support::*;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use oytel_core::clock::now;
 use oytel_core::ports::*;
-use oytel_core::provision::now;
 use oytel_core::Environment;
 
 use crate::support::*;

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Duration;
+use oytel_core::clock::now;
 use oytel_core::numbers::new_id;
-use oytel_core::provision::now;
 use oytel_core::Environment;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use oytel_core::clock::now;
 use oytel_core::numbers::{
     generate_iccid, generate_matching_id, generate_msisdn, new_id, new_url_token,
 };
 use oytel_core::ports::*;
-use oytel_core::provision::now;
 use oytel_core::{Environment, EsimStatus, Scope};
 use oytel_types::EventType;
 

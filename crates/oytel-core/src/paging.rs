@@ -1,0 +1,97 @@
+//! Pages of lists: newest first, a limit of 1 to 100, and opaque cursors that point below a
+//! row's sequence number (so that rows added meanwhile never shift a page).
+
+use base64::Engine as _;
+
+use crate::CoreError;
+
+/// Default and largest page sizes of lists.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+
+/// Largest page size.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// One page of a list: at most `limit` rows older than `before` (a row's sequence number),
+/// newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Rows to return.
+    pub limit: u32,
+    /// Only rows with a sequence number below this one.
+    pub before: Option<i64>,
+}
+
+/// A row of a list with its sequence number (the position a cursor points at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequenced<T> {
+    /// Insertion order, increasing.
+    pub seq: i64,
+    /// The row.
+    pub row: T,
+}
+
+/// Encodes a cursor pointing below sequence number `seq`.
+pub fn encode_cursor(seq: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{seq}"))
+}
+
+/// Decodes a cursor made by [`encode_cursor`].
+pub fn decode_cursor(cursor: &str) -> Result<i64, CoreError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| CoreError::InvalidCursor)?;
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|s| s.strip_prefix("v1:"))
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or(CoreError::InvalidCursor)
+}
+
+/// A page request from a limit and a cursor given by a client.
+pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, CoreError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(CoreError::field(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let before = cursor.map(decode_cursor).transpose()?;
+    // One more than asked, to learn whether another page follows.
+    Ok(PageRequest {
+        limit: limit + 1,
+        before,
+    })
+}
+
+/// Splits the rows of a page request into the page and the cursor of the next page.
+pub fn finish_page<T>(mut rows: Vec<Sequenced<T>>, page: PageRequest) -> (Vec<T>, Option<String>) {
+    let asked = page.limit.saturating_sub(1) as usize;
+    let next = if rows.len() > asked {
+        rows.truncate(asked);
+        rows.last().map(|r| encode_cursor(r.seq))
+    } else {
+        None
+    };
+    (rows.into_iter().map(|r| r.row).collect(), next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        for bad in ["", "!!", "djE6", "djE6LTE", "eHl6"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+        assert!(page_request(Some(0), None).is_err());
+        assert!(page_request(Some(101), None).is_err());
+        assert_eq!(
+            page_request(None, None).unwrap().limit,
+            DEFAULT_PAGE_SIZE + 1
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Checks of the text partners send: emails, names and references, webhook URLs. Each
+//! returns the value as it will be stored (trimmed, normalised) or a message in plain words
+//! that names the field.
+
+use crate::CoreError;
+
+pub(crate) fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Checks an email address: `local@domain.tld`, at most 254 characters, no spaces or
+/// control characters.
+pub fn validate_email(email: &str) -> Result<String, String> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Err("customer_email is required".into());
+    }
+    if email.len() > 254 || has_control(email) || email.contains(char::is_whitespace) {
+        return Err("customer_email is not a valid email address".into());
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err("customer_email is not a valid email address".into());
+    };
+    let domain_ok = domain.len() <= 253
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+        return Err("customer_email is not a valid email address".into());
+    }
+    Ok(email.to_owned())
+}
+
+/// Trims `value` and checks it is non-empty, at most `max_chars` characters and free of control
+/// characters; errors name `field`.
+pub(crate) fn validate_text(
+    field: &'static str,
+    value: &str,
+    max_chars: usize,
+) -> Result<String, CoreError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(CoreError::field(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max_chars {
+        return Err(CoreError::field(
+            field,
+            format!("{field} must be at most {max_chars} characters"),
+        ));
+    }
+    if has_control(value) {
+        return Err(CoreError::field(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Checks a webhook URL: absolute `http` or `https` with a host, at most 2048 characters.
+pub fn validate_webhook_url(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if raw.len() > 2048 {
+        return Err("webhook_url must be at most 2048 characters".into());
+    }
+    let url = url::Url::parse(raw).map_err(|e| format!("webhook_url is not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none_or(str::is_empty) {
+        return Err("webhook_url must be an absolute http or https URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("webhook_url must not contain credentials".into());
+    }
+    Ok(url.to_string())
+}
+
+/// A `reference_id` filter of a list, checked like the field itself.
+pub fn reference_filter(reference_id: Option<&str>) -> Result<Option<String>, CoreError> {
+    reference_id
+        .map(|r| validate_text("reference_id", r, 128))
+        .transpose()
+}
+
+/// A `customer_email` filter of a list, checked like the field itself.
+pub fn email_filter(email: Option<&str>) -> Result<Option<String>, CoreError> {
+    email
+        .map(|e| validate_email(e).map_err(|m| CoreError::field("customer_email", m)))
+        .transpose()
+}
