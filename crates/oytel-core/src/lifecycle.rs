@@ -1,13 +1,33 @@
-//! The eSIM state machine.
+//! The eSIM state machine, and the rules that follow from a state: which events partners
+//! are told of, which states count usage, which states are still live. The storage adapters
+//! call these functions inside their transactions; they hold no such rule themselves.
 //!
 //! ```text
 //! provisioned ──activate──▶ active ◀──resume── suspended
 //!      │                      │ ──suspend──────▶ │
 //!      └────────── expire / cancel (from any live state) ──▶ expired | cancelled
 //! ```
+//!
+//! | rule | function |
+//! |---|---|
+//! | the moves above, and no others | [`check_transition`] |
+//! | a live state (provisioned, active, suspended) can still expire or be cancelled | [`LIVE`], [`is_final`] |
+//! | the first activation stamps `activated_at`; a resume keeps it | [`apply`] |
+//! | provisioned → active tells partners `esim.activated`; any move to expired, `esim.expired` | [`event_for`] |
+//! | usage is counted while active or suspended (late records of a session), never before activation or after the end | [`accepts_usage`] |
+
+use chrono::{DateTime, Utc};
+use oytel_types::EventType;
 
 use crate::ports::{EsimRecord, TransitionResult};
 use crate::{CoreError, EsimStatus};
+
+/// The states an eSIM can still leave: it may still expire or be cancelled.
+pub const LIVE: [EsimStatus; 3] = [
+    EsimStatus::Provisioned,
+    EsimStatus::Active,
+    EsimStatus::Suspended,
+];
 
 /// A transition that the state machine does not allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +59,30 @@ pub fn check_transition(from: EsimStatus, to: EsimStatus) -> Result<(), InvalidT
 
 /// Whether no transition leaves `status`.
 pub fn is_final(status: EsimStatus) -> bool {
-    matches!(status, EsimStatus::Expired | EsimStatus::Cancelled)
+    !LIVE.contains(&status)
+}
+
+/// Moves `esim` to `to` at `now`, after [`check_transition`] allowed it: the first
+/// activation stamps `activated_at`.
+pub fn apply(esim: &mut EsimRecord, to: EsimStatus, now: DateTime<Utc>) {
+    if to == EsimStatus::Active && esim.activated_at.is_none() {
+        esim.activated_at = Some(now);
+    }
+    esim.status = to;
+}
+
+/// The event partners are told of a move from `from` to `to`, if any.
+pub fn event_for(from: EsimStatus, to: EsimStatus) -> Option<EventType> {
+    match (from, to) {
+        (EsimStatus::Provisioned, EsimStatus::Active) => Some(EventType::EsimActivated),
+        (_, EsimStatus::Expired) => Some(EventType::EsimExpired),
+        _ => None,
+    }
+}
+
+/// Whether usage reported for an eSIM in `status` is counted.
+pub fn accepts_usage(status: EsimStatus) -> bool {
+    matches!(status, EsimStatus::Active | EsimStatus::Suspended)
 }
 
 /// The eSIM after a transition to `to`, or why there is none.
@@ -82,5 +125,68 @@ mod tests {
             assert_eq!((err.from, err.to), (from, to));
         }
         assert!(is_final(Expired) && is_final(Cancelled) && !is_final(Active));
+    }
+
+    #[test]
+    fn only_activation_and_expiry_are_announced() {
+        assert_eq!(
+            event_for(Provisioned, Active),
+            Some(EventType::EsimActivated)
+        );
+        assert_eq!(
+            event_for(Suspended, Active),
+            None,
+            "a resume is not a new activation"
+        );
+        for from in LIVE {
+            assert_eq!(event_for(from, Expired), Some(EventType::EsimExpired));
+            assert_eq!(event_for(from, Cancelled), None);
+        }
+        assert_eq!(event_for(Active, Suspended), None);
+    }
+
+    #[test]
+    fn usage_counts_between_activation_and_the_end() {
+        assert!(accepts_usage(Active) && accepts_usage(Suspended));
+        for status in [Provisioned, Expired, Cancelled] {
+            assert!(!accepts_usage(status), "{status:?}");
+        }
+    }
+
+    /// A freshly provisioned eSIM, as provisioning builds it.
+    fn provisioned(now: DateTime<Utc>) -> EsimRecord {
+        let request = oytel_types::ProvisionRequest {
+            plan_id: "uk-massive-650".into(),
+            term_months: 1,
+            customer_email: "user@example.com".into(),
+            customer_name: "A".into(),
+            reference_id: None,
+            webhook_url: None,
+        };
+        let command =
+            crate::provision::validate(&request, &crate::catalog::Catalog::default_catalog())
+                .unwrap();
+        let settings = crate::provision::ProvisionSettings {
+            smdp_address: "smdp.test".into(),
+            minimum_balance: crate::Amount::from_cents(0),
+        };
+        let scope = crate::Scope {
+            partner_id: "ptn_1".into(),
+            environment: crate::Environment::Sandbox,
+        };
+        crate::provision::new_rows(&command, &scope, &settings, "USD", "req_1", now).1
+    }
+
+    #[test]
+    fn the_first_activation_is_stamped_and_a_resume_keeps_it() {
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let mut esim = provisioned(t0);
+        apply(&mut esim, Active, t0);
+        assert_eq!((esim.status, esim.activated_at), (Active, Some(t0)));
+        apply(&mut esim, Suspended, t0 + chrono::Duration::days(1));
+        apply(&mut esim, Active, t0 + chrono::Duration::days(2));
+        assert_eq!((esim.status, esim.activated_at), (Active, Some(t0)));
     }
 }

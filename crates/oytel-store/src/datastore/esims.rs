@@ -2,6 +2,7 @@
 //! its event in the same transaction (see `outbox`).
 
 use chrono::{DateTime, Utc};
+use oytel_core::lifecycle;
 use oytel_core::ports::{
     EsimFilter, EsimRecord, PageRequest, Sequenced, StoreError, TransitionResult, UsageInput,
     UsageResult,
@@ -175,13 +176,10 @@ pub(super) async fn transition_esim(
         return Ok(TransitionResult::NotFound);
     };
     let from = esim.status;
-    if oytel_core::lifecycle::check_transition(from, to).is_err() {
+    if lifecycle::check_transition(from, to).is_err() {
         return Ok(TransitionResult::Invalid(from));
     }
-    if to == EsimStatus::Active && esim.activated_at.is_none() {
-        esim.activated_at = Some(now);
-    }
-    esim.status = to;
+    lifecycle::apply(&mut esim, to, now);
     let changed = sqlx::query(
         "UPDATE esims SET status = $2, activated_at = $3 WHERE id = $1 AND status = $4",
     )
@@ -195,12 +193,7 @@ pub(super) async fn transition_esim(
     if changed.rows_affected() != 1 {
         return Ok(TransitionResult::Invalid(from));
     }
-    let event_type = match (from, to) {
-        (EsimStatus::Provisioned, EsimStatus::Active) => Some(EventType::EsimActivated),
-        (_, EsimStatus::Expired) => Some(EventType::EsimExpired),
-        _ => None,
-    };
-    if let Some(event_type) = event_type {
+    if let Some(event_type) = lifecycle::event_for(from, to) {
         let event = oytel_core::webhooks::esim_event(event_type, &esim, None, now);
         insert_event_row(&mut tx, &event).await?;
         fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
@@ -237,7 +230,7 @@ pub(super) async fn record_usage(
     if inserted.rows_affected() == 0 {
         return Ok(UsageResult::Duplicate);
     }
-    if !matches!(esim.status, EsimStatus::Active | EsimStatus::Suspended) {
+    if !lifecycle::accepts_usage(esim.status) {
         return Ok(UsageResult::NotActive(esim.status));
     }
     esim.data_used_mb = esim.data_used_mb.saturating_add(usage.data_mb);
@@ -276,13 +269,18 @@ pub(super) async fn due_expiries(
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar(
-        "SELECT id FROM esims WHERE status IN ('provisioned', 'active', 'suspended') \
-         AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(&store.reader)
-    .await
-    .map_err(db_error)
+    let mut query = QueryBuilder::new("SELECT id FROM esims WHERE status IN (");
+    let mut live = query.separated(", ");
+    for status in lifecycle::LIVE {
+        live.push_bind(status.as_str());
+    }
+    query.push(") AND expires_at <= ").push_bind(now);
+    query
+        .push(" ORDER BY expires_at LIMIT ")
+        .push_bind(i64::from(limit));
+    query
+        .build_query_scalar()
+        .fetch_all(&store.reader)
+        .await
+        .map_err(db_error)
 }
