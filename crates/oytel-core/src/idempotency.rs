@@ -1,24 +1,57 @@
-//! Idempotency keys (after Stripe and draft-ietf-httpapi-idempotency-key-header): a key is
-//! scoped to the partner and environment; a completed request is replayed; the same key with
-//! a different request is refused; while the first request runs, others get "in progress".
-//! A request that fails releases its key, so only successes are remembered, for
-//! [`IDEMPOTENCY_TTL_HOURS`] hours.
+//! Idempotency keys (after Stripe and draft-ietf-httpapi-idempotency-key-header), for every
+//! paid or state-changing operation. The rules, which every storage adapter applies through
+//! [`decide_claim`]:
+//!
+//! | the key, as stored | a request with it gets |
+//! |---|---|
+//! | none, or expired ([`IDEMPOTENCY_TTL_HOURS`] after its claim) | the key: the request runs |
+//! | claimed for another operation, or with another request body | refused (`IDEMPOTENCY_KEY_REUSED`) |
+//! | completed: it names the resource the first request created | the first answer again, rebuilt from that resource |
+//! | claimed by a request still running (its lease of [`IDEMPOTENCY_LEASE_SECONDS`]) | "in progress" (`IDEMPOTENCY_IN_PROGRESS`) |
+//! | claimed by a request whose lease ran out (it crashed) | the key: the request runs, and the first can no longer complete |
+//!
+//! Keys are scoped to the partner and environment. A request that fails releases its key,
+//! so only successes are remembered. The flow around these rules (claim, draw the quota,
+//! write, complete in the same transaction) is [`paid`](crate::paid)'s.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::CoreError;
+
 /// How long a completed idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 
 /// How long an unfinished claim blocks the key before another request may take it over
-/// (a request that crashed never completes its claim). A provisioning takes milliseconds; a
+/// (a request that crashed never completes its claim). A paid write takes milliseconds; a
 /// holder slower than this cannot complete after a takeover (its claim token no longer
 /// matches), so nothing is charged twice either way.
 pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 10;
 
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// An `Idempotency-Key` as a client sent it, checked: 1 to 255 printable ASCII characters
+/// without spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Checks `key`.
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidIdempotencyKey`], saying what is wrong in plain words.
+    pub fn parse(key: &str) -> Result<IdempotencyKey, CoreError> {
+        validate_idempotency_key(key).map_err(CoreError::InvalidIdempotencyKey)?;
+        Ok(IdempotencyKey(key.to_owned()))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Checks an `Idempotency-Key`: 1 to 255 printable ASCII characters.
 pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
@@ -36,21 +69,82 @@ pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
 /// The fingerprint of a request for idempotency: SHA-256 over its canonical JSON (fields in
 /// a fixed order, defaults filled in), so formatting and field order do not matter. Any
 /// serialisable request works; the operation it is for is stored beside it
-/// ([`IdempotencyRequest::operation`]), so one key cannot be replayed by another operation.
+/// ([`IdempotencyRequest::operation`]), so that a key cannot replay another operation.
 pub fn request_hash<T: Serialize>(request: &T) -> String {
     let canonical = serde_json::to_vec(request).unwrap_or_default();
     crate::numbers::hex(&Sha256::digest(&canonical))
 }
 
-/// What a provisioning write does with its request's idempotency key.
+/// An operation whose requests take idempotency keys. Its name is stored with each key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `POST /api/v1/esim/provision`.
+    Provision,
+}
+
+impl Operation {
+    /// The name stored with a key (`esim.provision`; what release 0.1's keys were for).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Provision => "esim.provision",
+        }
+    }
+}
+
+/// The kind of resource a paid write creates, which its replay is rebuilt from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    /// An order (`ord_…`), with what it paid for.
+    Order,
+}
+
+impl ResourceKind {
+    /// The name stored with a key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Order => "order",
+        }
+    }
+
+    /// The kind named `name`, if this release knows it.
+    pub fn parse(name: &str) -> Option<ResourceKind> {
+        match name {
+            "order" => Some(ResourceKind::Order),
+            _ => None,
+        }
+    }
+}
+
+/// The resource a completed key names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceRef {
+    /// Its kind.
+    pub kind: ResourceKind,
+    /// Its id.
+    pub id: String,
+}
+
+impl ResourceRef {
+    /// An order.
+    pub fn order(id: &str) -> ResourceRef {
+        ResourceRef {
+            kind: ResourceKind::Order,
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// What a paid write does with its request's idempotency key, in its own transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyWrite {
-    /// Claims a key nobody holds, completed with this order, as the transaction's first
-    /// write. If the key exists (or is being claimed by a transaction that then commits),
-    /// nothing is written: [`ProvisionResult::KeyTaken`].
+    /// Claims a key nobody holds, completed with the resource the write creates, as the
+    /// transaction's first write. If the key exists (or is being claimed by a transaction
+    /// that then commits), the write writes nothing and says the key is taken.
     ClaimNew(IdempotencyRequest),
-    /// Completes a claim taken before with [`Storage::claim_idempotency_key`]; if another
-    /// request took it over meanwhile, nothing is written: [`ProvisionResult::ClaimLost`].
+    /// Completes a claim taken before with
+    /// [`Storage::claim_idempotency_key`](crate::ports::Storage::claim_idempotency_key); if
+    /// another request took it over meanwhile, the write writes nothing and says the claim
+    /// was lost.
     Complete(ClaimRef),
 }
 
@@ -68,14 +162,14 @@ pub struct ClaimRef {
 pub enum IdempotencyClaim {
     /// The key is ours to process (new, expired, or abandoned by a crashed request).
     Claimed,
-    /// The key completed earlier with this order: replay it.
+    /// The key completed earlier, creating this resource: replay it.
     Completed {
-        /// The order created by the first request.
-        order_id: String,
+        /// What the first request created.
+        resource: ResourceRef,
     },
     /// Another request holds the key now.
     InProgress,
-    /// The key was used with a different request body.
+    /// The key was used for another operation or with a different request body.
     Mismatch,
 }
 
@@ -84,10 +178,12 @@ pub enum IdempotencyClaim {
 pub struct IdempotencyRequest {
     /// The key, as sent.
     pub key: String,
+    /// The operation it is used for.
+    pub operation: Operation,
     /// A random token of this request: only the holder of the claim may complete or
     /// release it.
     pub token: String,
-    /// SHA-256 of the canonical request.
+    /// SHA-256 of the canonical request ([`request_hash`]).
     pub request_hash: String,
     /// Now.
     pub now: DateTime<Utc>,
@@ -101,10 +197,12 @@ pub struct IdempotencyRequest {
 /// An idempotency key as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredIdempotencyKey {
+    /// The operation it was claimed for, as stored.
+    pub operation: String,
     /// Fingerprint of the request that claimed it.
     pub request_hash: String,
-    /// The order it created, once completed.
-    pub order_id: Option<String>,
+    /// The resource it created, once completed.
+    pub resource: Option<ResourceRef>,
     /// Until when an unfinished claim blocks others.
     pub locked_until: DateTime<Utc>,
     /// When it is forgotten.
@@ -122,8 +220,9 @@ pub enum ClaimDecision {
     Answer(IdempotencyClaim),
 }
 
-/// The idempotency rules, in one place for every storage adapter. The adapter reads the
-/// stored key under a lock (or in a serialised transaction) and applies the decision.
+/// The idempotency rules of the table above, in one place for every storage adapter. The
+/// adapter reads the stored key under a lock (or in a serialised transaction) and applies
+/// the decision.
 pub fn decide_claim(
     stored: Option<&StoredIdempotencyKey>,
     claim: &IdempotencyRequest,
@@ -131,14 +230,16 @@ pub fn decide_claim(
     match stored {
         None => ClaimDecision::Insert,
         Some(s) if s.expires_at <= claim.now => ClaimDecision::Insert,
-        Some(s) if s.request_hash != claim.request_hash => {
+        Some(s)
+            if s.operation != claim.operation.as_str() || s.request_hash != claim.request_hash =>
+        {
             ClaimDecision::Answer(IdempotencyClaim::Mismatch)
         }
         Some(StoredIdempotencyKey {
-            order_id: Some(order_id),
+            resource: Some(resource),
             ..
         }) => ClaimDecision::Answer(IdempotencyClaim::Completed {
-            order_id: order_id.clone(),
+            resource: resource.clone(),
         }),
         Some(s) if s.locked_until > claim.now => {
             ClaimDecision::Answer(IdempotencyClaim::InProgress)
@@ -155,6 +256,7 @@ mod tests {
     fn request(now: DateTime<Utc>) -> IdempotencyRequest {
         IdempotencyRequest {
             key: "k".into(),
+            operation: Operation::Provision,
             token: "t".into(),
             request_hash: "h1".into(),
             now,
@@ -169,8 +271,9 @@ mod tests {
         let req = request(now);
         let stored =
             |hash: &str, order: Option<&str>, lease: i64, expiry: i64| StoredIdempotencyKey {
+                operation: "esim.provision".into(),
                 request_hash: hash.into(),
-                order_id: order.map(str::to_owned),
+                resource: order.map(ResourceRef::order),
                 locked_until: now + Duration::seconds(lease),
                 expires_at: now + Duration::seconds(expiry),
             };
@@ -187,8 +290,17 @@ mod tests {
         assert_eq!(
             decide_claim(Some(&stored("h1", Some("ord_1"), -5, 100)), &req),
             ClaimDecision::Answer(IdempotencyClaim::Completed {
-                order_id: "ord_1".into()
+                resource: ResourceRef::order("ord_1")
             })
+        );
+        // The same key and body for another operation is refused, whatever it created.
+        let elsewhere = StoredIdempotencyKey {
+            operation: "esim.top_up".into(),
+            ..stored("h1", Some("ord_1"), -5, 100)
+        };
+        assert_eq!(
+            decide_claim(Some(&elsewhere), &req),
+            ClaimDecision::Answer(IdempotencyClaim::Mismatch)
         );
         assert_eq!(
             decide_claim(Some(&stored("h1", None, 30, 100)), &req),
@@ -228,6 +340,11 @@ mod tests {
 
     #[test]
     fn idempotency_keys_are_printable_ascii() {
+        assert_eq!(IdempotencyKey::parse("a-1").unwrap().as_str(), "a-1");
+        assert!(matches!(
+            IdempotencyKey::parse("has space"),
+            Err(CoreError::InvalidIdempotencyKey(_))
+        ));
         assert!(validate_idempotency_key("order-123_ABC").is_ok());
         assert!(validate_idempotency_key("").is_err());
         assert!(validate_idempotency_key("has space").is_err());

@@ -6,6 +6,7 @@
 //! - [`provision`]: validating an order and provisioning it through the storage port, with
 //!   retries on number collisions.
 //! - [`idempotency`]: the rules of idempotency keys, for every paid or state-changing write.
+//! - [`paid`]: the one idempotent, paid-write path those writes go through.
 //! - [`validation`], [`paging`], [`clock`]: checks of partners' text, pages and cursors of
 //!   lists, and the time the domain reads.
 //! - [`billing`]: the charging rules (sandbox never depletes, live keeps a minimum balance).
@@ -31,6 +32,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod numbers;
 pub mod paging;
+pub mod paid;
 pub mod ports;
 pub mod provision;
 pub mod records;

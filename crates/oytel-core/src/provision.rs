@@ -9,16 +9,15 @@ use oytel_types::ProvisionRequest;
 use crate::billing::charge_for;
 use crate::catalog::{Catalog, CatalogPlan, Term};
 use crate::clock::now;
-use crate::idempotency::{
-    request_hash, validate_idempotency_key, IDEMPOTENCY_LEASE_SECONDS, IDEMPOTENCY_TTL_HOURS,
-};
-use crate::limits::{QuotaKey, QuotaUse, Quotas};
+use crate::idempotency::{request_hash, IdempotencyKey, Operation, ResourceKind, ResourceRef};
+use crate::limits::QuotaUse;
 use crate::numbers::{
     activation_code, generate_iccid, generate_matching_id, generate_msisdn, new_id, new_url_token,
 };
+use crate::paid::{self, PaidRequest, QuotaDraw, Written};
 use crate::ports::{
-    ClaimRef, EsimRecord, IdempotencyClaim, IdempotencyRequest, IdempotencyWrite, OrderRecord,
-    ProvisionResult, ProvisionWrite, Storage, StoreError, UniqueField,
+    EsimRecord, IdempotencyWrite, OrderRecord, ProvisionResult, ProvisionWrite, Storage,
+    StoreError, UniqueField,
 };
 use crate::validation::{validate_email, validate_text, validate_webhook_url};
 use crate::{Amount, CoreError, EsimStatus, Scope};
@@ -63,25 +62,6 @@ pub struct Provisioned {
     pub replayed: bool,
     /// The provisioning quota after this request (none for a replay, which is free).
     pub quota: Option<QuotaUse>,
-}
-
-/// The provisioning quota a request draws from.
-pub struct ProvisionQuota<'a> {
-    /// Where it is counted.
-    pub quotas: &'a dyn Quotas,
-    /// Whose it is.
-    pub key: QuotaKey,
-    /// How many requests an hour.
-    pub limit: u32,
-}
-
-impl std::fmt::Debug for ProvisionQuota<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProvisionQuota")
-            .field("key", &self.key)
-            .field("limit", &self.limit)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Validates a provisioning request against the catalog.
@@ -195,15 +175,10 @@ pub fn new_rows(
     (order, esim)
 }
 
-/// Provisions an eSIM: the whole flow of `POST /api/v1/esim/provision`. A replay of a
-/// completed request is answered without drawing from `quota`; any other request draws one
-/// unit before anything is written.
-///
-/// With an idempotency key, the common case (a key never seen) takes one transaction: the
-/// quota is drawn, then the key is claimed and completed together with the charge, the order,
-/// the eSIM and the event. If the key turns out to be stored already, that transaction writes
-/// nothing, the unit is given back, and the two-step path decides: claim (or find the stored
-/// answer to replay, or a conflict), then write.
+/// Provisions an eSIM: the whole flow of `POST /api/v1/esim/provision`, through the paid
+/// path ([`paid::run`]): a replay of a completed request is answered without drawing from
+/// `quota`; any other request draws one unit before anything is written, and with a new key
+/// the whole of it (claim, charge, order, eSIM, event) is one transaction.
 #[allow(clippy::too_many_arguments)]
 pub async fn provision(
     store: &dyn Storage,
@@ -211,122 +186,48 @@ pub async fn provision(
     settings: &ProvisionSettings,
     scope: &Scope,
     request: &ProvisionRequest,
-    idempotency_key: Option<&str>,
+    idempotency_key: Option<&IdempotencyKey>,
     request_id: &str,
-    quota: Option<ProvisionQuota<'_>>,
+    quota: Option<QuotaDraw<'_>>,
 ) -> Result<Provisioned, CoreError> {
-    if let Some(key) = idempotency_key {
-        validate_idempotency_key(key).map_err(CoreError::InvalidIdempotencyKey)?;
-    }
     let command = validate(request, catalog)?;
     let now = now();
-    let quota = quota.as_ref();
-    let write = |idempotency| {
-        write_with_fresh_numbers(
-            store,
-            &command,
-            catalog,
-            settings,
-            scope,
-            idempotency,
-            request_id,
-            now,
-        )
-    };
-    let Some(key) = idempotency_key else {
-        let used = draw(quota, now).await?;
-        let done = write(None).await?.ok_or_else(|| {
-            CoreError::Store(StoreError::Other(
-                "the store reported an idempotency key taken for a request without one".into(),
-            ))
-        })?;
-        return Ok(Provisioned {
-            quota: used,
-            ..done
-        });
-    };
-    let claim = IdempotencyRequest {
-        key: key.to_owned(),
-        token: crate::numbers::random_base62(24),
+    let paid = PaidRequest {
+        scope,
+        operation: Operation::Provision,
+        key: idempotency_key,
         request_hash: request_hash(request),
+        quota,
         now,
-        lease_until: now + Duration::seconds(IDEMPOTENCY_LEASE_SECONDS),
-        expires_at: now + Duration::hours(IDEMPOTENCY_TTL_HOURS),
     };
-
-    match draw(quota, now).await {
-        Ok(used) => match write(Some(IdempotencyWrite::ClaimNew(claim.clone()))).await? {
-            Some(done) => {
-                return Ok(Provisioned {
-                    quota: used,
-                    ..done
-                })
-            }
-            None => {
-                if let (Some(q), Some(_)) = (quota, used) {
-                    // A replay draws nothing. Should this fail, the hour's count is one too
-                    // high; no money or order is affected.
-                    let _ = q.quotas.refund(&q.key, now).await;
-                }
-            }
+    let done = paid::run(
+        store,
+        paid,
+        |idempotency| {
+            write_with_fresh_numbers(
+                store,
+                &command,
+                catalog,
+                settings,
+                scope,
+                idempotency,
+                request_id,
+                now,
+            )
         },
-        // A spent quota does not refuse a replay: the two-step path decides.
-        Err(CoreError::QuotaExceeded { .. }) => {}
-        Err(e) => return Err(e),
-    }
-
-    match store.claim_idempotency_key(scope, &claim).await? {
-        IdempotencyClaim::Claimed => {}
-        IdempotencyClaim::Completed { order_id } => {
-            return replay(store, scope, &order_id).await;
-        }
-        IdempotencyClaim::InProgress => return Err(CoreError::IdempotencyInProgress),
-        IdempotencyClaim::Mismatch => return Err(CoreError::IdempotencyKeyReused),
-    }
-    let claim_ref = ClaimRef {
-        key: claim.key,
-        token: claim.token,
-    };
-    let result = async {
-        let used = draw(quota, now).await?;
-        let done = write(Some(IdempotencyWrite::Complete(claim_ref.clone())))
-            .await?
-            .ok_or(CoreError::IdempotencyInProgress)?;
-        Ok(Provisioned {
-            quota: used,
-            ..done
-        })
-    }
-    .await;
-    if result.is_err() {
-        // Only successes are remembered: free the key for a corrected retry. If this fails
-        // too, the claim's lease runs out and the key is freed then.
-        let _ = store.release_idempotency_key(scope, &claim_ref).await;
-    }
-    result
+        |resource| replay(store, scope, resource),
+    )
+    .await?;
+    let (order, esim) = done.value;
+    Ok(Provisioned {
+        order,
+        esim,
+        replayed: done.replayed,
+        quota: done.quota,
+    })
 }
 
-/// Draws one unit of `quota`, if there is one to draw from; refuses when it is spent.
-async fn draw(
-    quota: Option<&ProvisionQuota<'_>>,
-    now: DateTime<Utc>,
-) -> Result<Option<QuotaUse>, CoreError> {
-    let Some(q) = quota else {
-        return Ok(None);
-    };
-    let used = q.quotas.consume(&q.key, q.limit, now).await?;
-    if used.allowed {
-        Ok(Some(used))
-    } else {
-        Err(CoreError::QuotaExceeded {
-            kind: q.key.kind,
-            used,
-        })
-    }
-}
-
-/// Writes the provisioning, drawing fresh numbers on a collision. `None`: nothing was written
-/// because [`IdempotencyWrite::ClaimNew`] found the key stored.
+/// Writes the provisioning, drawing fresh numbers on a collision.
 #[allow(clippy::too_many_arguments)]
 async fn write_with_fresh_numbers(
     store: &dyn Storage,
@@ -337,7 +238,7 @@ async fn write_with_fresh_numbers(
     idempotency: Option<IdempotencyWrite>,
     request_id: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Provisioned>, CoreError> {
+) -> Result<Written<(OrderRecord, EsimRecord)>, CoreError> {
     let charge = charge_for(scope.environment, settings.minimum_balance);
     let mut last_collision = UniqueField::Other;
     for _ in 0..NUMBER_ATTEMPTS {
@@ -359,12 +260,7 @@ async fn write_with_fresh_numbers(
                     mut order, esim, ..
                 } = write;
                 order.balance_after_cents = balance_after_cents;
-                return Ok(Some(Provisioned {
-                    order,
-                    esim,
-                    replayed: false,
-                    quota: None,
-                }));
+                return Ok(Written::Done((order, esim)));
             }
             Ok(ProvisionResult::InsufficientBalance { balance_cents }) => {
                 return Err(CoreError::InsufficientBalance {
@@ -373,8 +269,8 @@ async fn write_with_fresh_numbers(
                     minimum: settings.minimum_balance,
                 });
             }
-            Ok(ProvisionResult::ClaimLost) => return Err(CoreError::IdempotencyInProgress),
-            Ok(ProvisionResult::KeyTaken) => return Ok(None),
+            Ok(ProvisionResult::ClaimLost) => return Ok(Written::ClaimLost),
+            Ok(ProvisionResult::KeyTaken) => return Ok(Written::KeyTaken),
             Err(StoreError::Duplicate(field)) => last_collision = field,
             Err(e) => return Err(e.into()),
         }
@@ -385,31 +281,54 @@ async fn write_with_fresh_numbers(
     .into())
 }
 
+/// The answer to a replay: the order the key names (its rows never change) and its eSIM as
+/// the provisioning left it ([`as_provisioned`]), so that a retry gets the first answer
+/// whatever happened to the eSIM since.
 async fn replay(
     store: &dyn Storage,
     scope: &Scope,
-    order_id: &str,
-) -> Result<Provisioned, CoreError> {
-    let missing = || StoreError::Other(format!("idempotent replay: order {order_id} is missing"));
+    resource: ResourceRef,
+) -> Result<(OrderRecord, EsimRecord), CoreError> {
+    let missing = || {
+        StoreError::Other(format!(
+            "idempotent replay: the {} {} is missing",
+            resource.kind.as_str(),
+            resource.id
+        ))
+    };
+    if resource.kind != ResourceKind::Order {
+        return Err(missing().into());
+    }
     let order = store
-        .get_order(scope, order_id)
+        .get_order(scope, &resource.id)
         .await?
         .ok_or_else(missing)?;
     let esim = store
         .get_esim(scope, &order.esim_id)
         .await?
         .ok_or_else(missing)?;
-    Ok(Provisioned {
-        order,
-        esim,
-        replayed: true,
-        quota: None,
-    })
+    Ok((order, as_provisioned(esim)))
+}
+
+/// An eSIM as its provisioning wrote it ([`new_rows`]): what changes afterwards (the state,
+/// the activation time, usage) set back to how it started. Everything else is fixed at
+/// provisioning.
+pub fn as_provisioned(esim: EsimRecord) -> EsimRecord {
+    EsimRecord {
+        status: EsimStatus::Provisioned,
+        activated_at: None,
+        data_used_mb: 0,
+        calls_made: 0,
+        sms_sent: 0,
+        ..esim
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::IdempotencyClaim;
+    use crate::limits::QuotaKey;
     use crate::ports::{Charge, MockStorage};
     use crate::Environment;
 
@@ -486,16 +405,17 @@ mod tests {
     async fn provision_live(
         store: &MockStorage,
         key: Option<&str>,
-        quota: Option<ProvisionQuota<'_>>,
+        quota: Option<QuotaDraw<'_>>,
     ) -> Result<Provisioned, CoreError> {
         let catalog = Catalog::default_catalog();
+        let key = key.map(|k| IdempotencyKey::parse(k).unwrap());
         provision(
             store,
             &catalog,
             &settings(),
             &live(),
             &request(),
-            key,
+            key.as_ref(),
             "req_1",
             quota,
         )
@@ -659,7 +579,7 @@ mod tests {
             .expect_consume()
             .returning(|_, limit, now| Ok(quota_use(None, limit, now)));
         quotas.expect_refund().never();
-        let quota = ProvisionQuota {
+        let quota = QuotaDraw {
             quotas: &quotas,
             key: key.clone(),
             limit: 100,
@@ -680,7 +600,7 @@ mod tests {
 
         // A replay: the unit drawn for the attempt that found the key stored is given back.
         let mut store = stored_key(IdempotencyClaim::Completed {
-            order_id: "ord_1".into(),
+            resource: ResourceRef::order("ord_1"),
         });
         let (order, esim) = new_rows(
             &validate(&request(), &catalog).unwrap(),
@@ -691,6 +611,16 @@ mod tests {
             now(),
         );
         let esim_id = esim.id.clone();
+        let first = esim.clone();
+        // Since its provisioning the eSIM was activated and used.
+        let now_stored = EsimRecord {
+            status: EsimStatus::Active,
+            activated_at: Some(now()),
+            data_used_mb: 700,
+            calls_made: 2,
+            sms_sent: 1,
+            ..esim
+        };
         store.expect_get_order().returning(move |_, _| {
             Ok(Some(OrderRecord {
                 esim_id: esim_id.clone(),
@@ -699,7 +629,7 @@ mod tests {
         });
         store
             .expect_get_esim()
-            .returning(move |_, _| Ok(Some(esim.clone())));
+            .returning(move |_, _| Ok(Some(now_stored.clone())));
         let mut quotas = MockQuotas::new();
         quotas
             .expect_consume()
@@ -711,7 +641,7 @@ mod tests {
             .withf(move |k, _| *k == refunded)
             .times(1)
             .returning(|_, _| Ok(()));
-        let quota = ProvisionQuota {
+        let quota = QuotaDraw {
             quotas: &quotas,
             key,
             limit: 100,
@@ -720,5 +650,6 @@ mod tests {
             .await
             .unwrap();
         assert!(done.replayed && done.quota.is_none());
+        assert_eq!(done.esim, first, "a replay is the first answer");
     }
 }

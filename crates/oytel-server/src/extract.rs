@@ -1,6 +1,6 @@
 //! Extractors that turn every malformed input into an [`ApiError`] with a stable code:
-//! the caller's key ([`Caller`]), JSON bodies ([`ApiJson`]), query strings ([`ApiQuery`]) and
-//! path segments ([`ApiPath`]).
+//! the caller's key ([`Caller`]), JSON bodies ([`ApiJson`]), query strings ([`ApiQuery`]),
+//! path segments ([`ApiPath`]) and the `Idempotency-Key` of paid writes ([`IdempotencyKeyHeader`]).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -9,10 +9,11 @@ use std::time::Duration;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use oytel_core::idempotency::IdempotencyKey;
 use oytel_core::keys::AuthFailure;
 use oytel_core::limits::{QuotaKey, QuotaKind, QuotaUse};
 use oytel_core::ports::KeyOwner;
-use oytel_core::Scope;
+use oytel_core::{CoreError, Scope};
 use oytel_types::{ErrorCode, Limits};
 use serde::de::DeserializeOwned;
 
@@ -334,5 +335,32 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
             Ok(Path(value)) if !value.chars().any(char::is_control) => Ok(ApiPath(value)),
             _ => Err(ApiError::not_found()),
         }
+    }
+}
+
+/// The `Idempotency-Key` header of a paid or state-changing request, checked once, here: 1
+/// to 255 printable ASCII characters, sent at most once. Its absence is `None`; anything
+/// else wrong is `INVALID_IDEMPOTENCY_KEY`, before the body is read.
+#[derive(Debug)]
+pub struct IdempotencyKeyHeader(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let mut values = parts.headers.get_all("idempotency-key").iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            if parts.headers.contains_key("idempotency-key") {
+                return Err(CoreError::InvalidIdempotencyKey(
+                    "send one Idempotency-Key header, not several".into(),
+                )
+                .into());
+            }
+            return Ok(IdempotencyKeyHeader(None));
+        };
+        let text = value.to_str().map_err(|_| {
+            CoreError::InvalidIdempotencyKey("Idempotency-Key must be printable ASCII".into())
+        })?;
+        Ok(IdempotencyKeyHeader(Some(IdempotencyKey::parse(text)?)))
     }
 }

@@ -56,6 +56,9 @@ pub enum OpenError {
     /// Migrations failed.
     #[error("could not migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// After migrating, rows refer to rows that do not exist (SQLite's foreign-key check).
+    #[error("the database failed its foreign-key check after migrating: {0}")]
+    ForeignKeys(String),
     /// The database file's directory could not be created.
     #[error("could not create the database directory: {0}")]
     Io(#[from] std::io::Error),

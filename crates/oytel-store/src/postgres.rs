@@ -18,7 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use crate::dialect::{Chaining, Dialect};
 use crate::{OpenError, PoolOptions};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A PostgreSQL database behind one connection pool for the storage, and a small one for
 /// the quota counters.

@@ -254,7 +254,10 @@ impl TryFrom<EsimStatusRow> for EsimStatusRecord {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct IdempotencyRow {
+    pub operation: String,
     pub request_hash: String,
+    pub resource_kind: Option<String>,
+    pub resource_id: Option<String>,
     pub order_id: Option<String>,
     pub locked_until: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,

@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 use crate::dialect::{Chaining, Dialect};
 use crate::{OpenError, PoolOptions};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// A SQLite database: one writer connection, a pool of readers.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
-        MIGRATOR.run(&writer).await?;
+        migrate(&writer).await?;
         let reader = if in_memory {
             writer.clone()
         } else {
@@ -87,6 +87,35 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Applies the migrations on the writer's connection with foreign-key enforcement off, as
+/// SQLite's procedure for changing a table's constraints requires (the migration rebuilds the
+/// table: https://sqlite.org/lang_altertable.html#otheralter), then checks every foreign key
+/// and turns enforcement back on. A violation fails the start-up; nothing is served from a
+/// database whose references no longer hold.
+async fn migrate(writer: &SqlitePool) -> Result<(), OpenError> {
+    let mut conn = writer.acquire().await?;
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await?;
+    let migrated = MIGRATOR.run(&mut *conn).await;
+    let violations: Vec<(String, Option<i64>, String)> =
+        sqlx::query_as("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
+            .fetch_all(&mut *conn)
+            .await?;
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await?;
+    migrated?;
+    if let Some((table, rowid, parent)) = violations.first() {
+        return Err(OpenError::ForeignKeys(format!(
+            "{} row(s) refer to missing rows, the first in `{table}` (rowid {}) to `{parent}`",
+            violations.len(),
+            rowid.map_or_else(|| "none".to_owned(), |r| r.to_string()),
+        )));
+    }
+    Ok(())
 }
 
 /// What the shared storage code (`datastore/`) needs of this backend.

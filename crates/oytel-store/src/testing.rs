@@ -56,6 +56,7 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
+#[derive(Debug)]
 enum Guard {
     Dir(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
@@ -71,7 +72,8 @@ pub struct TestDatabase {
     pub quotas: Arc<dyn oytel_core::limits::Quotas>,
     /// The backend.
     pub backend: Backend,
-    guard: Guard,
+    /// Removes the database when the test ends.
+    _guard: Guard,
 }
 
 impl std::fmt::Debug for TestDatabase {
@@ -93,6 +95,15 @@ pub enum WriteLock {
 }
 
 impl TestDatabase {
+    /// Runs `sql` from a connection of its own: rows no port writes (what an earlier release
+    /// or an outside tool would leave).
+    ///
+    /// # Panics
+    /// When the database refuses the SQL.
+    pub async fn execute(&self, sql: &str) {
+        run_script(self.backend, &self.url, None, sql).await;
+    }
+
     /// Takes the write lock (see [`WriteLock`]) from a connection of its own.
     ///
     /// # Panics
@@ -175,16 +186,111 @@ async fn admin_execute(admin_url: &str, sql: &str) -> Result<(), sqlx::Error> {
 /// # Panics
 /// When the database cannot be created (a test setup failure).
 pub async fn fresh(backend: Backend) -> Option<TestDatabase> {
-    let pool = PoolOptions::default();
+    Some(empty(backend).await?.open().await)
+}
+
+/// The last migration of release 0.1, the schema the first partners' databases have.
+pub const RELEASE_0_1: i64 = 20261126000006;
+
+/// A database of `backend` as an earlier release left it: migrated up to `version` only,
+/// with the rows of `script` (SQL) written; `None` when PostgreSQL is not configured.
+/// [`EarlierDatabase::upgrade`] opens it with the current code.
+///
+/// # Panics
+/// When the database cannot be created or the script fails (a test setup failure).
+pub async fn at_release(backend: Backend, version: i64, script: &str) -> Option<EarlierDatabase> {
+    let empty = empty(backend).await?;
+    let until = |migrator: &sqlx::migrate::Migrator| sqlx::migrate::Migrator {
+        migrations: migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    let migrator = match backend {
+        Backend::Sqlite => until(&crate::sqlite::MIGRATOR),
+        Backend::Postgres => until(&crate::postgres::MIGRATOR),
+    };
+    run_script(backend, &empty.url, Some(&migrator), script).await;
+    Some(EarlierDatabase(empty))
+}
+
+/// Runs `sql` on a connection of its own to the database at `url` (creating a SQLite file if
+/// needed), after applying `migrator` if given.
+///
+/// # Panics
+/// When the database refuses (a test setup failure).
+async fn run_script(
+    backend: Backend,
+    url: &str,
+    migrator: Option<&sqlx::migrate::Migrator>,
+    sql: &str,
+) {
+    use sqlx::Connection;
+    async fn on<C>(mut conn: C, migrator: Option<&sqlx::migrate::Migrator>, sql: &str)
+    where
+        C: sqlx::Connection + sqlx::migrate::Migrate,
+        for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    {
+        if let Some(migrator) = migrator {
+            migrator.run_direct(&mut conn).await.expect("migrate");
+        }
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .expect("execute");
+        conn.close().await.expect("close");
+    }
+    match backend {
+        Backend::Sqlite => {
+            let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
+                .expect("SQLite URL")
+                .create_if_missing(true)
+                .foreign_keys(true);
+            let conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("connect");
+            on(conn, migrator, sql).await;
+        }
+        Backend::Postgres => {
+            let conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            on(conn, migrator, sql).await;
+        }
+    }
+}
+
+/// A database left by an earlier release (see [`at_release`]).
+#[derive(Debug)]
+pub struct EarlierDatabase(Empty);
+
+impl EarlierDatabase {
+    /// Opens it as the current release does at start-up, which migrates it.
+    ///
+    /// # Panics
+    /// When it cannot be opened or migrated: the upgrade failed.
+    pub async fn upgrade(self) -> TestDatabase {
+        self.0.open().await
+    }
+}
+
+/// A database that exists and has no tables yet.
+#[derive(Debug)]
+struct Empty {
+    url: String,
+    backend: Backend,
+    guard: Guard,
+}
+
+/// A new, empty database of `backend`; `None` when PostgreSQL is not configured.
+async fn empty(backend: Backend) -> Option<Empty> {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temporary directory");
             let url = format!("sqlite:{}", dir.path().join("oytel.db").display());
-            let store = SqliteStore::open(&url, &pool).await.expect("open SQLite");
-            Some(TestDatabase {
+            Some(Empty {
                 url,
-                store: Arc::new(store),
-                quotas: Arc::new(oytel_core::limits::MemoryQuotas::default()),
                 backend,
                 guard: Guard::Dir(dir),
             })
@@ -198,13 +304,8 @@ pub async fn fresh(backend: Backend) -> Option<TestDatabase> {
             admin_execute(&admin_url, &format!("CREATE DATABASE {name}"))
                 .await
                 .expect("create the test database");
-            let url = with_database(&admin_url, &name);
-            let store = PgStore::open(&url, &pool).await.expect("open PostgreSQL");
-            let store = Arc::new(store);
-            Some(TestDatabase {
-                url,
-                store: store.clone(),
-                quotas: store,
+            Some(Empty {
+                url: with_database(&admin_url, &name),
                 backend,
                 guard: Guard::Postgres { admin_url, name },
             })
@@ -212,9 +313,43 @@ pub async fn fresh(backend: Backend) -> Option<TestDatabase> {
     }
 }
 
-impl Drop for TestDatabase {
+impl Empty {
+    /// Opens the store (migrating the database).
+    async fn open(self) -> TestDatabase {
+        let pool = PoolOptions::default();
+        let Empty {
+            url,
+            backend,
+            guard,
+        } = self;
+        match backend {
+            Backend::Sqlite => {
+                let store = SqliteStore::open(&url, &pool).await.expect("open SQLite");
+                TestDatabase {
+                    url,
+                    store: Arc::new(store),
+                    quotas: Arc::new(oytel_core::limits::MemoryQuotas::default()),
+                    backend,
+                    _guard: guard,
+                }
+            }
+            Backend::Postgres => {
+                let store = Arc::new(PgStore::open(&url, &pool).await.expect("open PostgreSQL"));
+                TestDatabase {
+                    url,
+                    store: store.clone(),
+                    quotas: store,
+                    backend,
+                    _guard: guard,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Guard {
     fn drop(&mut self) {
-        if let Guard::Postgres { admin_url, name } = &self.guard {
+        if let Guard::Postgres { admin_url, name } = self {
             // Drop may run inside a runtime: do the async work on a thread of its own.
             let (admin_url, name) = (admin_url.clone(), name.clone());
             let _ = std::thread::spawn(move || {

@@ -1,11 +1,12 @@
 //! Provisioning and reading eSIMs.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use oytel_core::limits::QuotaKind;
 use oytel_core::paging::{finish_page, page_request};
+use oytel_core::paid::QuotaDraw;
 use oytel_core::ports::EsimFilter;
 use oytel_core::provision;
 use oytel_core::validation::{email_filter, reference_filter};
@@ -18,7 +19,7 @@ use oytel_types::{
 use crate::context::current_request_id;
 use crate::convert;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, IdempotencyKeyHeader};
 use crate::routes::meta;
 use crate::state::AppState;
 
@@ -47,15 +48,9 @@ use crate::state::AppState;
 pub async fn provision_esim(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(request): ApiJson<ProvisionRequest>,
 ) -> Result<Response, ApiError> {
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => Some(value.to_str().map_err(|_| {
-            CoreError::InvalidIdempotencyKey("Idempotency-Key must be printable ASCII".into())
-        })?),
-    };
     let request_id = current_request_id().unwrap_or_default();
     let done = provision::provision(
         state.store.as_ref(),
@@ -63,9 +58,9 @@ pub async fn provision_esim(
         &state.settings.provision,
         &caller.scope(),
         &request,
-        key,
+        key.as_ref(),
         &request_id,
-        Some(provision::ProvisionQuota {
+        Some(QuotaDraw {
             quotas: state.quotas.as_ref(),
             key: caller.quota_key(QuotaKind::Provision),
             limit: caller.limits.provision_per_hour,

@@ -418,6 +418,70 @@ async fn an_idempotent_retry_replays_without_a_second_esim_or_charge() {
     app.stop().await;
 }
 
+/// A replay is the first answer, byte for byte, even after the eSIM was activated and used:
+/// a retry learns what its first attempt did, not what happened since.
+#[tokio::test]
+async fn a_replay_after_activation_and_usage_is_still_the_first_answer() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let body = order("eu-roam-50");
+    let send = || {
+        app.client
+            .post(app.url("/api/v1/esim/provision"))
+            .bearer_auth(key)
+            .header("Idempotency-Key", "checkout-activated")
+            .json(&body)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first_text = first.text().await.unwrap();
+    let first_json: Value = serde_json::from_str(&first_text).unwrap();
+    let id = first_json["esim_id"].as_str().unwrap();
+    let sandbox = |action: &str| format!("/api/v1/sandbox/esim/{id}/{action}");
+    let (status, _) = app.post(key, &sandbox("activate"), &json!({})).await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .post(
+            key,
+            &sandbox("usage"),
+            &json!({"data_mb": 700, "calls": 1, "sms": 1}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let replay = send().await.unwrap();
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.text().await.unwrap(), first_text);
+    // The eSIM itself shows what happened since.
+    let (code, status) = app.get(key, &format!("/api/v1/esim/{id}/status")).await;
+    assert_eq!(code, 200);
+    assert_eq!(status["status"], "active", "{status}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_sent_twice_is_refused_before_anything_is_written() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let response = app
+        .client
+        .post(app.url("/api/v1/esim/provision"))
+        .bearer_auth(key)
+        .header("Idempotency-Key", "one")
+        .header("Idempotency-Key", "two")
+        .json(&order("eu-roam-50"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let r: Value = response.json().await.unwrap();
+    assert_error(status, &r, 400, "INVALID_IDEMPOTENCY_KEY");
+    assert_eq!(app.esim_count(key).await, 0);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_failed_request_does_not_burn_its_idempotency_key() {
     let app = TestApp::spawn().await;

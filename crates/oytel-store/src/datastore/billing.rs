@@ -2,19 +2,20 @@
 //! transaction of the change it pays for.
 
 use chrono::{DateTime, Utc};
+use oytel_core::billing::{self, LedgerLine};
 use oytel_core::numbers::new_id;
-use oytel_core::ports::{LedgerEntry, OrderRecord, StoreError};
+use oytel_core::ports::{LedgerEntry, StoreError};
 use sqlx::QueryBuilder;
 
-use super::sql::{begin_write, push_insert};
+use super::sql::{begin_write, push_insert, Tx};
 use super::{Db, Store};
 use crate::errors::db_error;
 use crate::rows::LedgerRow;
 
-/// The ledger entry of a live order's charge.
-pub(super) fn push_charge<'a>(
+/// Pushes the ledger row of `line`; `balance_after` is the balance once it applied.
+pub(super) fn push_ledger_line<'a>(
     qb: &mut QueryBuilder<'a, Db>,
-    order: &'a OrderRecord,
+    line: &'a LedgerLine,
     balance_after: i64,
 ) {
     push_insert(
@@ -23,18 +24,63 @@ pub(super) fn push_charge<'a>(
          order_id, description, created_at)",
         |v| {
             v.push_bind(new_id("led"))
-                .push_bind(&order.partner_id)
-                .push_bind(-order.amount_cents)
+                .push_bind(&line.partner_id)
+                .push_bind(line.amount_cents)
                 .push_bind(balance_after)
-                .push_bind("charge")
-                .push_bind(&order.id)
-                .push_bind(format!(
-                    "{} x{} month(s) for {}",
-                    order.plan_id, order.term_months, order.esim_id
-                ))
-                .push_bind(order.created_at);
+                .push_bind(line.kind.as_str())
+                .push_bind(&line.order_id)
+                .push_bind(&line.description)
+                .push_bind(line.at);
         },
     );
+}
+
+/// What moving a balance by a line did.
+pub(super) enum Moved {
+    /// The balance moved; this is the balance after.
+    Applied(i64),
+    /// Nothing moved: the balance after would be below the floor. This is the balance now.
+    BelowFloor(i64),
+}
+
+/// Moves the line's partner's balance by its amount, unless the balance after would be
+/// below `floor` (charges keep the minimum balance; credits have no floor). Pair it with
+/// [`push_ledger_line`] in the same transaction.
+pub(super) async fn move_balance(
+    tx: &mut Tx<'_>,
+    line: &LedgerLine,
+    floor: Option<i64>,
+) -> Result<Moved, StoreError> {
+    let mut query = QueryBuilder::new("UPDATE balances SET balance_cents = balance_cents + ");
+    query.push_bind(line.amount_cents);
+    query
+        .push(" WHERE partner_id = ")
+        .push_bind(&line.partner_id);
+    if let Some(floor) = floor {
+        query
+            .push(" AND balance_cents + ")
+            .push_bind(line.amount_cents);
+        query.push(" >= ").push_bind(floor);
+    }
+    query.push(" RETURNING balance_cents");
+    let moved: Option<i64> = query
+        .build_query_scalar()
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if let Some(balance) = moved {
+        return Ok(Moved::Applied(balance));
+    }
+    let balance: Option<i64> =
+        sqlx::query_scalar("SELECT balance_cents FROM balances WHERE partner_id = $1")
+            .bind(&line.partner_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    match balance {
+        Some(balance) => Ok(Moved::BelowFloor(balance)),
+        None => Err(StoreError::NotFound("partner")),
+    }
 }
 
 pub(super) async fn credit(
@@ -44,32 +90,14 @@ pub(super) async fn credit(
     description: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
+    let line = billing::credit_line(partner_id, amount_cents, description, now);
     let mut tx = begin_write(store).await?;
-    let balance: Option<i64> = sqlx::query_scalar(
-        "UPDATE balances SET balance_cents = balance_cents + $2 WHERE partner_id = $1 \
-         RETURNING balance_cents",
-    )
-    .bind(partner_id)
-    .bind(amount_cents)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db_error)?;
-    let Some(balance) = balance else {
-        return Err(StoreError::NotFound("partner"));
+    let Moved::Applied(balance) = move_balance(&mut tx, &line, None).await? else {
+        return Err(StoreError::Other("a credit met a floor".into()));
     };
-    sqlx::query(
-        "INSERT INTO ledger_entries (id, partner_id, amount_cents, balance_after_cents, kind, \
-         order_id, description, created_at) VALUES ($1, $2, $3, $4, 'credit', NULL, $5, $6)",
-    )
-    .bind(new_id("led"))
-    .bind(partner_id)
-    .bind(amount_cents)
-    .bind(balance)
-    .bind(description)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    let mut query = QueryBuilder::new("");
+    push_ledger_line(&mut query, &line, balance);
+    query.build().execute(&mut *tx).await.map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     Ok(balance)
 }

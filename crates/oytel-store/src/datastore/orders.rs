@@ -1,6 +1,8 @@
 //! Orders and provisioning: the charge, the order, the eSIM, the event and the completion of
 //! the idempotency key, in one transaction.
 
+use oytel_core::billing::{self, LedgerLine};
+use oytel_core::idempotency::ResourceRef;
 use oytel_core::ports::{
     Charge, IdempotencyWrite, OrderRecord, PageRequest, ProvisionResult, ProvisionWrite, Sequenced,
     StoreError, UniqueField,
@@ -8,9 +10,9 @@ use oytel_core::ports::{
 use oytel_core::Scope;
 use sqlx::QueryBuilder;
 
-use super::billing::push_charge;
+use super::billing::{move_balance, push_ledger_line, Moved};
 use super::esims::push_esim;
-use super::idempotency::push_claim;
+use super::idempotency::{complete_claim, key_stored, push_claim};
 use super::outbox::{fan_out_after, push_event};
 use super::sql::{
     begin_write, fetch_page, fetch_scoped_by_id, push_insert, scoped_list, Chain, Tx,
@@ -24,63 +26,44 @@ const ORDER_COLUMNS: &str = "seq, id, partner_id, environment, esim_id, plan_id,
     amount_cents, currency, customer_email, customer_name, reference_id, balance_after_cents, \
     request_id, created_at";
 
+/// The provisioning transaction: the charge (live), the order, the eSIM, its event and
+/// deliveries, and the idempotency key (claimed in the same statement, or completed).
 pub(super) async fn provision(
     store: &Store,
     write: &ProvisionWrite,
 ) -> Result<ProvisionResult, StoreError> {
     let order = &write.order;
+    let scope = Scope {
+        partner_id: order.partner_id.clone(),
+        environment: order.environment,
+    };
     let mut tx = begin_write(store).await?;
 
-    let balance_after = match write.charge {
-        Charge::Sandbox { balance_cents } => balance_cents,
+    let charge = match write.charge {
+        Charge::Sandbox { balance_cents } => Paid::Sandbox(balance_cents),
         Charge::Live {
             minimum_balance_cents,
         } => {
-            let debited: Option<i64> = sqlx::query_scalar(
-                "UPDATE balances SET balance_cents = balance_cents - $2 \
-                 WHERE partner_id = $1 AND balance_cents - $2 >= $3 RETURNING balance_cents",
-            )
-            .bind(&order.partner_id)
-            .bind(order.amount_cents)
-            .bind(minimum_balance_cents)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            let Some(balance_after) = debited else {
-                if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
-                    // A retry that waited here for its first attempt, which spent
-                    // the balance: that attempt's key is stored now, to replay.
-                    let stored: Option<String> = sqlx::query_scalar(
-                        "SELECT key FROM idempotency_keys WHERE partner_id = $1 \
-                         AND environment = $2 AND key = $3",
-                    )
-                    .bind(&order.partner_id)
-                    .bind(order.environment.as_str())
-                    .bind(&claim.key)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                    if stored.is_some() {
-                        return Ok(ProvisionResult::KeyTaken);
+            let line = billing::charge_line(order);
+            match move_balance(&mut tx, &line, Some(minimum_balance_cents)).await? {
+                Moved::Applied(balance_after) => Paid::Live(line, balance_after),
+                Moved::BelowFloor(balance_cents) => {
+                    // A retry that waited here for its first attempt, which spent the
+                    // balance: that attempt's key is stored now, to replay.
+                    if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
+                        if key_stored(&mut tx, &scope, &claim.key).await? {
+                            return Ok(ProvisionResult::KeyTaken);
+                        }
                     }
+                    return Ok(ProvisionResult::InsufficientBalance { balance_cents });
                 }
-                let balance: Option<i64> =
-                    sqlx::query_scalar("SELECT balance_cents FROM balances WHERE partner_id = $1")
-                        .bind(&order.partner_id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                return Ok(ProvisionResult::InsufficientBalance {
-                    balance_cents: balance.unwrap_or_default(),
-                });
-            };
-            balance_after
+            }
         }
     };
 
     // A new key already stored: a concurrent request with the same key committed
     // first (on PostgreSQL, this statement waited for it).
-    match insert_provision(&mut tx, write, balance_after).await {
+    match insert_provision(&mut tx, write, &charge).await {
         Ok(()) => {}
         Err(StoreError::Duplicate(UniqueField::IdempotencyKey)) => {
             return Ok(ProvisionResult::KeyTaken)
@@ -89,19 +72,8 @@ pub(super) async fn provision(
     }
 
     if let Some(IdempotencyWrite::Complete(claim)) = &write.idempotency {
-        let completed = sqlx::query(
-            "UPDATE idempotency_keys SET order_id = $5 WHERE partner_id = $1 \
-             AND environment = $2 AND key = $3 AND claim_token = $4 AND order_id IS NULL",
-        )
-        .bind(&order.partner_id)
-        .bind(order.environment.as_str())
-        .bind(&claim.key)
-        .bind(&claim.token)
-        .bind(&order.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if completed.rows_affected() != 1 {
+        let resource = ResourceRef::order(&order.id);
+        if !complete_claim(&mut tx, &scope, claim, &resource).await? {
             // Dropping the transaction rolls back the charge, the order and the eSIM.
             return Ok(ProvisionResult::ClaimLost);
         }
@@ -109,33 +81,50 @@ pub(super) async fn provision(
 
     tx.commit().await.map_err(db_error)?;
     Ok(ProvisionResult::Committed {
-        balance_after_cents: balance_after,
+        balance_after_cents: charge.balance_after(),
     })
 }
 
-/// Writes a provisioning: the idempotency claim (when new), the charge's ledger entry
-/// (when live), the order, the eSIM and the event, in one statement that also lists
-/// the partner's endpoints; then the event's deliveries. A sandbox order takes three
-/// round trips (begin, this, commit). A new claim's key already stored fails the
-/// statement with [`UniqueField::IdempotencyKey`].
-pub(super) async fn insert_provision(
+/// How a provisioning was paid for.
+enum Paid {
+    /// Sandbox: nothing moved; the balance shown.
+    Sandbox(i64),
+    /// Live: the charge's line, to write to the ledger, and the balance after it.
+    Live(LedgerLine, i64),
+}
+
+impl Paid {
+    fn balance_after(&self) -> i64 {
+        match self {
+            Paid::Sandbox(balance) | Paid::Live(_, balance) => *balance,
+        }
+    }
+}
+
+/// Writes a provisioning: the idempotency claim (when new), the charge's ledger row (when
+/// live), the order, the eSIM and the event, in one statement that also lists the partner's
+/// endpoints; then the event's deliveries. A sandbox order takes three round trips (begin,
+/// this, commit). A new claim's key already stored fails the statement with
+/// [`UniqueField::IdempotencyKey`].
+async fn insert_provision(
     tx: &mut Tx<'_>,
     write: &ProvisionWrite,
-    balance_after: i64,
+    charge: &Paid,
 ) -> Result<(), StoreError> {
     let order = &write.order;
     let scope = Scope {
         partner_id: order.partner_id.clone(),
         environment: order.environment,
     };
+    let resource = ResourceRef::order(&order.id);
     let mut chain = Chain::new();
     if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
-        push_claim(chain.write(), &scope, claim, Some(&order.id));
+        push_claim(chain.write(), &scope, claim, Some(&resource));
     }
-    if let Charge::Live { .. } = write.charge {
-        push_charge(chain.write(), order, balance_after);
+    if let Paid::Live(line, balance_after) = charge {
+        push_ledger_line(chain.write(), line, *balance_after);
     }
-    push_order(chain.write(), order, balance_after);
+    push_order(chain.write(), order, charge.balance_after());
     push_esim(chain.write(), &write.esim);
     push_event(chain.write(), &write.event);
     fan_out_after(
@@ -212,7 +201,7 @@ impl Store {
                     return Err(StoreError::Other("seed writes sandbox orders only".into()));
                 }
             };
-            insert_provision(&mut tx, write, balance).await?;
+            insert_provision(&mut tx, write, &Paid::Sandbox(balance)).await?;
         }
         tx.commit().await.map_err(db_error)
     }

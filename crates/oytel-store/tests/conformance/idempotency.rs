@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use oytel_core::clock::now;
+use oytel_core::idempotency::{Operation, ResourceRef};
 use oytel_core::ports::*;
 use oytel_core::Environment;
 
@@ -24,6 +25,7 @@ fn claim_request(
 ) -> IdempotencyRequest {
     IdempotencyRequest {
         key: key.into(),
+        operation: Operation::Provision,
         token: token.into(),
         request_hash: hash.into(),
         now: at,
@@ -124,7 +126,7 @@ async fn idempotency_claims(store: Arc<dyn Storage>) {
             .await
             .unwrap(),
         IdempotencyClaim::Completed {
-            order_id: w.order.id.clone()
+            resource: ResourceRef::order(&w.order.id)
         }
     );
     // A completed key cannot be released.
@@ -213,7 +215,7 @@ async fn a_new_key_is_claimed_and_completed_in_the_provisioning_transaction(
             .await
             .unwrap(),
         IdempotencyClaim::Completed {
-            order_id: committed.order.id.clone()
+            resource: ResourceRef::order(&committed.order.id)
         }
     );
     // When the first request spends all the balance there is to spend, the others still find the key taken

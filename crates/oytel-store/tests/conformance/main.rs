@@ -38,4 +38,5 @@ mod partners;
 mod quotas;
 mod settings;
 mod support;
+mod upgrade;
 mod webhooks;

@@ -17,15 +17,6 @@ conformance!(
     cancelled_writes_commit_whole_or_not_at_all_and_leave_no_transaction_open,
 );
 
-/// Asserts that the partner's ledger adds up to its live balance, and returns the balance.
-async fn ledger_adds_up(store: &dyn Storage, partner_id: &str) -> i64 {
-    let balance = store.live_balance(partner_id).await.unwrap();
-    let ledger = store.ledger(partner_id).await.unwrap();
-    let sum: i64 = ledger.iter().map(|e| e.amount_cents).sum();
-    assert_eq!(sum, balance, "the ledger adds up to the balance");
-    balance
-}
-
 /// Polls `future` until it has been pending `polls` times, then drops it (what a client
 /// disconnect or a timeout does to a request's future at its `polls`-th await); its output
 /// if it finished first.

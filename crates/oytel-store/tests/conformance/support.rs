@@ -187,3 +187,12 @@ pub(crate) const SANDBOX: Charge = Charge::Sandbox {
 pub(crate) const LIVE: Charge = Charge::Live {
     minimum_balance_cents: 2_500,
 };
+
+/// Asserts that the partner's ledger adds up to its live balance, and returns the balance.
+pub(crate) async fn ledger_adds_up(store: &dyn Storage, partner_id: &str) -> i64 {
+    let balance = store.live_balance(partner_id).await.unwrap();
+    let ledger = store.ledger(partner_id).await.unwrap();
+    let sum: i64 = ledger.iter().map(|e| e.amount_cents).sum();
+    assert_eq!(sum, balance, "the ledger adds up to the balance");
+    balance
+}
