@@ -73,7 +73,9 @@ pub fn charge_line(order: &OrderRecord) -> LedgerLine {
         order_id: Some(order.id.clone()),
         description: format!(
             "{} x{} month(s) for {}",
-            order.plan_id, order.term_months, order.esim_id
+            order.plan_id,
+            order.term.months(),
+            order.esim_id
         ),
         at: order.created_at,
     }

@@ -34,7 +34,7 @@ macro_rules! esim_parts {
                     name: self.plan_name.clone(),
                     data_allowance: format_allowance(self.data_limit_mb),
                     validity_days: self.validity_days,
-                    term_months: self.term_months,
+                    term_months: self.term.months(),
                 }
             }
 
@@ -156,7 +156,7 @@ pub fn order(order: &OrderRecord) -> Order {
         esim_id: order.esim_id.clone(),
         status: "completed".into(),
         plan_id: order.plan_id.clone(),
-        term_months: order.term_months,
+        term_months: order.term.months(),
         amount_usd: Amount::from_cents(order.amount_cents),
         amount_cents: order.amount_cents,
         currency: order.currency.clone(),

@@ -1,6 +1,7 @@
 //! Row types shared by the adapters' queries, and their conversion to the core's records.
 
 use chrono::{DateTime, Utc};
+use oytel_core::catalog::Term;
 use oytel_core::ports::{
     ApiKeyInfo, EsimRecord, EsimStatusRecord, LedgerEntry, OrderRecord, Partner, Sequenced,
     StoreError,
@@ -17,8 +18,18 @@ fn status(text: &str) -> Result<EsimStatus, StoreError> {
         .map_err(|e: String| StoreError::Other(format!("corrupt row: {e}")))
 }
 
-fn unsigned(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or_default()
+/// A stored number as the record's type; a value out of its range (a negative count, a term
+/// that is not 1, 3, 6 or 12 months) is a corrupt row, never read as a default.
+fn number<T: TryFrom<i64>>(field: &str, value: i64) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| StoreError::Other(format!("corrupt row: {field} = {value}")))
+}
+
+/// A stored term.
+fn term(value: i64) -> Result<Term, StoreError> {
+    u32::try_from(value)
+        .ok()
+        .and_then(Term::from_months)
+        .ok_or_else(|| StoreError::Other(format!("corrupt row: term_months = {value}")))
 }
 
 /// A row with its insertion sequence number (what list cursors point at).
@@ -147,7 +158,7 @@ impl TryFrom<OrderRow> for OrderRecord {
             environment: environment(&r.environment)?,
             esim_id: r.esim_id,
             plan_id: r.plan_id,
-            term_months: u32::try_from(r.term_months).unwrap_or_default(),
+            term: term(r.term_months)?,
             amount_cents: r.amount_cents,
             currency: r.currency,
             customer_email: r.customer_email,
@@ -192,7 +203,7 @@ impl TryFrom<EsimRow> for EsimRecord {
             plan_id: s.plan_id,
             plan_name: s.plan_name,
             validity_days: s.validity_days,
-            term_months: s.term_months,
+            term: s.term,
             iccid: s.iccid,
             msisdn: r.msisdn,
             matching_id: r.matching_id,
@@ -240,12 +251,12 @@ impl TryFrom<EsimStatusRow> for EsimStatusRecord {
             status: status(&r.status)?,
             plan_id: r.plan_id,
             plan_name: r.plan_name,
-            validity_days: u32::try_from(r.validity_days).unwrap_or_default(),
-            term_months: u32::try_from(r.term_months).unwrap_or_default(),
-            data_limit_mb: unsigned(r.data_limit_mb),
-            data_used_mb: unsigned(r.data_used_mb),
-            calls_made: unsigned(r.calls_made),
-            sms_sent: unsigned(r.sms_sent),
+            validity_days: number("validity_days", r.validity_days)?,
+            term: term(r.term_months)?,
+            data_limit_mb: number("data_limit_mb", r.data_limit_mb)?,
+            data_used_mb: number("data_used_mb", r.data_used_mb)?,
+            calls_made: number("calls_made", r.calls_made)?,
+            sms_sent: number("sms_sent", r.sms_sent)?,
             activated_at: r.activated_at,
             expires_at: r.expires_at,
         })
@@ -397,9 +408,9 @@ impl TryFrom<AttemptRow> for oytel_core::ports::AttemptRecord {
             event_id: r.event_id,
             event_type: event_type(&r.event_type)?,
             url: r.url,
-            attempt: u32::try_from(r.attempt).unwrap_or_default(),
+            attempt: number("attempt", r.attempt)?,
             status_code: r.status_code.and_then(|c| u16::try_from(c).ok()),
-            duration_ms: unsigned(r.duration_ms),
+            duration_ms: number("duration_ms", r.duration_ms)?,
             error: r.error,
             next_attempt_at: r.next_attempt_at,
             delivery_status,

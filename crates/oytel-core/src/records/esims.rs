@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::catalog::Term;
 use crate::{Environment, EsimStatus};
 
 /// An order row.
@@ -17,8 +18,8 @@ pub struct OrderRecord {
     pub esim_id: String,
     /// Plan id.
     pub plan_id: String,
-    /// Term, months.
-    pub term_months: u32,
+    /// The term paid for.
+    pub term: Term,
     /// Price of the whole term, cents.
     pub amount_cents: i64,
     /// ISO 4217.
@@ -53,8 +54,8 @@ pub struct EsimStatusRecord {
     pub plan_name: String,
     /// Validity days of the plan when ordered.
     pub validity_days: u32,
-    /// Term, months.
-    pub term_months: u32,
+    /// The term paid for.
+    pub term: Term,
     /// Data allowance, MB.
     pub data_limit_mb: u64,
     /// Data used, MB.
@@ -78,7 +79,7 @@ impl From<EsimRecord> for EsimStatusRecord {
             plan_id: e.plan_id,
             plan_name: e.plan_name,
             validity_days: e.validity_days,
-            term_months: e.term_months,
+            term: e.term,
             data_limit_mb: e.data_limit_mb,
             data_used_mb: e.data_used_mb,
             calls_made: e.calls_made,
@@ -106,8 +107,8 @@ pub struct EsimRecord {
     pub plan_name: String,
     /// Validity days of the plan when ordered.
     pub validity_days: u32,
-    /// Term, months.
-    pub term_months: u32,
+    /// The term paid for.
+    pub term: Term,
     /// ICCID.
     pub iccid: String,
     /// Mobile number, E.164.

@@ -247,12 +247,18 @@ pub(super) async fn claim_due_deliveries(
             // The endpoint was deleted meanwhile: its deliveries are cancelled.
             _ => continue,
         };
+        // A corrupt count is not read as 0 (that would restart its retry schedule); the
+        // delivery is left out, loudly, and the others go out.
+        let Ok(attempts) = u32::try_from(attempts) else {
+            tracing::error!(delivery_id = %id, attempts, "corrupt row: a delivery's attempt count is out of range; it is not sent");
+            continue;
+        };
         due.push(DueDelivery {
             id,
             event_id,
             endpoint_id,
             url,
-            attempts: u32::try_from(attempts).unwrap_or_default(),
+            attempts,
             payload,
             secrets,
         });

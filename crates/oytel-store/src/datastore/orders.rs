@@ -154,7 +154,7 @@ pub(super) fn push_order<'a>(
                 .push_bind(order.environment.as_str())
                 .push_bind(&order.esim_id)
                 .push_bind(&order.plan_id)
-                .push_bind(i64::from(order.term_months))
+                .push_bind(i64::from(order.term.months()))
                 .push_bind(order.amount_cents)
                 .push_bind(&order.currency)
                 .push_bind(&order.customer_email)

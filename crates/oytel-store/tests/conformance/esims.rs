@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
+use oytel_core::catalog::Term;
 use oytel_core::clock::now;
 use oytel_core::ports::*;
 use oytel_core::{Environment, EsimStatus};
@@ -363,4 +364,59 @@ async fn expiries_are_found_and_applied_once(store: Arc<dyn Storage>) {
         "expired once"
     );
     assert!(store.due_expiries(later, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_corrupt_stored_number_is_an_error_never_a_default() {
+    let db = oytel_store::testing::fresh(oytel_store::testing::Backend::Sqlite)
+        .await
+        .unwrap();
+    a_corrupt_stored_number_is_an_error_never_a_default(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_corrupt_stored_number_is_an_error_never_a_default() {
+    if let Some(db) = oytel_store::testing::fresh(oytel_store::testing::Backend::Postgres).await {
+        a_corrupt_stored_number_is_an_error_never_a_default(db).await;
+    }
+}
+
+/// A stored value out of its field's range (a term of 2 months, a negative count), written
+/// by hand or by a bug, makes the read fail with what is wrong; it is never read as 0.
+async fn a_corrupt_stored_number_is_an_error_never_a_default(
+    db: oytel_store::testing::TestDatabase,
+) {
+    let store = db.store.as_ref();
+    let a = partner(store).await;
+    let sandbox = scope(&a, Environment::Sandbox);
+    let esim = provisioned(store, &sandbox).await;
+    for (column, value, message) in [
+        ("term_months", "2", "corrupt row: term_months = 2"),
+        ("data_used_mb", "-5", "corrupt row: data_used_mb = -5"),
+    ] {
+        db.execute(&format!(
+            "UPDATE esims SET {column} = {value} WHERE id = '{}'",
+            esim.id
+        ))
+        .await;
+        match store.get_esim(&sandbox, &esim.id).await {
+            Err(StoreError::Other(m)) => assert_eq!(m, message),
+            other => panic!("{column} = {value} read as {other:?}"),
+        }
+        assert!(store.get_esim_status(&sandbox, &esim.id).await.is_err());
+        db.execute(&format!(
+            "UPDATE esims SET term_months = 1, data_used_mb = 0 WHERE id = '{}'",
+            esim.id
+        ))
+        .await;
+    }
+    assert_eq!(
+        store
+            .get_esim(&sandbox, &esim.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .term,
+        Term::OneMonth
+    );
 }

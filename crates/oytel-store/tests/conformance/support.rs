@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use oytel_core::catalog::Term;
 use oytel_core::clock::now;
 use oytel_core::numbers::{
     generate_iccid, generate_matching_id, generate_msisdn, new_id, new_url_token,
@@ -40,7 +41,7 @@ pub(crate) fn write(
             environment: scope.environment,
             esim_id: esim_id.clone(),
             plan_id: "uk-lite-10".into(),
-            term_months: 1,
+            term: Term::OneMonth,
             amount_cents,
             currency: "USD".into(),
             customer_email: "Customer@Example.com".into(),
@@ -58,7 +59,7 @@ pub(crate) fn write(
             plan_id: "uk-lite-10".into(),
             plan_name: "UK Lite 10".into(),
             validity_days: 30,
-            term_months: 1,
+            term: Term::OneMonth,
             iccid: generate_iccid(),
             msisdn: generate_msisdn(),
             activation_code: format!("LPA:1$smdp.test${matching_id}"),
