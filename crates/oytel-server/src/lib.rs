@@ -24,6 +24,7 @@ pub mod logfmt;
 pub mod openapi;
 pub mod qr;
 pub mod ratelimit;
+pub mod responses;
 pub mod routes;
 pub mod state;
 #[cfg(feature = "test-support")]

@@ -36,7 +36,17 @@ pub const DOCUMENTED_SERVERS: [(&str, &str); 2] = [
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&Security),
-    components(schemas(oytel_types::ErrorBody, oytel_types::ErrorCode, oytel_types::WebhookEvent)),
+    components(
+        schemas(oytel_types::ErrorBody, oytel_types::ErrorCode, oytel_types::WebhookEvent),
+        responses(
+            crate::responses::Unauthorized,
+            crate::responses::RateLimited,
+            crate::responses::NotSandbox,
+            crate::responses::OperatorUnauthorized,
+            crate::responses::OperatorDisabled,
+            crate::responses::AuthThrottled,
+        )
+    ),
     tags(
         (name = "plans", description = "The plan catalog"),
         (name = "esims", description = "Provisioning eSIMs, their status and QR codes"),

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use oytel_core::billing::{minimum_for, SANDBOX_BALANCE};
-use oytel_types::{AccountResponse, Amount, Balance, Environment, ErrorBody};
+use oytel_types::{AccountResponse, Amount, Balance, Environment};
 
 use crate::error::ApiError;
 use crate::extract::Caller;
@@ -15,8 +15,8 @@ use crate::state::AppState;
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn get_account(
     State(state): State<AppState>,
     caller: Caller,

@@ -36,7 +36,7 @@ use crate::state::AppState;
             headers(("Location" = String, description = "The eSIM's URL"),
                     ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 400, description = "Invalid body or header (`VALIDATION_ERROR`, `INVALID_JSON`, `INVALID_IDEMPOTENCY_KEY`)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
+        (status = 401, response = crate::responses::Unauthorized),
         (status = 402, description = "The live balance would fall below the minimum (`INSUFFICIENT_BALANCE`)", body = ErrorBody),
         (status = 404, description = "Unknown plan (`PLAN_NOT_FOUND`)", body = ErrorBody),
         (status = 409, description = "A request with this key is in progress", body = ErrorBody),
@@ -44,7 +44,7 @@ use crate::state::AppState;
         (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Key reused with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn provision_esim(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,9 +122,9 @@ where
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The eSIM", body = EsimResponse),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
+        (status = 401, response = crate::responses::Unauthorized),
         (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn get_esim(
     State(state): State<AppState>,
     caller: Caller,
@@ -147,9 +147,9 @@ pub async fn get_esim(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Status and usage", body = StatusResponse),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
+        (status = 401, response = crate::responses::Unauthorized),
         (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn esim_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -170,8 +170,8 @@ pub async fn esim_status(
     responses(
         (status = 200, description = "A page of eSIMs", body = Page<Esim>),
         (status = 400, description = "Bad filter, limit or cursor", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn list_esims(
     State(state): State<AppState>,
     caller: Caller,

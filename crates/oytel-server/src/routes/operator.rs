@@ -85,9 +85,9 @@ fn result(id: &str, status: BatchItemStatus, reason: Option<String>) -> BatchIte
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "One result per record", body = BatchResponse),
         (status = 400, description = "Malformed batch", body = ErrorBody),
-        (status = 401, description = "Missing or invalid operator token", body = ErrorBody),
-        (status = 429, description = "The client address failed to authenticate too often (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody),
-        (status = 403, description = "The operator API is disabled", body = ErrorBody)))]
+        (status = 401, response = crate::responses::OperatorUnauthorized),
+        (status = 429, response = crate::responses::AuthThrottled),
+        (status = 403, response = crate::responses::OperatorDisabled)))]
 pub async fn report_usage(
     State(state): State<AppState>,
     _operator: Operator,
@@ -156,9 +156,9 @@ pub async fn report_usage(
         (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "One result per notice", body = BatchResponse),
-        (status = 401, description = "Missing or invalid operator token", body = ErrorBody),
-        (status = 429, description = "The client address failed to authenticate too often (`RATE_LIMITED`); see `Retry-After`", body = ErrorBody),
-        (status = 403, description = "The operator API is disabled", body = ErrorBody)))]
+        (status = 401, response = crate::responses::OperatorUnauthorized),
+        (status = 429, response = crate::responses::AuthThrottled),
+        (status = 403, response = crate::responses::OperatorDisabled)))]
 pub async fn report_activations(
     State(state): State<AppState>,
     _operator: Operator,

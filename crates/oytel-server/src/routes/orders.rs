@@ -19,9 +19,9 @@ use crate::state::AppState;
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
+        (status = 401, response = crate::responses::Unauthorized),
         (status = 404, description = "No such order for this key (`ORDER_NOT_FOUND`)", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
@@ -46,8 +46,8 @@ pub async fn get_order(
     responses(
         (status = 200, description = "A page of orders", body = Page<Order>),
         (status = 400, description = "Bad limit or cursor", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn list_orders(
     State(state): State<AppState>,
     caller: Caller,

@@ -111,8 +111,8 @@ fn cached_json(request: &HeaderMap, rendered: &Rendered) -> Result<Response, Api
                     ("Cache-Control" = String, description = "How long to reuse it"))),
         (status = 304, description = "Unchanged since the ETag given"),
         (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn list_plans(
     State(state): State<AppState>,
     caller: Caller,
@@ -160,9 +160,9 @@ pub async fn list_plans(
     responses(
         (status = 200, description = "The plan", body = PlanResponse),
         (status = 304, description = "Unchanged since the ETag given"),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
+        (status = 401, response = crate::responses::Unauthorized),
         (status = 404, description = "No such plan (`PLAN_NOT_FOUND`)", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn get_plan(
     State(state): State<AppState>,
     caller: Caller,

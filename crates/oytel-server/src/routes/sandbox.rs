@@ -49,11 +49,11 @@ async fn transition(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The eSIM after activation", body = StatusResponse),
-        (status = 403, description = "Not a sandbox key (`FORBIDDEN`)", body = ErrorBody),
+        (status = 403, response = crate::responses::NotSandbox),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "Not `provisioned` (`INVALID_STATE_TRANSITION`)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn simulate_activation(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,11 +68,11 @@ pub async fn simulate_activation(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The eSIM after expiry", body = StatusResponse),
-        (status = 403, description = "Not a sandbox key", body = ErrorBody),
+        (status = 403, response = crate::responses::NotSandbox),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "Already expired or cancelled", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn simulate_expiry(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,11 +93,11 @@ pub async fn simulate_expiry(
         (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 200, description = "The eSIM after the usage", body = StatusResponse),
-        (status = 403, description = "Not a sandbox key", body = ErrorBody),
+        (status = 403, response = crate::responses::NotSandbox),
         (status = 404, description = "No such eSIM", body = ErrorBody),
         (status = 409, description = "The eSIM is not active", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn simulate_usage(
     State(state): State<AppState>,
     caller: Caller,

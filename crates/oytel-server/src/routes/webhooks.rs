@@ -50,8 +50,8 @@ fn endpoint_response(
         (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
         (status = 201, description = "Created", body = WebhookEndpointCreated),
         (status = 400, description = "Invalid URL, events or description", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn create_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -77,8 +77,8 @@ pub async fn create_endpoint(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Every endpoint (one page)", body = Page<WebhookEndpoint>),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn list_endpoints(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,8 +99,8 @@ pub async fn list_endpoints(
     responses(
         (status = 200, description = "The endpoint", body = WebhookEndpointResponse),
         (status = 404, description = "No such endpoint (`WEBHOOK_ENDPOINT_NOT_FOUND`)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn get_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,8 +121,8 @@ pub async fn get_endpoint(
         (status = 200, description = "The endpoint after the change", body = WebhookEndpointResponse),
         (status = 400, description = "Invalid change", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn update_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,8 +149,8 @@ pub async fn update_endpoint(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such endpoint", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn delete_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,8 +171,8 @@ pub async fn delete_endpoint(
     responses(
         (status = 200, description = "The new secret", body = WebhookSecretResponse),
         (status = 404, description = "No such endpoint", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn rotate_endpoint_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -196,8 +196,8 @@ pub async fn rotate_endpoint_secret(
     responses(
         (status = 202, description = "Scheduled", body = TestEventResponse),
         (status = 404, description = "No such endpoint", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn test_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,8 +242,8 @@ async fn attempts_page(
         (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),
         (status = 200, description = "A page of attempts", body = Page<DeliveryAttempt>),
         (status = 404, description = "No such endpoint", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn endpoint_attempts(
     State(state): State<AppState>,
     caller: Caller,
@@ -260,8 +260,8 @@ pub async fn endpoint_attempts(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),(status = 200, description = "A page of attempts", body = Page<DeliveryAttempt>),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn all_attempts(
     State(state): State<AppState>,
     caller: Caller,
@@ -277,8 +277,8 @@ pub async fn all_attempts(
     responses(
         (status = 202, description = "Scheduled", body = RedeliverResponse),
         (status = 404, description = "No such event (`EVENT_NOT_FOUND`)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
@@ -301,8 +301,8 @@ pub async fn redeliver(
 #[utoipa::path(get, path = "/api/v1/webhooks/secret", tag = "webhooks",
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "The secret", body = WebhookSecretResponse),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn esim_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -323,8 +323,8 @@ pub async fn esim_secret(
 #[utoipa::path(post, path = "/api/v1/webhooks/secret/rotate", tag = "webhooks",
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "The new secret", body = WebhookSecretResponse),
-        (status = 401, description = "Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`); after 20 failures a minute from one client address, failed attempts get 429 instead", body = ErrorBody),
-        (status = 429, description = "A rate limit was hit, or the client address failed to authenticate too often (`RATE_LIMITED`, `details.limit`); see `Retry-After`. A valid key is never refused for failures of others", body = ErrorBody)))]
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
 pub async fn rotate_esim_secret(
     State(state): State<AppState>,
     caller: Caller,

@@ -71,6 +71,55 @@ fn the_main_answers_have_examples_that_parse_as_their_types() {
     }
 }
 
+/// Every route a partner key opens answers 401 and 429 with the one shared definition of
+/// each, and every reference in the spec names something the spec defines.
+#[test]
+fn shared_error_answers_are_defined_once_and_every_reference_resolves() {
+    let spec = oytel_server::openapi::to_json(&oytel_server::openapi::spec()).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    let mut partner_routes = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let bearer = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if !bearer {
+                continue;
+            }
+            partner_routes += 1;
+            for (status, name) in [("401", "Unauthorized"), ("429", "RateLimited")] {
+                assert_eq!(
+                    op["responses"][status]["$ref"],
+                    format!("#/components/responses/{name}"),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    assert!(partner_routes >= 20, "{partner_routes}");
+    let mut refs = Vec::new();
+    collect_refs(&spec, &mut refs);
+    for reference in refs {
+        let pointer = reference.trim_start_matches('#');
+        assert!(spec.pointer(pointer).is_some(), "{reference} resolves");
+    }
+}
+
+fn collect_refs(value: &serde_json::Value, refs: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", serde_json::Value::String(r)) => refs.push(r.clone()),
+                    _ => collect_refs(v, refs),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+        _ => {}
+    }
+}
+
 #[tokio::test]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;

@@ -1,0 +1,49 @@
+//! The error responses many routes share, defined once: the spec lists each under
+//! `components/responses` and every route refers to it, so that a change of wording or of a
+//! header reaches every route at once and generated clients get one type per answer.
+//!
+//! | response | status | routes |
+//! |---|---|---|
+//! | [`Unauthorized`] | 401 | every route a partner key opens |
+//! | [`RateLimited`] | 429 | every route a partner key opens |
+//! | [`NotSandbox`] | 403 | the sandbox simulations |
+//! | [`OperatorUnauthorized`] | 401 | the operator reports |
+//! | [`OperatorDisabled`] | 403 | the operator reports |
+//! | [`AuthThrottled`] | 429 | the operator reports |
+
+use oytel_types::ErrorBody;
+use utoipa::ToResponse;
+
+/// Missing, invalid or revoked key (`MISSING_API_KEY`, `INVALID_API_KEY`, `API_KEY_REVOKED`);
+/// after 20 failures a minute from one client address, failed attempts get 429 instead.
+#[derive(Debug, ToResponse)]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct Unauthorized(ErrorBody);
+
+/// A rate limit was hit, or the client address failed to authenticate too often
+/// (`RATE_LIMITED`, `details.limit`). A valid key is never refused for failures of others.
+#[derive(Debug, ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct RateLimited(ErrorBody);
+
+/// Not a sandbox key (`FORBIDDEN`): simulations are for sandbox eSIMs only.
+#[derive(Debug, ToResponse)]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct NotSandbox(ErrorBody);
+
+/// Missing or invalid operator token.
+#[derive(Debug, ToResponse)]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct OperatorUnauthorized(ErrorBody);
+
+/// The operator API is disabled (no operator token is configured).
+#[derive(Debug, ToResponse)]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct OperatorDisabled(ErrorBody);
+
+/// The client address failed to authenticate too often (`RATE_LIMITED`).
+#[derive(Debug, ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct AuthThrottled(ErrorBody);
