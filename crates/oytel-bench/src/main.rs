@@ -5,6 +5,8 @@
 
 mod baseline;
 mod load;
+mod report;
+mod webhooks;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -23,9 +25,9 @@ use oytel_core::ports::{Charge, Partner, ProvisionWrite, Storage};
 use oytel_core::provision::{new_rows, validate, ProvisionSettings};
 use oytel_core::Scope;
 use oytel_types::{Amount, Environment, EventType, ProvisionRequest};
-use serde::Serialize;
 
-use crate::load::Stats;
+use crate::report::{print_table, Comparison, Report};
+use crate::webhooks::webhook_throughput;
 
 #[derive(Debug, Parser)]
 #[command(name = "oytel-bench")]
@@ -80,33 +82,6 @@ struct RunArgs {
     /// Where the JSON figures go.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
-}
-
-#[derive(Debug, Serialize)]
-struct Comparison {
-    route: String,
-    connections: usize,
-    baseline: String,
-    ours: Stats,
-    base: Stats,
-    ratio: f64,
-    target: f64,
-    peak_rss_mb: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    backend: String,
-    esims: u64,
-    machine: String,
-    comparisons: Vec<Comparison>,
-    scale: Vec<(u64, Stats)>,
-    webhooks_per_second: f64,
-    webhooks_delivered: u64,
-    /// The same run with a second endpoint that never answers: the healthy one's rate.
-    webhooks_beside_hanging_per_second: f64,
-    webhooks_beside_hanging_delivered: u64,
-    peak_rss_mb: f64,
 }
 
 struct Proc {
@@ -278,229 +253,6 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
         _ => unreachable!("one store is open"),
     }
     Ok(sample)
-}
-
-/// What the webhook receiver counts: verified deliveries and when they arrived.
-#[derive(Clone, Default)]
-struct Received {
-    secret: Arc<std::sync::Mutex<Option<oytel_webhooks::Secret>>>,
-    times: Arc<std::sync::Mutex<Vec<Instant>>>,
-}
-
-async fn receive(
-    axum::extract::State(r): axum::extract::State<Received>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::http::StatusCode {
-    let header = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let Some(secret) = r.secret.lock().ok().and_then(|s| s.clone()) else {
-        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
-    };
-    let now = chrono::Utc::now().timestamp();
-    let verified = oytel_webhooks::verify(
-        &secret,
-        &header("webhook-id"),
-        &header("webhook-timestamp"),
-        &header("webhook-signature"),
-        &body,
-        now,
-    );
-    if verified.is_err() {
-        return axum::http::StatusCode::BAD_REQUEST;
-    }
-    if let Ok(mut times) = r.times.lock() {
-        times.push(Instant::now());
-    }
-    axum::http::StatusCode::NO_CONTENT
-}
-
-/// An endpoint that accepts connections, reads, and never answers: every attempt to it runs
-/// into the worker's timeout.
-async fn hanging_endpoint() -> Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    Ok((url, task))
-}
-
-/// Provisions `events` eSIMs through `server` (which runs no workers, so their
-/// `esim.provisioned` deliveries wait), then starts an instance that delivers them, and
-/// measures how fast they reach a local receiver that verifies every signature: verified
-/// deliveries per second, from the first to the last. With `beside_hanging`, a second
-/// endpoint that never answers gets the same events: the figure is still the healthy
-/// receiver's. The endpoints are deleted afterwards, so a later run starts clean.
-async fn webhook_throughput(
-    server: &str,
-    key: &str,
-    events: u64,
-    beside_hanging: bool,
-    start_worker: impl FnOnce() -> Result<Proc>,
-) -> Result<(u64, f64)> {
-    let received = Received::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let receiver_url = format!("http://{}/hook", listener.local_addr()?);
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(received.clone());
-    let task = tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = reqwest::Client::new();
-    let hanging = if beside_hanging {
-        Some(hanging_endpoint().await?)
-    } else {
-        None
-    };
-    let mut endpoints = Vec::new();
-    let urls = std::iter::once(receiver_url.clone()).chain(hanging.iter().map(|h| h.0.clone()));
-    for url in urls {
-        let created: serde_json::Value = client
-            .post(format!("{server}/api/v1/webhooks/endpoints"))
-            .bearer_auth(key)
-            .json(&serde_json::json!({"url": url, "events": ["esim.provisioned"]}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if url == receiver_url {
-            let secret = oytel_webhooks::Secret::parse(
-                created["secret"].as_str().context("endpoint secret")?,
-            )?;
-            if let Ok(mut slot) = received.secret.lock() {
-                *slot = Some(secret);
-            }
-        }
-        endpoints.push(created["id"].as_str().context("endpoint id")?.to_owned());
-    }
-    let mut senders = tokio::task::JoinSet::new();
-    for _ in 0..16 {
-        let (client, server, key) = (client.clone(), server.to_owned(), key.to_owned());
-        senders.spawn(async move {
-            for _ in 0..events.div_ceil(16) {
-                let _ = client
-                    .post(format!("{server}/api/v1/esim/provision"))
-                    .bearer_auth(&key)
-                    .json(&serde_json::json!({"plan_id": "uk-lite-10", "customer_email": "w@example.com", "customer_name": "W"}))
-                    .send()
-                    .await;
-            }
-        });
-    }
-    while senders.join_next().await.is_some() {}
-    let worker = start_worker()?;
-    let expected = events.div_ceil(16) * 16;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let count = || {
-        received
-            .times
-            .lock()
-            .map(|t| t.len() as u64)
-            .unwrap_or_default()
-    };
-    while count() < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    task.abort();
-    drop(worker);
-    if let Some((_, hanging)) = hanging {
-        hanging.abort();
-    }
-    for id in endpoints {
-        client
-            .delete(format!("{server}/api/v1/webhooks/endpoints/{id}"))
-            .bearer_auth(key)
-            .send()
-            .await?
-            .error_for_status()?;
-    }
-    let times = received.times.lock().map(|t| t.clone()).unwrap_or_default();
-    let rate = match (times.first(), times.last()) {
-        (Some(first), Some(last)) if last > first => {
-            times.len() as f64 / (*last - *first).as_secs_f64()
-        }
-        _ => 0.0,
-    };
-    Ok((times.len() as u64, rate))
-}
-
-fn print_table(report: &Report) {
-    println!();
-    println!(
-        "Oytel benchmark — {} backend, {} eSIMs, {}",
-        report.backend, report.esims, report.machine
-    );
-    println!(
-        "{:<34} {:>5} {:>10} {:>8} {:>8} {:>6} {:>10} {:>8} {:>8} {:>7} {:>7}",
-        "route (baseline)",
-        "conns",
-        "ours rps",
-        "p50 ms",
-        "p99 ms",
-        "errs",
-        "base rps",
-        "p50 ms",
-        "p99 ms",
-        "ratio",
-        "target"
-    );
-    for c in &report.comparisons {
-        println!(
-            "{:<34} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>6} {:>10.0} {:>8.2} {:>8.2} {:>6.2}x {:>6.1}x{}",
-            format!("{} ({})", c.route, c.baseline),
-            c.connections,
-            c.ours.rps,
-            c.ours.p50_ms,
-            c.ours.p99_ms,
-            c.ours.errors,
-            c.base.rps,
-            c.base.p50_ms,
-            c.base.p99_ms,
-            c.ratio,
-            c.target,
-            if c.ratio >= c.target { "" } else { "  MISSED" }
-        );
-    }
-    for (esims, stats) in &report.scale {
-        println!(
-            "status with {esims:>8} eSIMs (32 conns): p50 {:.2} ms, p99 {:.2} ms, {:.0} rps",
-            stats.p50_ms, stats.p99_ms, stats.rps
-        );
-    }
-    if let [(_, small), (_, large)] = report.scale.as_slice() {
-        let ratio = if small.p50_ms > 0.0 {
-            large.p50_ms / small.p50_ms
-        } else {
-            0.0
-        };
-        println!("status p50 large/small: {ratio:.2}x (target at most 1.3x)");
-    }
-    println!(
-        "webhooks: {} delivered and verified, {:.0} per second (target 2000)",
-        report.webhooks_delivered, report.webhooks_per_second
-    );
-    let ratio = if report.webhooks_per_second > 0.0 {
-        report.webhooks_beside_hanging_per_second / report.webhooks_per_second
-    } else {
-        0.0
-    };
-    println!(
-        "webhooks beside an endpoint that never answers: {} delivered, {:.0} per second, \
-         {ratio:.2}x the all-healthy figure (target at least 0.8x)",
-        report.webhooks_beside_hanging_delivered, report.webhooks_beside_hanging_per_second
-    );
-    println!(
-        "server peak RSS: {:.1} MB (target under 64 MB)",
-        report.peak_rss_mb
-    );
 }
 
 async fn run(args: RunArgs) -> Result<()> {

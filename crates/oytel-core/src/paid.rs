@@ -212,3 +212,271 @@ async fn draw(
         })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::limits::{quota_use, MockQuotas, QuotaKind};
+    use crate::ports::MockStorage;
+    use crate::Environment;
+
+    fn scope() -> Scope {
+        Scope {
+            partner_id: "ptn_1".into(),
+            environment: Environment::Production,
+        }
+    }
+
+    fn quota_key() -> QuotaKey {
+        QuotaKey {
+            partner_id: "ptn_1".into(),
+            environment: Environment::Production,
+            kind: QuotaKind::Provision,
+        }
+    }
+
+    /// Runs a request with `key` through the path. Its write answers `answers` in turn (a
+    /// write beyond them fails the test) and records what it was given in `writes`; its
+    /// replay answers `replayed <id>`.
+    async fn run_with(
+        store: &MockStorage,
+        key: Option<&str>,
+        quota: Option<QuotaDraw<'_>>,
+        answers: Vec<Result<Written<String>, CoreError>>,
+        writes: &Mutex<Vec<Option<IdempotencyWrite>>>,
+    ) -> Result<Paid<String>, CoreError> {
+        let key = key.map(|k| IdempotencyKey::parse(k).unwrap());
+        let answers = Mutex::new(answers.into_iter());
+        let scope = scope();
+        let request = PaidRequest {
+            scope: &scope,
+            operation: Operation::Provision,
+            key: key.as_ref(),
+            request_hash: "h".into(),
+            quota,
+            now: Utc::now(),
+        };
+        run(
+            store,
+            request,
+            |idempotency| {
+                writes.lock().unwrap().push(idempotency);
+                let answer = answers.lock().unwrap().next().expect("no further write");
+                async move { answer }
+            },
+            |resource| async move { Ok(format!("replayed {}", resource.id)) },
+        )
+        .await
+    }
+
+    /// A store that finds the key stored when asked apart, answering `claim`.
+    pub(crate) fn stored(claim: IdempotencyClaim) -> MockStorage {
+        let mut store = MockStorage::new();
+        store
+            .expect_claim_idempotency_key()
+            .times(1)
+            .returning(move |_, _| Ok(claim.clone()));
+        store
+    }
+
+    #[tokio::test]
+    async fn without_a_key_the_write_runs_once_with_nothing_to_claim() {
+        let writes = Mutex::default();
+        let done = run_with(
+            &MockStorage::new(),
+            None,
+            None,
+            vec![Ok(Written::Done("ord_1".into()))],
+            &writes,
+        )
+        .await
+        .unwrap();
+        assert_eq!((done.value.as_str(), done.replayed), ("ord_1", false));
+        assert_eq!(*writes.lock().unwrap(), [None]);
+    }
+
+    #[tokio::test]
+    async fn a_new_key_is_claimed_in_the_write_itself() {
+        let writes = Mutex::default();
+        // No claim apart: the mock refuses any call it was not told to expect.
+        let done = run_with(
+            &MockStorage::new(),
+            Some("k"),
+            None,
+            vec![Ok(Written::Done("ord_1".into()))],
+            &writes,
+        )
+        .await
+        .unwrap();
+        assert!(!done.replayed);
+        let writes = writes.lock().unwrap();
+        let [Some(IdempotencyWrite::ClaimNew(claim))] = writes.as_slice() else {
+            panic!("{writes:?}");
+        };
+        assert_eq!(
+            (claim.key.as_str(), claim.operation),
+            ("k", Operation::Provision)
+        );
+        assert_eq!(claim.lease_until - claim.now, Duration::seconds(10));
+        assert_eq!(claim.expires_at - claim.now, Duration::hours(24));
+    }
+
+    #[tokio::test]
+    async fn a_completed_key_replays_what_it_names_without_a_second_write() {
+        let store = stored(IdempotencyClaim::Completed {
+            resource: ResourceRef::order("ord_1"),
+        });
+        let writes = Mutex::default();
+        let done = run_with(
+            &store,
+            Some("k"),
+            None,
+            vec![Ok(Written::KeyTaken)],
+            &writes,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.value, "replayed ord_1");
+        assert!(done.replayed && done.quota.is_none());
+        assert_eq!(writes.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn keys_in_progress_or_reused_are_refused_without_a_second_write() {
+        for (claim, expected) in [
+            (IdempotencyClaim::InProgress, "still being processed"),
+            (IdempotencyClaim::Mismatch, "different request body"),
+        ] {
+            let writes = Mutex::default();
+            let err = run_with(
+                &stored(claim),
+                Some("k"),
+                None,
+                vec![Ok(Written::KeyTaken)],
+                &writes,
+            )
+            .await
+            .unwrap_err();
+            assert!(err.to_string().contains(expected), "{err}");
+            assert_eq!(writes.lock().unwrap().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_claimed_apart_is_completed_by_the_write_or_released_when_it_fails() {
+        let writes = Mutex::default();
+        let done = run_with(
+            &stored(IdempotencyClaim::Claimed),
+            Some("k"),
+            None,
+            vec![Ok(Written::KeyTaken), Ok(Written::Done("ord_2".into()))],
+            &writes,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.value, "ord_2");
+        assert!(matches!(
+            &writes.lock().unwrap()[1],
+            Some(IdempotencyWrite::Complete(claim)) if claim.key == "k" && claim.token.len() == 24
+        ));
+
+        for failure in [
+            Err(CoreError::PlanNotFound("x".into())),
+            Ok(Written::ClaimLost),
+        ] {
+            let mut store = stored(IdempotencyClaim::Claimed);
+            store
+                .expect_release_idempotency_key()
+                .withf(|_, claim| claim.key == "k")
+                .times(1)
+                .returning(|_, _| Ok(()));
+            let answers = vec![Ok(Written::KeyTaken), failure];
+            assert!(
+                run_with(&store, Some("k"), None, answers, &Mutex::default())
+                    .await
+                    .is_err()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_lost_in_the_write_itself_is_in_progress() {
+        let err = run_with(
+            &MockStorage::new(),
+            Some("k"),
+            None,
+            vec![Ok(Written::ClaimLost)],
+            &Mutex::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, CoreError::IdempotencyInProgress), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_replay_draws_no_quota_and_a_spent_quota_writes_nothing() {
+        // Spent: nothing is written, and the key claimed to look for a replay is freed.
+        let mut store = stored(IdempotencyClaim::Claimed);
+        store
+            .expect_release_idempotency_key()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut quotas = MockQuotas::new();
+        quotas
+            .expect_consume()
+            .returning(|_, limit, now| Ok(quota_use(None, limit, now)));
+        quotas.expect_refund().never();
+        let quota = QuotaDraw {
+            quotas: &quotas,
+            key: quota_key(),
+            limit: 100,
+        };
+        let writes = Mutex::default();
+        let err = run_with(&store, Some("k"), Some(quota), vec![], &writes)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CoreError::QuotaExceeded {
+                    kind: QuotaKind::Provision,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(writes.lock().unwrap().is_empty());
+
+        // A replay: the unit drawn for the attempt that found the key stored is given back.
+        let store = stored(IdempotencyClaim::Completed {
+            resource: ResourceRef::order("ord_1"),
+        });
+        let mut quotas = MockQuotas::new();
+        quotas
+            .expect_consume()
+            .times(1)
+            .returning(|_, limit, now| Ok(quota_use(Some(1), limit, now)));
+        quotas
+            .expect_refund()
+            .withf(|k, _| *k == quota_key())
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let quota = QuotaDraw {
+            quotas: &quotas,
+            key: quota_key(),
+            limit: 100,
+        };
+        let done = run_with(
+            &store,
+            Some("k"),
+            Some(quota),
+            vec![Ok(Written::KeyTaken)],
+            &writes,
+        )
+        .await
+        .unwrap();
+        assert!(done.replayed && done.quota.is_none());
+    }
+}

@@ -328,7 +328,6 @@ pub fn as_provisioned(esim: EsimRecord) -> EsimRecord {
 mod tests {
     use super::*;
     use crate::idempotency::IdempotencyClaim;
-    use crate::limits::QuotaKey;
     use crate::ports::{Charge, MockStorage};
     use crate::Environment;
 
@@ -478,178 +477,72 @@ mod tests {
     }
 
     /// A store whose key `k` is already stored: the one-transaction attempt finds it taken,
-    /// and the two-step claim answers `claim`.
+    /// and the claim apart answers `claim`.
     fn stored_key(claim: IdempotencyClaim) -> MockStorage {
-        let mut store = MockStorage::new();
+        let mut store = crate::paid::tests::stored(claim);
         store
             .expect_provision()
             .withf(|w| matches!(w.idempotency, Some(IdempotencyWrite::ClaimNew(_))))
             .times(1)
             .returning(|_| Ok(ProvisionResult::KeyTaken));
         store
-            .expect_claim_idempotency_key()
-            .times(1)
-            .returning(move |_, _| Ok(claim.clone()));
-        store
     }
 
     #[tokio::test]
-    async fn insufficient_balance_writes_nothing_and_frees_the_key() {
-        let refused = |store: MockStorage| async move {
-            let err = provision_live(&store, Some("k1"), None).await.unwrap_err();
-            match err {
-                CoreError::InsufficientBalance {
-                    balance,
-                    required,
-                    minimum,
-                } => {
-                    assert_eq!(balance.cents(), 3000);
-                    assert_eq!(required.cents(), 3 * 2846);
-                    assert_eq!(minimum.cents(), 2500);
-                }
-                other => panic!("{other:?}"),
-            }
-        };
-        let short = |_: &ProvisionWrite| {
+    async fn an_insufficient_balance_says_what_was_there_what_was_needed_and_the_minimum() {
+        let mut store = MockStorage::new();
+        store.expect_provision().times(1).returning(|_| {
             Ok(ProvisionResult::InsufficientBalance {
                 balance_cents: 3000,
             })
-        };
-        // A new key: claimed in the refused transaction, so nothing is left to free.
-        let mut store = MockStorage::new();
-        store
-            .expect_provision()
-            .withf(
-                |w| matches!(&w.idempotency, Some(IdempotencyWrite::ClaimNew(c)) if c.key == "k1"),
-            )
-            .times(1)
-            .returning(short);
-        store.expect_claim_idempotency_key().never();
-        store.expect_release_idempotency_key().never();
-        refused(store).await;
-        // A key claimed in a step of its own (it was stored, but expired): freed again.
-        let mut store = stored_key(IdempotencyClaim::Claimed);
-        store
-            .expect_provision()
-            .withf(|w| matches!(w.idempotency, Some(IdempotencyWrite::Complete(_))))
-            .times(1)
-            .returning(short);
-        store
-            .expect_release_idempotency_key()
-            .withf(|_, claim| claim.key == "k1" && claim.token.len() == 24)
-            .times(1)
-            .returning(|_, _| Ok(()));
-        refused(store).await;
-    }
-
-    #[tokio::test]
-    async fn claims_in_progress_or_mismatched_are_refused_without_writing() {
-        for (claim, expected) in [
-            (IdempotencyClaim::InProgress, "still being processed"),
-            (IdempotencyClaim::Mismatch, "different request body"),
-        ] {
-            // The only provision call is the attempt that found the key taken.
-            let store = stored_key(claim);
-            let err = provision_live(&store, Some("k"), None).await.unwrap_err();
-            assert!(err.to_string().contains(expected), "{err}");
+        });
+        match provision_live(&store, None, None).await.unwrap_err() {
+            CoreError::InsufficientBalance {
+                balance,
+                required,
+                minimum,
+            } => {
+                assert_eq!(balance.cents(), 3000);
+                assert_eq!(required.cents(), 3 * 2846);
+                assert_eq!(minimum.cents(), 2500);
+            }
+            other => panic!("{other:?}"),
         }
     }
 
+    /// The replay of a completed key is the first answer: the order it names, and its eSIM
+    /// as provisioned, though it was activated and used since. (The rest of the path, for
+    /// every paid write, is `paid`'s tests.)
     #[tokio::test]
-    async fn a_replay_draws_no_quota_and_a_spent_quota_writes_nothing() {
-        use crate::limits::{quota_use, MockQuotas, QuotaKind};
-        let key = QuotaKey {
-            partner_id: "ptn_1".into(),
-            environment: crate::Environment::Production,
-            kind: QuotaKind::Provision,
-        };
-        let catalog = Catalog::default_catalog();
-        // Spent: nothing is written, and the key claimed to check for a replay is freed.
-        let mut store = MockStorage::new();
-        store
-            .expect_claim_idempotency_key()
-            .returning(|_, _| Ok(IdempotencyClaim::Claimed));
-        store.expect_provision().never();
-        store
-            .expect_release_idempotency_key()
-            .times(1)
-            .returning(|_, _| Ok(()));
-        let mut quotas = MockQuotas::new();
-        quotas
-            .expect_consume()
-            .returning(|_, limit, now| Ok(quota_use(None, limit, now)));
-        quotas.expect_refund().never();
-        let quota = QuotaDraw {
-            quotas: &quotas,
-            key: key.clone(),
-            limit: 100,
-        };
-        let err = provision_live(&store, Some("k"), Some(quota))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CoreError::QuotaExceeded {
-                    kind: QuotaKind::Provision,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-
-        // A replay: the unit drawn for the attempt that found the key stored is given back.
+    async fn a_replay_is_the_first_answer_whatever_happened_since() {
         let mut store = stored_key(IdempotencyClaim::Completed {
             resource: ResourceRef::order("ord_1"),
         });
-        let (order, esim) = new_rows(
-            &validate(&request(), &catalog).unwrap(),
+        let (order, first) = new_rows(
+            &validate(&request(), &Catalog::default_catalog()).unwrap(),
             &live(),
             &settings(),
             "USD",
             "req_0",
             now(),
         );
-        let esim_id = esim.id.clone();
-        let first = esim.clone();
-        // Since its provisioning the eSIM was activated and used.
-        let now_stored = EsimRecord {
+        let since = EsimRecord {
             status: EsimStatus::Active,
             activated_at: Some(now()),
             data_used_mb: 700,
             calls_made: 2,
             sms_sent: 1,
-            ..esim
+            ..first.clone()
         };
-        store.expect_get_order().returning(move |_, _| {
-            Ok(Some(OrderRecord {
-                esim_id: esim_id.clone(),
-                ..order.clone()
-            }))
-        });
+        let stored_order = order.clone();
+        store
+            .expect_get_order()
+            .returning(move |_, _| Ok(Some(stored_order.clone())));
         store
             .expect_get_esim()
-            .returning(move |_, _| Ok(Some(now_stored.clone())));
-        let mut quotas = MockQuotas::new();
-        quotas
-            .expect_consume()
-            .times(1)
-            .returning(|_, limit, now| Ok(quota_use(Some(1), limit, now)));
-        let refunded = key.clone();
-        quotas
-            .expect_refund()
-            .withf(move |k, _| *k == refunded)
-            .times(1)
-            .returning(|_, _| Ok(()));
-        let quota = QuotaDraw {
-            quotas: &quotas,
-            key,
-            limit: 100,
-        };
-        let done = provision_live(&store, Some("k"), Some(quota))
-            .await
-            .unwrap();
-        assert!(done.replayed && done.quota.is_none());
-        assert_eq!(done.esim, first, "a replay is the first answer");
+            .returning(move |_, _| Ok(Some(since.clone())));
+        let done = provision_live(&store, Some("k"), None).await.unwrap();
+        assert!(done.replayed);
+        assert_eq!((done.order, done.esim), (order, first));
     }
 }

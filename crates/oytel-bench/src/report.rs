@@ -1,0 +1,104 @@
+//! The benchmark's report: each comparison of a route against its baseline, and the table
+//! printed from them (ratios against a baseline measured in the same run).
+
+use serde::Serialize;
+
+use crate::load::Stats;
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Comparison {
+    pub(crate) route: String,
+    pub(crate) connections: usize,
+    pub(crate) baseline: String,
+    pub(crate) ours: Stats,
+    pub(crate) base: Stats,
+    pub(crate) ratio: f64,
+    pub(crate) target: f64,
+    pub(crate) peak_rss_mb: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) backend: String,
+    pub(crate) esims: u64,
+    pub(crate) machine: String,
+    pub(crate) comparisons: Vec<Comparison>,
+    pub(crate) scale: Vec<(u64, Stats)>,
+    pub(crate) webhooks_per_second: f64,
+    pub(crate) webhooks_delivered: u64,
+    /// The same run with a second endpoint that never answers: the healthy one's rate.
+    pub(crate) webhooks_beside_hanging_per_second: f64,
+    pub(crate) webhooks_beside_hanging_delivered: u64,
+    pub(crate) peak_rss_mb: f64,
+}
+
+pub(crate) fn print_table(report: &Report) {
+    println!();
+    println!(
+        "Oytel benchmark — {} backend, {} eSIMs, {}",
+        report.backend, report.esims, report.machine
+    );
+    println!(
+        "{:<34} {:>5} {:>10} {:>8} {:>8} {:>6} {:>10} {:>8} {:>8} {:>7} {:>7}",
+        "route (baseline)",
+        "conns",
+        "ours rps",
+        "p50 ms",
+        "p99 ms",
+        "errs",
+        "base rps",
+        "p50 ms",
+        "p99 ms",
+        "ratio",
+        "target"
+    );
+    for c in &report.comparisons {
+        println!(
+            "{:<34} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>6} {:>10.0} {:>8.2} {:>8.2} {:>6.2}x {:>6.1}x{}",
+            format!("{} ({})", c.route, c.baseline),
+            c.connections,
+            c.ours.rps,
+            c.ours.p50_ms,
+            c.ours.p99_ms,
+            c.ours.errors,
+            c.base.rps,
+            c.base.p50_ms,
+            c.base.p99_ms,
+            c.ratio,
+            c.target,
+            if c.ratio >= c.target { "" } else { "  MISSED" }
+        );
+    }
+    for (esims, stats) in &report.scale {
+        println!(
+            "status with {esims:>8} eSIMs (32 conns): p50 {:.2} ms, p99 {:.2} ms, {:.0} rps",
+            stats.p50_ms, stats.p99_ms, stats.rps
+        );
+    }
+    if let [(_, small), (_, large)] = report.scale.as_slice() {
+        let ratio = if small.p50_ms > 0.0 {
+            large.p50_ms / small.p50_ms
+        } else {
+            0.0
+        };
+        println!("status p50 large/small: {ratio:.2}x (target at most 1.3x)");
+    }
+    println!(
+        "webhooks: {} delivered and verified, {:.0} per second (target 2000)",
+        report.webhooks_delivered, report.webhooks_per_second
+    );
+    let ratio = if report.webhooks_per_second > 0.0 {
+        report.webhooks_beside_hanging_per_second / report.webhooks_per_second
+    } else {
+        0.0
+    };
+    println!(
+        "webhooks beside an endpoint that never answers: {} delivered, {:.0} per second, \
+         {ratio:.2}x the all-healthy figure (target at least 0.8x)",
+        report.webhooks_beside_hanging_delivered, report.webhooks_beside_hanging_per_second
+    );
+    println!(
+        "server peak RSS: {:.1} MB (target under 64 MB)",
+        report.peak_rss_mb
+    );
+}
