@@ -4,9 +4,10 @@
 
 use async_trait::async_trait;
 use oytel_types::{
-    AccountResponse, CreateWebhookEndpoint, Esim, ListEsimsQuery, ListOrdersQuery, Order, Page,
-    Plan, PlansQuery, PlansResponse, ProvisionRequest, ProvisionResponse, RedeliverResponse,
-    SandboxUsageRequest, StatusResponse, WebhookEndpoint, WebhookEndpointCreated,
+    AccountResponse, CreateWebhookEndpoint, Esim, ListEsimsQuery, ListOrdersQuery,
+    ListTransactionsQuery, Order, Page, Plan, PlansQuery, PlansResponse, ProvisionRequest,
+    ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse, Transaction,
+    WebhookEndpoint, WebhookEndpointCreated,
 };
 
 use crate::{OytelClient, Result};
@@ -33,6 +34,8 @@ pub trait OytelApi: Send + Sync {
     async fn list_esims(&self, query: &ListEsimsQuery) -> Result<Page<Esim>>;
     /// `client.account().get()`.
     async fn get_account(&self) -> Result<AccountResponse>;
+    /// `client.account().transactions(query)`.
+    async fn list_transactions(&self, query: &ListTransactionsQuery) -> Result<Page<Transaction>>;
     /// `client.webhooks().create_endpoint(request)`.
     async fn create_webhook_endpoint(
         &self,
@@ -82,6 +85,9 @@ impl OytelApi for OytelClient {
     }
     async fn get_account(&self) -> Result<AccountResponse> {
         self.account().get().await
+    }
+    async fn list_transactions(&self, query: &ListTransactionsQuery) -> Result<Page<Transaction>> {
+        self.account().transactions(query).await
     }
     async fn create_webhook_endpoint(
         &self,

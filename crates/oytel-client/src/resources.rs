@@ -4,10 +4,11 @@
 use futures_util::stream::{self, Stream, TryStreamExt};
 use oytel_types::{
     AccountResponse, CreateWebhookEndpoint, DeliveryAttempt, Esim, EsimResponse, ListEsimsQuery,
-    ListOrdersQuery, Order, OrderResponse, Page, PageQuery, Plan, PlanResponse, PlansQuery,
-    PlansResponse, ProvisionRequest, ProvisionResponse, RedeliverResponse, SandboxUsageRequest,
-    StatusResponse, TestEventResponse, UpdateWebhookEndpoint, WebhookEndpoint,
-    WebhookEndpointCreated, WebhookEndpointResponse, WebhookSecretResponse,
+    ListOrdersQuery, ListTransactionsQuery, Order, OrderResponse, Page, PageQuery, Plan,
+    PlanResponse, PlansQuery, PlansResponse, ProvisionRequest, ProvisionResponse,
+    RedeliverResponse, SandboxUsageRequest, StatusResponse, TestEventResponse, Transaction,
+    UpdateWebhookEndpoint, WebhookEndpoint, WebhookEndpointCreated, WebhookEndpointResponse,
+    WebhookSecretResponse,
 };
 use reqwest::{Method, StatusCode};
 
@@ -181,6 +182,14 @@ impl Account<'_> {
     pub async fn get(&self) -> Result<AccountResponse> {
         self.client
             .get_json(Call::get(&["api", "v1", "account"]))
+            .await
+    }
+
+    /// A page of the statement: the live balance's credits and charges, newest first,
+    /// between `query.from` and `query.to` when given (empty for a sandbox key).
+    pub async fn transactions(&self, query: &ListTransactionsQuery) -> Result<Page<Transaction>> {
+        self.client
+            .get_json(Call::get(&["api", "v1", "account", "transactions"]).query(query)?)
             .await
     }
 }

@@ -28,6 +28,13 @@ impl LedgerKind {
             LedgerKind::Charge => "charge",
         }
     }
+
+    /// The kind named `name`, if this release knows it.
+    pub fn parse(name: &str) -> Option<LedgerKind> {
+        [LedgerKind::Credit, LedgerKind::Charge]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
 }
 
 /// One movement of a partner's live balance.

@@ -211,6 +211,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn live_balance(&self, partner_id: &str) -> Result<i64, StoreError>;
     /// A partner's ledger, oldest first.
     async fn ledger(&self, partner_id: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// A page of a partner's ledger, newest first, within `filter`'s dates: the statement.
+    async fn list_ledger(
+        &self,
+        partner_id: &str,
+        filter: &LedgerFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Sequenced<LedgerEntry>>, StoreError>;
 
     /// Claims an idempotency key for a request.
     async fn claim_idempotency_key(

@@ -2,6 +2,9 @@
 //! returns the value as it will be stored (trimmed, normalised) or a message in plain words
 //! that names the field.
 
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::records::LedgerFilter;
 use crate::CoreError;
 
 pub(crate) fn has_control(s: &str) -> bool {
@@ -93,4 +96,22 @@ pub fn email_filter(email: Option<&str>) -> Result<Option<String>, CoreError> {
     email
         .map(|e| validate_email(e).map_err(|m| CoreError::field("customer_email", m)))
         .transpose()
+}
+
+/// A date range of a list (`from` inclusive, `to` exclusive), to whole seconds as the API
+/// shows times; `from` must come before `to`.
+pub fn date_range(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<LedgerFilter, CoreError> {
+    let (from, to) = (
+        from.map(|t| t.trunc_subsecs(0)),
+        to.map(|t| t.trunc_subsecs(0)),
+    );
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(CoreError::field("to", "to must be later than from"));
+        }
+    }
+    Ok(LedgerFilter { from, to })
 }

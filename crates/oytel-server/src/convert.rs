@@ -1,15 +1,17 @@
 //! From the core's records to the wire types. The server owns these conversions (the wire
 //! crate knows nothing of records, the core nothing of URLs).
 
-use oytel_core::billing::SANDBOX_BALANCE;
+use oytel_core::billing::{LedgerKind, SANDBOX_BALANCE};
 use oytel_core::catalog::format_allowance;
-use oytel_core::ports::{AttemptRecord, EndpointRecord, EsimRecord, EsimStatusRecord, OrderRecord};
+use oytel_core::ports::{
+    AttemptRecord, EndpointRecord, EsimRecord, EsimStatusRecord, LedgerEntry, OrderRecord,
+};
 use oytel_core::provision::Provisioned;
 use oytel_types::{
     Activation, ActivationInstructions, Amount, Billing, Connection, DeliveryAttempt,
     EndpointStatus, Environment, Esim, EsimPlan, EsimStatus, EsimStatusDetails, NetworkInfo, Order,
-    ProvisionResponse, ProvisionedEsim, ResponseMeta, StatusResponse, Usage, UsageDetails,
-    WebhookEndpoint,
+    ProvisionResponse, ProvisionedEsim, ResponseMeta, StatusResponse, Transaction, TransactionKind,
+    Usage, UsageDetails, WebhookEndpoint,
 };
 
 use crate::state::Settings;
@@ -150,6 +152,26 @@ pub fn status(esim: EsimStatusRecord, meta: ResponseMeta) -> StatusResponse {
 }
 
 /// An order.
+/// A ledger row as a line of the partner's statement.
+pub fn transaction(entry: &LedgerEntry, currency: &str) -> Transaction {
+    Transaction {
+        transaction_id: entry.id.clone(),
+        kind: match entry.kind {
+            LedgerKind::Credit => TransactionKind::Credit,
+            LedgerKind::Charge => TransactionKind::Charge,
+        },
+        amount: Amount::from_cents(entry.amount_cents),
+        amount_cents: entry.amount_cents,
+        balance_after: Amount::from_cents(entry.balance_after_cents),
+        balance_after_cents: entry.balance_after_cents,
+        currency: currency.to_owned(),
+        order_id: entry.order_id.clone(),
+        esim_id: entry.esim_id.clone(),
+        description: entry.description.clone(),
+        created_at: entry.created_at,
+    }
+}
+
 pub fn order(order: &OrderRecord) -> Order {
     Order {
         order_id: order.id.clone(),

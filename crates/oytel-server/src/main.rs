@@ -303,7 +303,7 @@ async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> 
             require_partner(store, &partner_id).await?;
             for e in store.ledger(&partner_id).await? {
                 out(serde_json::json!({
-                    "id": e.id, "kind": e.kind, "amount": Amount::from_cents(e.amount_cents).to_string(),
+                    "id": e.id, "kind": e.kind.as_str(), "amount": Amount::from_cents(e.amount_cents).to_string(),
                     "balance_after": Amount::from_cents(e.balance_after_cents).to_string(),
                     "order_id": e.order_id, "description": e.description, "created_at": e.created_at,
                 }));

@@ -51,7 +51,7 @@ pub const DOCUMENTED_SERVERS: [(&str, &str); 2] = [
         (name = "plans", description = "The plan catalog"),
         (name = "esims", description = "Provisioning eSIMs, their status and QR codes"),
         (name = "orders", description = "Orders and what they cost"),
-        (name = "account", description = "Your balance and limits"),
+        (name = "account", description = "Your balance, limits and statement"),
         (name = "webhooks", description = "Webhook endpoints, secrets, redelivery and the delivery log"),
         (name = "sandbox", description = "Simulating activation, usage and expiry with sandbox keys"),
         (name = "operator", description = "Network-side reports (operator token, not partner keys)"),
@@ -106,6 +106,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::list_orders))
         .routes(routes!(account::get_account))
+        .routes(routes!(account::list_transactions))
         .routes(routes!(qr::qr_image))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
         .routes(routes!(

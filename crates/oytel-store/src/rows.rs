@@ -1,6 +1,7 @@
 //! Row types shared by the adapters' queries, and their conversion to the core's records.
 
 use chrono::{DateTime, Utc};
+use oytel_core::billing::LedgerKind;
 use oytel_core::catalog::Term;
 use oytel_core::ports::{
     ApiKeyInfo, EsimRecord, EsimStatusRecord, LedgerEntry, OrderRecord, Partner, Sequenced,
@@ -105,28 +106,39 @@ impl TryFrom<ApiKeyRow> for ApiKeyInfo {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct LedgerRow {
+    pub seq: i64,
     pub id: String,
     pub partner_id: String,
     pub amount_cents: i64,
     pub balance_after_cents: i64,
     pub kind: String,
     pub order_id: Option<String>,
+    pub esim_id: Option<String>,
     pub description: String,
     pub created_at: DateTime<Utc>,
 }
 
-impl From<LedgerRow> for LedgerEntry {
-    fn from(r: LedgerRow) -> LedgerEntry {
-        LedgerEntry {
+impl Sequential for LedgerRow {
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+}
+
+impl TryFrom<LedgerRow> for LedgerEntry {
+    type Error = StoreError;
+    fn try_from(r: LedgerRow) -> Result<LedgerEntry, StoreError> {
+        Ok(LedgerEntry {
             id: r.id,
             partner_id: r.partner_id,
             amount_cents: r.amount_cents,
             balance_after_cents: r.balance_after_cents,
-            kind: r.kind,
+            kind: LedgerKind::parse(&r.kind)
+                .ok_or_else(|| StoreError::Other(format!("corrupt row: kind = {}", r.kind)))?,
             order_id: r.order_id,
+            esim_id: r.esim_id,
             description: r.description,
             created_at: r.created_at,
-        }
+        })
     }
 }
 

@@ -51,3 +51,62 @@ pub struct AccountResponse {
     /// The limits that apply.
     pub limits: Limits,
 }
+
+/// What a line of the statement is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TransactionKind {
+    /// Money added to the balance by the operator (a payment received).
+    Credit,
+    /// An order's price, taken from the balance when it was placed.
+    Charge,
+}
+
+/// One line of the statement: a movement of the live balance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Transaction {
+    /// `led_…`
+    pub transaction_id: String,
+    /// What it is.
+    pub kind: TransactionKind,
+    /// Signed amount, USD: credits positive, charges negative.
+    pub amount: Amount,
+    /// The amount, cents.
+    pub amount_cents: i64,
+    /// The balance right after it, USD.
+    pub balance_after: Amount,
+    /// The balance after, cents.
+    pub balance_after_cents: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// The order charged, for charges.
+    pub order_id: Option<String>,
+    /// The eSIM that order paid for.
+    pub esim_id: Option<String>,
+    /// What it was for.
+    pub description: String,
+    /// When.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Query of `GET /api/v1/account/transactions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ListTransactionsQuery {
+    /// Items per page, 1 to 100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Only lines at or after this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only lines before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}

@@ -110,6 +110,28 @@ async fn the_documented_flow_order_fetch_qr() {
         account.balance.available_cents,
         START_BALANCE_CENTS - 3 * 2370
     );
+    // The statement: the charge, then the opening credit.
+    let statement = client
+        .account()
+        .transactions(&oytel_types::ListTransactionsQuery::default())
+        .await
+        .unwrap();
+    let kinds: Vec<_> = statement.data.iter().map(|t| t.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            oytel_types::TransactionKind::Charge,
+            oytel_types::TransactionKind::Credit
+        ]
+    );
+    assert_eq!(
+        statement.data[0].esim_id.as_deref(),
+        Some(created.esim_id.as_str())
+    );
+    assert_eq!(
+        statement.data[0].balance_after_cents,
+        account.balance.available_cents
+    );
     server.stop().await;
 }
 

@@ -213,7 +213,10 @@ async fn a_post_whose_answer_is_lost_is_retried_with_the_same_key_and_creates_on
     assert_eq!(esims.data[0].esim_id, order.esim_id);
     let charges = real.store.ledger(&real.partner.id).await.unwrap();
     assert_eq!(
-        charges.iter().filter(|e| e.kind == "charge").count(),
+        charges
+            .iter()
+            .filter(|e| e.kind.as_str() == "charge")
+            .count(),
         1,
         "charged once"
     );

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::billing::LedgerKind;
 use crate::{CoreError, Environment};
 
 /// A partner: a wholesale customer with keys in both environments.
@@ -97,14 +98,25 @@ pub struct LedgerEntry {
     pub amount_cents: i64,
     /// The balance after this entry, cents.
     pub balance_after_cents: i64,
-    /// `credit` or `charge`.
-    pub kind: String,
+    /// What it is.
+    pub kind: LedgerKind,
     /// The order charged, for charges.
     pub order_id: Option<String>,
+    /// The eSIM that order paid for.
+    pub esim_id: Option<String>,
     /// Free text.
     pub description: String,
     /// When.
     pub created_at: DateTime<Utc>,
+}
+
+/// Which ledger rows a statement shows: those written at or after `from` and before `to`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    /// Inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

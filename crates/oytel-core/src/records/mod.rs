@@ -5,7 +5,7 @@ mod accounts;
 mod esims;
 mod webhooks;
 
-pub use accounts::{ApiKeyInfo, KeyOwner, LedgerEntry, NewApiKey, Partner};
+pub use accounts::{ApiKeyInfo, KeyOwner, LedgerEntry, LedgerFilter, NewApiKey, Partner};
 pub use esims::{EsimFilter, EsimRecord, EsimStatusRecord, OrderRecord};
 pub use webhooks::{
     AttemptOutcome, AttemptRecord, AttemptResult, ClaimLimits, DueDelivery, EndpointRecord,

@@ -1,12 +1,21 @@
-//! The caller's account.
+//! The caller's account and statement.
 
 use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use oytel_core::billing::{minimum_for, SANDBOX_BALANCE};
-use oytel_types::{AccountResponse, Amount, Balance, Environment};
+use oytel_core::limits::QuotaKind;
+use oytel_core::paging::{finish_page, page_request};
+use oytel_core::validation::date_range;
+use oytel_types::{
+    AccountResponse, Amount, Balance, Environment, ErrorBody, ListTransactionsQuery, Page,
+    Transaction, TransactionKind,
+};
 
+use crate::convert;
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
 
 /// The partner, the key's environment, its balance and minimum balance, and the limits that
@@ -48,4 +57,147 @@ pub async fn get_account(
         },
         limits: caller.limits.clone(),
     }))
+}
+
+/// Your statement: every credit and charge of your live balance, newest first, with the
+/// balance after each and the order and eSIM it concerns; only those between `from`
+/// (inclusive) and `to` (exclusive) when given. Send `Accept: text/csv` for the same page as
+/// CSV, the next page's URL in the `Link` header. A sandbox key gets an empty statement: the
+/// sandbox balance is never charged.
+#[utoipa::path(get, path = "/api/v1/account/transactions", tag = "account",
+    params(ListTransactionsQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of the statement",
+            content((Page<Transaction> = "application/json"), (String = "text/csv")),
+            headers(("Link" = String, description = "CSV only: `<…>; rel=\"next\"`, the next page, when there is one"))),
+        (status = 400, description = "Bad limit, cursor or dates (`VALIDATION_ERROR`, `INVALID_CURSOR`, `INVALID_QUERY`)", body = ErrorBody),
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
+pub async fn list_transactions(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<ListTransactionsQuery>,
+) -> Result<Response, ApiError> {
+    caller.consume(&state, QuotaKind::Status).await?;
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let filter = date_range(query.from, query.to)?;
+    let rows = match caller.owner.environment {
+        Environment::Sandbox => Vec::new(),
+        Environment::Production => {
+            state
+                .store
+                .list_ledger(&caller.owner.partner_id, &filter, page)
+                .await?
+        }
+    };
+    let (rows, next_cursor) = finish_page(rows, page);
+    let currency = &state.catalog.currency;
+    let data: Vec<Transaction> = rows
+        .iter()
+        .map(|e| convert::transaction(e, currency))
+        .collect();
+    if !wants_csv(&headers) {
+        return Ok(Json(Page {
+            success: true,
+            data,
+            has_more: next_cursor.is_some(),
+            next_cursor,
+        })
+        .into_response());
+    }
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        statement_csv(&data),
+    )
+        .into_response();
+    if let Some(cursor) = next_cursor {
+        let next = ListTransactionsQuery {
+            cursor: Some(cursor),
+            ..query
+        };
+        let link = format!(
+            "</api/v1/account/transactions?{}>; rel=\"next\"",
+            serde_urlencoded::to_string(&next).map_err(ApiError::internal)?
+        );
+        response.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_str(&link).map_err(ApiError::internal)?,
+        );
+    }
+    Ok(response)
+}
+
+/// Whether the client asked for CSV (`Accept: text/csv`, alone or among others).
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| media.trim().starts_with("text/csv"))
+}
+
+/// The statement as CSV (RFC 4180): a header line, then one line per transaction. Text a
+/// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) is prefixed with `'`.
+fn statement_csv(rows: &[Transaction]) -> String {
+    let mut out = String::from(
+        "transaction_id,created_at,kind,amount,balance_after,currency,order_id,esim_id,description\r\n",
+    );
+    for t in rows {
+        let kind = match t.kind {
+            TransactionKind::Credit => "credit",
+            TransactionKind::Charge => "charge",
+        };
+        let fields = [
+            t.transaction_id.clone(),
+            t.created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            kind.to_owned(),
+            t.amount.to_string(),
+            t.balance_after.to_string(),
+            t.currency.clone(),
+            t.order_id.clone().unwrap_or_default(),
+            t.esim_id.clone().unwrap_or_default(),
+            csv_text(&t.description),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Free text made safe to open in a spreadsheet.
+fn csv_text(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_owned(),
+    }
+}
+
+/// One CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_it_and_defuses_formulas() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_text("-5 refund"), "'-5 refund");
+        assert_eq!(csv_text("wire 2026-11-26"), "wire 2026-11-26");
+    }
 }

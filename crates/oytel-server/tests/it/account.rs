@@ -35,3 +35,125 @@ async fn account_shows_balance_minimum_and_limits_per_environment() {
     assert_ne!(sandbox["key_id"], live["key_id"]);
     app.stop().await;
 }
+
+/// The statement: the live balance's credits and charges, newest first, paged, between dates,
+/// as JSON or CSV; nothing for a sandbox key, nothing of another partner.
+#[tokio::test]
+async fn the_statement_lists_credits_and_charges_newest_first_as_json_or_csv() {
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    let key = &app.partner.live_key;
+    let (status, p) = app
+        .post(
+            key,
+            "/api/v1/esim/provision",
+            &crate::helpers::order("eu-roam-50"),
+        )
+        .await;
+    assert_eq!(status, 201, "{p}");
+    let cost = p["billing"]["cost_cents"].as_i64().unwrap();
+    app.store
+        .credit(
+            &app.partner.id,
+            2_500,
+            "wire 2026-11-30, \"ref\" 7",
+            oytel_core::clock::now(),
+        )
+        .await
+        .unwrap();
+
+    let (status, page) = app.get(key, "/api/v1/account/transactions?limit=2").await;
+    assert_eq!(status, 200, "{page}");
+    let lines = page["data"].as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["kind"], "credit");
+    assert_eq!(lines[0]["amount_cents"], 2_500);
+    assert_eq!(lines[1]["kind"], "charge");
+    assert_eq!(lines[1]["amount_cents"], -cost);
+    assert_eq!(lines[1]["balance_after_cents"], START_BALANCE_CENTS - cost);
+    assert_eq!(lines[1]["order_id"], p["order_id"]);
+    assert_eq!(lines[1]["esim_id"], p["esim_id"]);
+    assert_eq!(
+        lines[0]["balance_after_cents"],
+        START_BALANCE_CENTS - cost + 2_500
+    );
+    assert_eq!(
+        page["has_more"], true,
+        "the opening credit is on the next page"
+    );
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get(
+            key,
+            &format!("/api/v1/account/transactions?limit=2&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(rest["data"][0]["amount_cents"], START_BALANCE_CENTS);
+    assert_eq!(rest["has_more"], false);
+
+    // Dates: nothing before the opening credit, everything until a minute from now.
+    let later = (chrono::Utc::now() + chrono::Duration::minutes(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, until) = app
+        .get(key, &format!("/api/v1/account/transactions?to={later}"))
+        .await;
+    assert_eq!(until["data"].as_array().unwrap().len(), 3);
+    let (_, after) = app
+        .get(key, &format!("/api/v1/account/transactions?from={later}"))
+        .await;
+    assert_eq!(after["data"], json!([]));
+    let (status, r) = app
+        .get(
+            key,
+            &format!("/api/v1/account/transactions?from={later}&to={later}"),
+        )
+        .await;
+    crate::helpers::assert_error(status, &r, 400, "VALIDATION_ERROR");
+
+    // CSV: the same page, the next one in `Link`.
+    let csv = app
+        .client
+        .get(app.url("/api/v1/account/transactions?limit=2"))
+        .bearer_auth(key)
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let link = csv.headers()["link"].to_str().unwrap().to_owned();
+    assert!(
+        link.starts_with("</api/v1/account/transactions?limit=2&cursor="),
+        "{link}"
+    );
+    assert!(link.ends_with(">; rel=\"next\""), "{link}");
+    let text = csv.text().await.unwrap();
+    let rows: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(rows[0].starts_with("transaction_id,created_at,kind,amount"));
+    assert!(rows[1].contains(",credit,25.00,"), "{}", rows[1]);
+    assert!(
+        rows[1].ends_with(",\"wire 2026-11-30, \"\"ref\"\" 7\""),
+        "{}",
+        rows[1]
+    );
+    assert!(rows[2].contains(&format!(
+        ",charge,-{},",
+        oytel_types::Amount::from_cents(cost)
+    )));
+
+    // Sandbox keys and other partners see none of it.
+    let (_, sandbox) = app
+        .get(&app.partner.sandbox_key, "/api/v1/account/transactions")
+        .await;
+    assert_eq!(sandbox["data"], json!([]));
+    let (_, other) = app
+        .get(&app.other.live_key, "/api/v1/account/transactions")
+        .await;
+    assert!(other["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["order_id"].is_null() && t["kind"] == "credit"));
+    app.stop().await;
+}

@@ -113,10 +113,13 @@ async fn a_killed_server_loses_nothing_and_charges_nothing_twice() {
     let ledger = db.store.ledger(&partner.id).await.unwrap();
     let charges: i64 = ledger
         .iter()
-        .filter(|e| e.kind == "charge")
+        .filter(|e| e.kind.as_str() == "charge")
         .map(|e| -e.amount_cents)
         .sum();
-    let charge_count = ledger.iter().filter(|e| e.kind == "charge").count();
+    let charge_count = ledger
+        .iter()
+        .filter(|e| e.kind.as_str() == "charge")
+        .count();
     let balance = db.store.live_balance(&partner.id).await.unwrap();
     // Every esim.provisioned event reaches the receiver at least once.
     let mut delivered = HashSet::new();

@@ -643,12 +643,15 @@ async fn a_request_timeout_answers_503_and_the_write_still_completes_once() {
         );
     }
     let ledger = app.store.ledger(&app.partner.id).await.unwrap();
-    let charges = ledger.iter().filter(|e| e.kind == "charge").count();
+    let charges = ledger
+        .iter()
+        .filter(|e| e.kind.as_str() == "charge")
+        .count();
     assert_eq!(charges, 20, "each of the 20 keys charged once");
     let after = app.store.live_balance(&app.partner.id).await.unwrap();
     let spent: i64 = ledger
         .iter()
-        .filter(|e| e.kind == "charge")
+        .filter(|e| e.kind.as_str() == "charge")
         .map(|e| e.amount_cents)
         .sum();
     assert_eq!(before + spent, after);
@@ -692,7 +695,10 @@ async fn a_shutdown_finishes_the_writes_whose_clients_left() {
     }
     let ledger = app.store.ledger(&app.partner.id).await.unwrap();
     assert_eq!(
-        ledger.iter().filter(|e| e.kind == "charge").count(),
+        ledger
+            .iter()
+            .filter(|e| e.kind.as_str() == "charge")
+            .count(),
         40,
         "one charge per key"
     );

@@ -128,7 +128,10 @@ async fn two_instances_on_one_database_never_duplicate_or_double_charge() {
     }
     let balance = db.store.live_balance(&partner.id).await.unwrap();
     let ledger = db.store.ledger(&partner.id).await.unwrap();
-    let charges = ledger.iter().filter(|e| e.kind == "charge").count();
+    let charges = ledger
+        .iter()
+        .filter(|e| e.kind.as_str() == "charge")
+        .count();
     let duplicates = (created.len() - iccids.len()) + (created.len() - numbers.len());
     println!(
         "two instances: {total_requests} concurrent requests, {} successes ({} distinct eSIMs, \

@@ -298,7 +298,7 @@ async fn live_orders_debit_the_balance_in_the_ledger() {
     assert_eq!(r["billing"]["environment"], "production");
     let ledger = app.store.ledger(&app.partner.id).await.unwrap();
     let charge = ledger.last().unwrap();
-    assert_eq!(charge.kind, "charge");
+    assert_eq!(charge.kind.as_str(), "charge");
     assert_eq!(charge.amount_cents, -cost);
     assert_eq!(charge.order_id.as_deref(), r["order_id"].as_str());
     assert_eq!(charge.balance_after_cents, START_BALANCE_CENTS - cost);
@@ -379,7 +379,13 @@ async fn an_idempotent_retry_replays_without_a_second_esim_or_charge() {
     );
     assert_eq!(app.esim_count(key).await, 1);
     let charges = app.store.ledger(&app.partner.id).await.unwrap();
-    assert_eq!(charges.iter().filter(|e| e.kind == "charge").count(), 1);
+    assert_eq!(
+        charges
+            .iter()
+            .filter(|e| e.kind.as_str() == "charge")
+            .count(),
+        1
+    );
 
     // Same key, different body: 422, nothing written.
     let mut other = order("eu-roam-50");
@@ -532,7 +538,13 @@ async fn concurrent_duplicates_create_exactly_one_esim() {
     assert!(conflicts < 16);
     assert_eq!(app.esim_count(&key).await, 1);
     let charges = app.store.ledger(&app.partner.id).await.unwrap();
-    assert_eq!(charges.iter().filter(|e| e.kind == "charge").count(), 1);
+    assert_eq!(
+        charges
+            .iter()
+            .filter(|e| e.kind.as_str() == "charge")
+            .count(),
+        1
+    );
     app.stop().await;
 }
 

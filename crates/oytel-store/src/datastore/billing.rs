@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use oytel_core::billing::{self, LedgerLine};
 use oytel_core::numbers::new_id;
-use oytel_core::ports::{LedgerEntry, StoreError};
+use oytel_core::ports::{LedgerEntry, LedgerFilter, PageRequest, Sequenced, StoreError};
 use sqlx::QueryBuilder;
 
-use super::sql::{begin_write, push_insert, Tx};
+use super::sql::{begin_write, fetch_page, push_insert, Tx};
 use super::{Db, Store};
 use crate::errors::db_error;
 use crate::rows::LedgerRow;
@@ -112,17 +112,43 @@ pub(super) async fn live_balance(store: &Store, partner_id: &str) -> Result<i64,
     balance.ok_or(StoreError::NotFound("partner"))
 }
 
+/// A partner's ledger rows with the eSIM each order paid for: the start of both reads.
+fn ledger_query(partner_id: &str) -> QueryBuilder<'_, Db> {
+    let mut query = QueryBuilder::new(
+        "SELECT l.seq, l.id, l.partner_id, l.amount_cents, l.balance_after_cents, l.kind, \
+         l.order_id, o.esim_id, l.description, l.created_at FROM ledger_entries l \
+         LEFT JOIN orders o ON o.id = l.order_id WHERE l.partner_id = ",
+    );
+    query.push_bind(partner_id);
+    query
+}
+
 pub(super) async fn ledger(
     store: &Store,
     partner_id: &str,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
-    let rows: Vec<LedgerRow> = sqlx::query_as(
-        "SELECT id, partner_id, amount_cents, balance_after_cents, kind, order_id, \
-         description, created_at FROM ledger_entries WHERE partner_id = $1 ORDER BY seq",
-    )
-    .bind(partner_id)
-    .fetch_all(&store.reader)
-    .await
-    .map_err(db_error)?;
-    Ok(rows.into_iter().map(LedgerEntry::from).collect())
+    let mut query = ledger_query(partner_id);
+    query.push(" ORDER BY l.seq");
+    let rows: Vec<LedgerRow> = query
+        .build_query_as()
+        .fetch_all(&store.reader)
+        .await
+        .map_err(db_error)?;
+    rows.into_iter().map(LedgerEntry::try_from).collect()
+}
+
+pub(super) async fn list_ledger(
+    store: &Store,
+    partner_id: &str,
+    filter: &LedgerFilter,
+    page: PageRequest,
+) -> Result<Vec<Sequenced<LedgerEntry>>, StoreError> {
+    let mut query = ledger_query(partner_id);
+    if let Some(from) = filter.from {
+        query.push(" AND l.created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        query.push(" AND l.created_at < ").push_bind(to);
+    }
+    fetch_page::<LedgerRow, _>(query, "l.seq", page, &store.reader).await
 }

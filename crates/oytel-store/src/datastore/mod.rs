@@ -36,8 +36,9 @@ use oytel_core::limits::LimitOverrides;
 use oytel_core::ports::{
     ApiKeyInfo, AttemptOutcome, AttemptRecord, ClaimLimits, ClaimRef, DueDelivery, EndpointRecord,
     EsimFilter, EsimRecord, EventRecord, IdempotencyClaim, IdempotencyRequest, KeyOwner,
-    LedgerEntry, NewApiKey, OrderRecord, PageRequest, Partner, ProvisionResult, ProvisionWrite,
-    Sequenced, SigningSecret, Storage, StoreError, TransitionResult, UsageInput, UsageResult,
+    LedgerEntry, LedgerFilter, NewApiKey, OrderRecord, PageRequest, Partner, ProvisionResult,
+    ProvisionWrite, Sequenced, SigningSecret, Storage, StoreError, TransitionResult, UsageInput,
+    UsageResult,
 };
 use oytel_core::{EsimStatus, Scope};
 
@@ -138,6 +139,15 @@ impl Storage for Store {
 
     async fn ledger(&self, partner_id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
         billing::ledger(self, partner_id).await
+    }
+
+    async fn list_ledger(
+        &self,
+        partner_id: &str,
+        filter: &LedgerFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Sequenced<LedgerEntry>>, StoreError> {
+        billing::list_ledger(self, partner_id, filter, page).await
     }
 
     async fn claim_idempotency_key(

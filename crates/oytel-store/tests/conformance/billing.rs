@@ -2,12 +2,17 @@
 
 use std::sync::Arc;
 
+use chrono::Duration;
 use oytel_core::clock::now;
 use oytel_core::ports::*;
+use oytel_core::Environment;
 
 use crate::support::*;
 
-conformance!(credits_and_the_ledger,);
+conformance!(
+    credits_and_the_ledger,
+    the_statement_pages_newest_first_within_dates,
+);
 
 async fn credits_and_the_ledger(store: Arc<dyn Storage>) {
     let a = partner(store.as_ref()).await;
@@ -34,4 +39,67 @@ async fn credits_and_the_ledger(store: Arc<dyn Storage>) {
         store.live_balance("ptn_none").await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// The statement: a partner's own ledger rows, newest first, in pages, between dates, each
+/// charge with the eSIM its order paid for.
+async fn the_statement_pages_newest_first_within_dates(store: Arc<dyn Storage>) {
+    let (a, b) = (partner(store.as_ref()).await, partner(store.as_ref()).await);
+    let at = now();
+    let (t0, t1) = (at - Duration::hours(3), at - Duration::hours(2));
+    store.credit(&a, 10_000, "first", t0).await.unwrap();
+    store.credit(&a, 5_000, "second", t1).await.unwrap();
+    store
+        .credit(&b, 7_000, "another partner's", t1)
+        .await
+        .unwrap();
+    let w = write(&scope(&a, Environment::Production), 600, LIVE, None);
+    store.provision(&w).await.unwrap();
+
+    let all = LedgerFilter::default();
+    let page = |before| PageRequest { limit: 2, before };
+    let first = store.list_ledger(&a, &all, page(None)).await.unwrap();
+    let texts: Vec<&str> = first.iter().map(|r| r.row.description.as_str()).collect();
+    assert_eq!(texts[1], "second");
+    let charge = &first[0].row;
+    assert_eq!(
+        (charge.amount_cents, charge.balance_after_cents),
+        (-600, 14_400)
+    );
+    assert_eq!(charge.order_id.as_deref(), Some(w.order.id.as_str()));
+    assert_eq!(charge.esim_id.as_deref(), Some(w.esim.id.as_str()));
+    assert_eq!(first[1].row.esim_id, None);
+    let rest = store
+        .list_ledger(&a, &all, page(Some(first[1].seq)))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].row.description, "first");
+
+    let between = |from: Option<_>, to: Option<_>| {
+        let store = store.clone();
+        let a = a.clone();
+        async move {
+            let filter = LedgerFilter { from, to };
+            let rows = store.list_ledger(&a, &filter, page(None)).await.unwrap();
+            rows.into_iter()
+                .map(|r| r.row.amount_cents)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        between(Some(t1), None).await,
+        [-600, 5_000],
+        "from is inclusive"
+    );
+    assert_eq!(between(None, Some(t1)).await, [10_000], "to is exclusive");
+    assert_eq!(
+        between(Some(t1), Some(at - Duration::minutes(1))).await,
+        [5_000]
+    );
+    assert!(store
+        .list_ledger("ptn_none", &all, page(None))
+        .await
+        .unwrap()
+        .is_empty());
 }

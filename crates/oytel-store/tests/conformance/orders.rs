@@ -162,7 +162,7 @@ async fn a_duplicate_number_rolls_back_the_whole_provision(store: Arc<dyn Storag
             .await
             .unwrap()
             .iter()
-            .filter(|e| e.kind == "charge")
+            .filter(|e| e.kind.as_str() == "charge")
             .count(),
         1
     );
