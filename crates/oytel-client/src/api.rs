@@ -34,6 +34,10 @@ pub trait OytelApi: Send + Sync {
     async fn list_esims(&self, query: &ListEsimsQuery) -> Result<Page<Esim>>;
     /// `client.account().get()`.
     async fn get_account(&self) -> Result<AccountResponse>;
+    /// `client.esims().suspend(id)`.
+    async fn suspend_esim(&self, esim_id: &str) -> Result<StatusResponse>;
+    /// `client.esims().resume(id)`.
+    async fn resume_esim(&self, esim_id: &str) -> Result<StatusResponse>;
     /// `client.account().transactions(query)`.
     async fn list_transactions(&self, query: &ListTransactionsQuery) -> Result<Page<Transaction>>;
     /// `client.webhooks().create_endpoint(request)`.
@@ -88,6 +92,12 @@ impl OytelApi for OytelClient {
     }
     async fn list_transactions(&self, query: &ListTransactionsQuery) -> Result<Page<Transaction>> {
         self.account().transactions(query).await
+    }
+    async fn suspend_esim(&self, esim_id: &str) -> Result<StatusResponse> {
+        self.esims().suspend(esim_id).await
+    }
+    async fn resume_esim(&self, esim_id: &str) -> Result<StatusResponse> {
+        self.esims().resume(esim_id).await
     }
     async fn create_webhook_endpoint(
         &self,

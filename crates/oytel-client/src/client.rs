@@ -214,6 +214,9 @@ pub(crate) struct Call<'a> {
     pub body: Option<Vec<u8>>,
     pub idempotency_key: Option<String>,
     pub if_none_match: Option<String>,
+    /// A write the server treats as idempotent by itself (asking again changes nothing: a
+    /// suspension of a suspended eSIM), so it is retried like a read.
+    pub repeatable: bool,
 }
 
 impl<'a> Call<'a> {
@@ -225,6 +228,16 @@ impl<'a> Call<'a> {
             body: None,
             idempotency_key: None,
             if_none_match: None,
+            repeatable: false,
+        }
+    }
+
+    /// A POST without a body that the server treats as idempotent (see `repeatable`).
+    pub fn repeatable_post(path: &'a [&'a str]) -> Call<'a> {
+        Call {
+            method: Method::POST,
+            repeatable: true,
+            ..Call::get(path)
         }
     }
 
@@ -252,6 +265,7 @@ impl<'a> Call<'a> {
             body,
             idempotency_key: None,
             if_none_match: None,
+            repeatable: false,
         })
     }
 
@@ -269,12 +283,14 @@ impl<'a> Call<'a> {
             body: Some(body),
             idempotency_key: Some(idempotency_key),
             if_none_match: None,
+            repeatable: false,
         })
     }
 
-    /// Whether a failed attempt may be sent again: reads always, writes only with a key.
+    /// Whether a failed attempt may be sent again: reads always, writes only with a key or
+    /// when repeating them changes nothing.
     fn retriable(&self) -> bool {
-        self.method == Method::GET || self.idempotency_key.is_some()
+        self.method == Method::GET || self.idempotency_key.is_some() || self.repeatable
     }
 }
 

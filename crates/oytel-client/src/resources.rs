@@ -136,6 +136,26 @@ impl<'a> Esims<'a> {
             .await
     }
 
+    /// Suspends an active eSIM (`esim.suspended`); a suspended one stays as it is, so the
+    /// call is retried safely.
+    pub async fn suspend(&self, esim_id: &str) -> Result<StatusResponse> {
+        let path = ["api", "v1", "esim", esim_id, "suspend"];
+        self.client
+            .execute(&Call::repeatable_post(&path))
+            .await?
+            .json()
+    }
+
+    /// Resumes a suspended eSIM (`esim.resumed`); an active one stays as it is. An eSIM the
+    /// operator suspended gives `ErrorCode::SuspendedByOperator`.
+    pub async fn resume(&self, esim_id: &str) -> Result<StatusResponse> {
+        let path = ["api", "v1", "esim", esim_id, "resume"];
+        self.client
+            .execute(&Call::repeatable_post(&path))
+            .await?
+            .json()
+    }
+
     /// One page of eSIMs, newest first.
     pub async fn list(&self, query: &ListEsimsQuery) -> Result<Page<Esim>> {
         self.client

@@ -58,6 +58,9 @@ pub enum CoreError {
     /// The eSIM's state does not allow the change.
     #[error(transparent)]
     InvalidTransition(#[from] crate::lifecycle::InvalidTransition),
+    /// The operator suspended this eSIM; the partner cannot resume it.
+    #[error("eSIM `{0}` was suspended by the operator; only the operator can resume it")]
+    SuspendedByOperator(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::lifecycle::{InvalidTransition, SuspensionChange};
 use crate::{EsimStatus, Scope};
 
 pub use crate::idempotency::{ClaimRef, IdempotencyClaim, IdempotencyRequest, IdempotencyWrite};
@@ -109,6 +110,24 @@ pub enum TransitionResult {
     NotFound,
     /// The state machine does not allow it from this state.
     Invalid(EsimStatus),
+}
+
+/// The result of a suspension change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuspensionResult {
+    /// No such eSIM (in the scope given).
+    NotFound,
+    /// Done, or nothing to do (`changed: false`); the eSIM as it is now.
+    Done {
+        /// The eSIM.
+        esim: Box<EsimRecord>,
+        /// Whether anything changed.
+        changed: bool,
+    },
+    /// Refused: the operator holds the suspension.
+    HeldByOperator,
+    /// Refused: the state machine does not allow it.
+    Invalid(InvalidTransition),
 }
 
 /// A usage record to apply.
@@ -287,6 +306,16 @@ pub trait Storage: Send + Sync + 'static {
         to: EsimStatus,
         now: DateTime<Utc>,
     ) -> Result<TransitionResult, StoreError>;
+    /// Suspends or resumes an eSIM as [`lifecycle::decide_suspension`](crate::lifecycle::decide_suspension)
+    /// says, writing `esim.suspended` or `esim.resumed` to the outbox in the same
+    /// transaction. With `scope`, only an eSIM of that partner and environment is found.
+    async fn change_suspension(
+        &self,
+        scope: Option<Scope>,
+        esim_id: &str,
+        change: &SuspensionChange,
+        now: DateTime<Utc>,
+    ) -> Result<SuspensionResult, StoreError>;
     /// Applies a usage record once (by `record_id`), with `usage.threshold` events for the
     /// thresholds it crosses, in one transaction.
     async fn record_usage(

@@ -41,7 +41,7 @@ pub fn validate_email(email: &str) -> Result<String, String> {
 
 /// Trims `value` and checks it is non-empty, at most `max_chars` characters and free of control
 /// characters; errors name `field`.
-pub(crate) fn validate_text(
+pub fn validate_text(
     field: &'static str,
     value: &str,
     max_chars: usize,

@@ -123,9 +123,23 @@ pub fn test_event(
     }
 }
 
-/// Whether an endpoint subscribed to `types` (empty: all) receives `event`.
+/// The event types an endpoint that lists none receives, and the only ones a per-eSIM
+/// `webhook_url` receives: those of the first release. A type added since goes only to the
+/// endpoints that list it, so that no integration is sent a type it does not know.
+pub const DEFAULT_EVENTS: [EventType; 4] = [
+    EventType::EsimProvisioned,
+    EventType::EsimActivated,
+    EventType::EsimExpired,
+    EventType::UsageThreshold,
+];
+
+/// Whether an endpoint subscribed to `types` (empty: [`DEFAULT_EVENTS`]) receives `event`.
 pub fn subscribed(types: &[EventType], event: EventType) -> bool {
-    types.is_empty() || types.contains(&event)
+    if types.is_empty() {
+        DEFAULT_EVENTS.contains(&event)
+    } else {
+        types.contains(&event)
+    }
 }
 
 /// When failed deliveries are tried again: the delays after the first attempt.
@@ -459,10 +473,21 @@ mod tests {
         assert!(oytel_webhooks::Secret::parse(&a).is_ok());
         assert!(a.starts_with("whsec_"));
         assert_ne!(a, generate_secret());
+    }
+
+    #[test]
+    fn an_endpoint_listing_nothing_gets_the_first_release_s_types_and_no_later_ones() {
         assert!(subscribed(&[], EventType::EsimExpired));
         assert!(!subscribed(
             &[EventType::EsimActivated],
             EventType::EsimExpired
         ));
+        for later in [EventType::EsimSuspended, EventType::EsimResumed] {
+            assert!(
+                !subscribed(&[], later),
+                "{later:?} is sent only when listed"
+            );
+            assert!(subscribed(&[later], later));
+        }
     }
 }

@@ -174,6 +174,11 @@ impl From<CoreError> for ApiError {
                 ErrorCode::InvalidStateTransition,
                 message,
             ),
+            CoreError::SuspendedByOperator(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::SuspendedByOperator,
+                message,
+            ),
             CoreError::Forbidden(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
             }

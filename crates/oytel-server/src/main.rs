@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand};
 use oytel_core::catalog::Catalog;
 use oytel_core::clock::now;
 use oytel_core::keys::generate_api_key;
+use oytel_core::lifecycle::{Suspender, SuspensionChange};
 use oytel_core::limits::LimitOverrides;
-use oytel_core::ports::{Partner, Storage, StoreError};
+use oytel_core::ports::{Partner, Storage, StoreError, SuspensionResult};
 use oytel_core::provision::ProvisionSettings;
 use oytel_server::config::{parse_usd, DatabaseArgs, LogFormat, Mode, ServeArgs};
 use oytel_server::state::Settings;
@@ -44,6 +45,26 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Suspend and resume eSIMs (an operator's suspension, which partners cannot lift).
+    #[command(subcommand)]
+    Esim(EsimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EsimCommand {
+    /// Suspend an eSIM; its partner cannot resume it. Prints its state as JSON.
+    Suspend {
+        /// eSIM id (`esim_…`).
+        esim_id: String,
+        /// Why (kept with the eSIM, never shown to the partner).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume an eSIM, whoever suspended it. Prints its state as JSON.
+    Resume {
+        /// eSIM id (`esim_…`).
+        esim_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -342,6 +363,38 @@ async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
     Ok(())
 }
 
+async fn esim(database: DatabaseArgs, command: EsimCommand) -> Result<()> {
+    let (esim_id, change) = match command {
+        EsimCommand::Suspend { esim_id, reason } => {
+            let reason = oytel_core::validation::validate_text("reason", &reason, 500)
+                .map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let by = Suspender::Operator;
+            let reason = Some(reason);
+            (esim_id, SuspensionChange::Suspend { by, reason })
+        }
+        EsimCommand::Resume { esim_id } => (
+            esim_id,
+            SuspensionChange::Resume {
+                by: Suspender::Operator,
+            },
+        ),
+    };
+    let opened = open(&database).await?;
+    let store = opened.storage.as_ref();
+    match store
+        .change_suspension(None, &esim_id, &change, now())
+        .await?
+    {
+        SuspensionResult::Done { esim, changed } => out(serde_json::json!({
+            "esim_id": esim.id, "status": esim.status, "changed": changed,
+        })),
+        SuspensionResult::NotFound => bail!("no eSIM `{esim_id}`"),
+        SuspensionResult::HeldByOperator => bail!("eSIM `{esim_id}` is held by the operator"),
+        SuspensionResult::Invalid(invalid) => bail!("{invalid}"),
+    }
+    Ok(())
+}
+
 /// Whether `e` is the database being busy or out of reach, rather than a fault of the command.
 fn is_busy(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
@@ -386,6 +439,7 @@ fn main() -> ExitCode {
             Some(Command::Migrate) => open(&cli.database).await.map(|_| ()),
             Some(Command::Partner(command)) => partner(cli.database, command).await,
             Some(Command::Key(command)) => key(cli.database, command).await,
+            Some(Command::Esim(command)) => esim(cli.database, command).await,
         }
     });
     match result {

@@ -100,6 +100,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(plans::list_plans))
         .routes(routes!(plans::get_plan))
         .routes(routes!(esims::provision_esim))
+        .routes(routes!(esims::suspend_esim))
+        .routes(routes!(esims::resume_esim))
         .routes(routes!(esims::get_esim))
         .routes(routes!(esims::esim_status))
         .routes(routes!(esims::list_esims))

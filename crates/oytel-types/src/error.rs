@@ -76,6 +76,8 @@ error_codes! {
     EventNotFound = "EVENT_NOT_FOUND",
     /// The eSIM's state does not allow this change (409).
     InvalidStateTransition = "INVALID_STATE_TRANSITION",
+    /// The operator suspended this eSIM; only the operator can resume it (409).
+    SuspendedByOperator = "SUSPENDED_BY_OPERATOR",
     /// No such route or resource (404).
     NotFound = "NOT_FOUND",
     /// The route exists but not with this method (405).

@@ -22,6 +22,12 @@ pub enum EventType {
     /// A test sent from `POST /api/v1/webhooks/endpoints/{id}/test`.
     #[serde(rename = "webhook.test")]
     WebhookTest,
+    /// An eSIM was suspended, by you or by the operator (sent only to endpoints that list it).
+    #[serde(rename = "esim.suspended")]
+    EsimSuspended,
+    /// A suspended eSIM was resumed (sent only to endpoints that list it).
+    #[serde(rename = "esim.resumed")]
+    EsimResumed,
 }
 
 impl EventType {
@@ -33,6 +39,8 @@ impl EventType {
             EventType::EsimExpired => "esim.expired",
             EventType::UsageThreshold => "usage.threshold",
             EventType::WebhookTest => "webhook.test",
+            EventType::EsimSuspended => "esim.suspended",
+            EventType::EsimResumed => "esim.resumed",
         }
     }
 
@@ -44,6 +52,8 @@ impl EventType {
             EventType::EsimExpired,
             EventType::UsageThreshold,
             EventType::WebhookTest,
+            EventType::EsimSuspended,
+            EventType::EsimResumed,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)

@@ -315,6 +315,15 @@ async fn webhooks_and_sandbox_simulation() {
         .await
         .unwrap();
     assert_eq!(used.usage.data_used_mb, 5_000);
+    // Suspend and resume, each twice: a repeat changes nothing.
+    for _ in 0..2 {
+        let suspended = client.esims().suspend(&esim.esim_id).await.unwrap();
+        assert_eq!(suspended.status, EsimStatus::Suspended);
+    }
+    for _ in 0..2 {
+        let resumed = client.esims().resume(&esim.esim_id).await.unwrap();
+        assert_eq!(resumed.status, EsimStatus::Active);
+    }
     let test = client.webhooks().test_endpoint(&id).await.unwrap();
     // activated, usage.threshold 50 %, webhook.test (provisioned is not subscribed).
     let mut seen = Vec::new();

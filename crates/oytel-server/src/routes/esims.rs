@@ -4,10 +4,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use oytel_core::clock::now;
+use oytel_core::lifecycle::{Suspender, SuspensionChange};
 use oytel_core::limits::QuotaKind;
 use oytel_core::paging::{finish_page, page_request};
 use oytel_core::paid::QuotaDraw;
-use oytel_core::ports::EsimFilter;
+use oytel_core::ports::{EsimFilter, SuspensionResult};
 use oytel_core::provision;
 use oytel_core::validation::{email_filter, reference_filter};
 use oytel_core::CoreError;
@@ -203,4 +205,74 @@ fn esim_filter(query: &ListEsimsQuery) -> Result<EsimFilter, CoreError> {
         reference_id: reference_filter(query.reference_id.as_deref())?,
         customer_email: email_filter(query.customer_email.as_deref())?,
     })
+}
+
+/// Changes an eSIM's suspension as its partner, after drawing a unit of the status quota.
+async fn suspension(
+    state: &AppState,
+    caller: &Caller,
+    esim_id: &str,
+    change: SuspensionChange,
+) -> Result<Json<StatusResponse>, ApiError> {
+    caller.consume(state, QuotaKind::Status).await?;
+    let not_found = || CoreError::EsimNotFound(esim_id.chars().take(64).collect());
+    let result = state
+        .store
+        .change_suspension(Some(caller.scope()), esim_id, &change, now())
+        .await?;
+    let esim = match result {
+        SuspensionResult::Done { esim, .. } => *esim,
+        SuspensionResult::NotFound => return Err(not_found().into()),
+        SuspensionResult::HeldByOperator => {
+            return Err(CoreError::SuspendedByOperator(esim_id.to_owned()).into())
+        }
+        SuspensionResult::Invalid(invalid) => return Err(CoreError::from(invalid).into()),
+    };
+    Ok(Json(convert::status(esim.into(), meta(caller))))
+}
+
+/// Suspend an active eSIM: it carries no traffic and counts no usage until resumed; its
+/// validity keeps running. Sends `esim.suspended` to endpoints that list it. Suspending a
+/// suspended eSIM changes nothing, so a retry is safe.
+#[utoipa::path(post, path = "/api/v1/esim/{esim_id}/suspend", tag = "esims",
+    params(("esim_id" = String, Path, description = "eSIM id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The eSIM, suspended", body = StatusResponse),
+        (status = 404, description = "No such eSIM (`ESIM_NOT_FOUND`)", body = ErrorBody),
+        (status = 409, description = "Not active: provisioned, expired or cancelled (`INVALID_STATE_TRANSITION`)", body = ErrorBody),
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
+pub async fn suspend_esim(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let change = SuspensionChange::Suspend {
+        by: Suspender::Partner,
+        reason: None,
+    };
+    suspension(&state, &caller, &id, change).await
+}
+
+/// Resume a suspended eSIM. Sends `esim.resumed` to endpoints that list it. Resuming an
+/// active eSIM changes nothing. An eSIM the operator suspended cannot be resumed here.
+#[utoipa::path(post, path = "/api/v1/esim/{esim_id}/resume", tag = "esims",
+    params(("esim_id" = String, Path, description = "eSIM id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The eSIM, active", body = StatusResponse),
+        (status = 404, description = "No such eSIM (`ESIM_NOT_FOUND`)", body = ErrorBody),
+        (status = 409, description = "Not suspended or active (`INVALID_STATE_TRANSITION`), or suspended by the operator (`SUSPENDED_BY_OPERATOR`)", body = ErrorBody),
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
+pub async fn resume_esim(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let change = SuspensionChange::Resume {
+        by: Suspender::Partner,
+    };
+    suspension(&state, &caller, &id, change).await
 }

@@ -193,3 +193,84 @@ async fn orders_show_what_was_charged() {
     assert_eq!(o["environment"], "production");
     app.stop().await;
 }
+
+/// Suspensions over HTTP and from the admin CLI: the partner suspends and resumes its own
+/// eSIMs (a repeat changes nothing), usage is refused meanwhile, and what the operator
+/// suspended, only the operator resumes.
+#[tokio::test]
+async fn suspend_and_resume_by_the_partner_and_by_the_operator() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let id = app.provision(key, "eu-roam-50").await["esim_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = |action: &str| format!("/api/v1/esim/{id}/{action}");
+    let (status, r) = app.post(key, &at("suspend"), &json!({})).await;
+    assert_error(status, &r, 409, "INVALID_STATE_TRANSITION");
+    let (status, _) = app
+        .post(
+            key,
+            &format!("/api/v1/sandbox/esim/{id}/activate"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    for _ in 0..2 {
+        let (status, s) = app.post(key, &at("suspend"), &json!({})).await;
+        assert_eq!(
+            (status, s["status"].as_str()),
+            (200, Some("suspended")),
+            "{s}"
+        );
+    }
+    let (status, r) = app
+        .post(
+            key,
+            &format!("/api/v1/sandbox/esim/{id}/usage"),
+            &json!({"data_mb": 10}),
+        )
+        .await;
+    assert_error(status, &r, 409, "INVALID_STATE_TRANSITION");
+    let (status, r) = app
+        .post(&app.other.sandbox_key, &at("resume"), &json!({}))
+        .await;
+    assert_error(status, &r, 404, "ESIM_NOT_FOUND");
+    let (status, s) = app.post(key, &at("resume"), &json!({})).await;
+    assert_eq!((status, s["status"].as_str()), (200, Some("active")), "{s}");
+
+    // The operator's suspension.
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_oytel-server"))
+            .args(args)
+            .env("OYTEL_DATABASE_URL", &app.database.url)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let printed = cli(&[
+        "esim",
+        "suspend",
+        &id,
+        "--reason",
+        "chargeback under review",
+    ]);
+    assert_eq!(
+        printed,
+        json!({"esim_id": id, "status": "suspended", "changed": true})
+    );
+    let (status, r) = app.post(key, &at("resume"), &json!({})).await;
+    assert_error(status, &r, 409, "SUSPENDED_BY_OPERATOR");
+    let (status, s) = app.post(key, &at("suspend"), &json!({})).await;
+    assert_eq!((status, s["status"].as_str()), (200, Some("suspended")));
+    assert_eq!(cli(&["esim", "resume", &id])["status"], "active");
+    let (_, s) = app.get(key, &format!("/api/v1/esim/{id}/status")).await;
+    assert_eq!(s["status"], "active");
+    app.stop().await;
+}

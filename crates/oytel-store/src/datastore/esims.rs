@@ -2,10 +2,10 @@
 //! its event in the same transaction (see `outbox`).
 
 use chrono::{DateTime, Utc};
-use oytel_core::lifecycle;
+use oytel_core::lifecycle::{self, Suspender, SuspensionChange, SuspensionDecision};
 use oytel_core::ports::{
-    EsimFilter, EsimRecord, PageRequest, Sequenced, StoreError, TransitionResult, UsageInput,
-    UsageResult,
+    EsimFilter, EsimRecord, PageRequest, Sequenced, StoreError, SuspensionResult, TransitionResult,
+    UsageInput, UsageResult,
 };
 use oytel_core::{EsimStatus, Scope};
 use oytel_types::EventType;
@@ -68,10 +68,20 @@ pub(super) fn push_esim<'a>(qb: &mut QueryBuilder<'a, Db>, esim: &'a EsimRecord)
 }
 
 /// The eSIM row, locked for update where the backend needs it.
+/// An eSIM read for a change, with the columns only changes need.
+pub(super) struct Locked {
+    pub(super) esim: EsimRecord,
+    /// The usage thresholds already announced (a bit mask).
+    pub(super) thresholds_notified: i64,
+    /// Who holds its suspension, if it is suspended.
+    pub(super) suspended_by: Option<Suspender>,
+}
+
+/// The eSIM row, locked for update where the backend needs it.
 pub(super) async fn lock_esim(
     tx: &mut Tx<'_>,
     esim_id: &str,
-) -> Result<Option<(EsimRecord, i64)>, StoreError> {
+) -> Result<Option<Locked>, StoreError> {
     let row: Option<EsimRow> = sqlx::query_as(&format!(
         "SELECT {ESIM_COLUMNS} FROM esims WHERE id = $1{}",
         DIALECT.lock
@@ -83,12 +93,23 @@ pub(super) async fn lock_esim(
     let Some(row) = row else {
         return Ok(None);
     };
-    let notified: i64 = sqlx::query_scalar("SELECT thresholds_notified FROM esims WHERE id = $1")
-        .bind(esim_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(Some((EsimRecord::try_from(row)?, notified)))
+    let (thresholds_notified, suspended_by): (i64, Option<String>) =
+        sqlx::query_as("SELECT thresholds_notified, suspended_by FROM esims WHERE id = $1")
+            .bind(esim_id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    let suspended_by = suspended_by
+        .map(|by| {
+            Suspender::parse(&by)
+                .ok_or_else(|| StoreError::Other(format!("corrupt row: suspended_by = {by}")))
+        })
+        .transpose()?;
+    Ok(Some(Locked {
+        esim: EsimRecord::try_from(row)?,
+        thresholds_notified,
+        suspended_by,
+    }))
 }
 
 pub(super) async fn get_esim(
@@ -172,7 +193,7 @@ pub(super) async fn transition_esim(
     now: DateTime<Utc>,
 ) -> Result<TransitionResult, StoreError> {
     let mut tx = begin_write(store).await?;
-    let Some((mut esim, _)) = lock_esim(&mut tx, esim_id).await? else {
+    let Some(Locked { mut esim, .. }) = lock_esim(&mut tx, esim_id).await? else {
         return Ok(TransitionResult::NotFound);
     };
     let from = esim.status;
@@ -202,6 +223,64 @@ pub(super) async fn transition_esim(
     Ok(TransitionResult::Done(Box::new(esim)))
 }
 
+pub(super) async fn change_suspension(
+    store: &Store,
+    scope: Option<Scope>,
+    esim_id: &str,
+    change: &SuspensionChange,
+    now: DateTime<Utc>,
+) -> Result<SuspensionResult, StoreError> {
+    let mut tx = begin_write(store).await?;
+    let Some(Locked {
+        mut esim,
+        suspended_by,
+        ..
+    }) = lock_esim(&mut tx, esim_id).await?
+    else {
+        return Ok(SuspensionResult::NotFound);
+    };
+    if scope.is_some_and(|s| s.partner_id != esim.partner_id || s.environment != esim.environment) {
+        return Ok(SuspensionResult::NotFound);
+    }
+    let (to, held_by) = match lifecycle::decide_suspension(esim.status, suspended_by, change) {
+        SuspensionDecision::Apply(to, held_by) => (to, held_by),
+        SuspensionDecision::Unchanged => {
+            return Ok(SuspensionResult::Done {
+                esim: Box::new(esim),
+                changed: false,
+            })
+        }
+        SuspensionDecision::HeldByOperator => return Ok(SuspensionResult::HeldByOperator),
+        SuspensionDecision::Invalid(invalid) => return Ok(SuspensionResult::Invalid(invalid)),
+    };
+    let reason = match change {
+        SuspensionChange::Suspend { reason, .. } => reason.as_deref(),
+        SuspensionChange::Resume { .. } => None,
+    };
+    let from = esim.status;
+    lifecycle::apply(&mut esim, to, now);
+    sqlx::query(
+        "UPDATE esims SET status = $2, suspended_by = $3, suspend_reason = $4 WHERE id = $1",
+    )
+    .bind(esim_id)
+    .bind(to.as_str())
+    .bind(held_by.map(Suspender::as_str))
+    .bind(reason)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if let Some(event_type) = lifecycle::event_for(from, to) {
+        let event = oytel_core::webhooks::esim_event(event_type, &esim, None, now);
+        insert_event_row(&mut tx, &event).await?;
+        fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(SuspensionResult::Done {
+        esim: Box::new(esim),
+        changed: true,
+    })
+}
+
 pub(super) async fn record_usage(
     store: &Store,
     esim_id: &str,
@@ -210,7 +289,12 @@ pub(super) async fn record_usage(
 ) -> Result<UsageResult, StoreError> {
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let mut tx = begin_write(store).await?;
-    let Some((mut esim, notified)) = lock_esim(&mut tx, esim_id).await? else {
+    let Some(Locked {
+        mut esim,
+        thresholds_notified: notified,
+        ..
+    }) = lock_esim(&mut tx, esim_id).await?
+    else {
         return Ok(UsageResult::NotFound);
     };
     let inserted = sqlx::query(

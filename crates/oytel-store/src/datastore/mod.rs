@@ -32,13 +32,14 @@
 //! come from `oytel-core`; these files only read and write.
 
 use chrono::{DateTime, Utc};
+use oytel_core::lifecycle::SuspensionChange;
 use oytel_core::limits::LimitOverrides;
 use oytel_core::ports::{
     ApiKeyInfo, AttemptOutcome, AttemptRecord, ClaimLimits, ClaimRef, DueDelivery, EndpointRecord,
     EsimFilter, EsimRecord, EventRecord, IdempotencyClaim, IdempotencyRequest, KeyOwner,
     LedgerEntry, LedgerFilter, NewApiKey, OrderRecord, PageRequest, Partner, ProvisionResult,
-    ProvisionWrite, Sequenced, SigningSecret, Storage, StoreError, TransitionResult, UsageInput,
-    UsageResult,
+    ProvisionWrite, Sequenced, SigningSecret, Storage, StoreError, SuspensionResult,
+    TransitionResult, UsageInput, UsageResult,
 };
 use oytel_core::{EsimStatus, Scope};
 
@@ -235,6 +236,16 @@ impl Storage for Store {
         now: DateTime<Utc>,
     ) -> Result<TransitionResult, StoreError> {
         esims::transition_esim(self, esim_id, to, now).await
+    }
+
+    async fn change_suspension(
+        &self,
+        scope: Option<Scope>,
+        esim_id: &str,
+        change: &SuspensionChange,
+        now: DateTime<Utc>,
+    ) -> Result<SuspensionResult, StoreError> {
+        esims::change_suspension(self, scope, esim_id, change, now).await
     }
 
     async fn record_usage(

@@ -130,6 +130,9 @@ pub(super) async fn schedule(
             scheduled += 1;
         }
     }
+    // A per-eSIM URL has no list of types: it gets the first release's ones only.
+    let esim_webhook_url = esim_webhook_url
+        .filter(|_| oytel_core::webhooks::DEFAULT_EVENTS.contains(&event.event_type));
     if let Some(url) = esim_webhook_url {
         sqlx::query(
             "INSERT INTO signing_secrets (partner_id, environment, secret) \

@@ -16,6 +16,7 @@ conformance!(
     transitions_follow_the_state_machine_and_write_events,
     usage_is_applied_once_and_thresholds_announced_once,
     expiries_are_found_and_applied_once,
+    suspensions_are_held_by_who_made_them_and_announced_to_subscribers,
 );
 
 async fn futures_join(
@@ -418,5 +419,133 @@ async fn a_corrupt_stored_number_is_an_error_never_a_default(
             .unwrap()
             .term,
         Term::OneMonth
+    );
+}
+
+/// Suspensions follow `lifecycle::decide_suspension`, refuse usage, and are announced to the
+/// endpoints that list `esim.suspended` / `esim.resumed` only.
+async fn suspensions_are_held_by_who_made_them_and_announced_to_subscribers(
+    store: Arc<dyn Storage>,
+) {
+    use oytel_core::lifecycle::{Suspender, SuspensionChange};
+    use oytel_types::EventType;
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let listing = endpoint(
+        &s,
+        "https://hooks.example/suspensions",
+        vec![EventType::EsimSuspended, EventType::EsimResumed],
+    );
+    store.create_endpoint(&listing).await.unwrap();
+    store
+        .create_endpoint(&endpoint(&s, "https://hooks.example/all", vec![]))
+        .await
+        .unwrap();
+    let esim = provisioned(store.as_ref(), &s).await;
+    let suspend = |by| SuspensionChange::Suspend {
+        by,
+        reason: Some("fraud check".into()),
+    };
+    let resume = |by| SuspensionChange::Resume { by };
+    let change = |change: SuspensionChange| {
+        let (store, s, id) = (store.clone(), s.clone(), esim.id.clone());
+        async move {
+            store
+                .change_suspension(Some(s), &id, &change, now())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(matches!(
+        change(suspend(Suspender::Partner)).await,
+        SuspensionResult::Invalid(_)
+    ));
+    store
+        .transition_esim(&esim.id, EsimStatus::Active, now())
+        .await
+        .unwrap();
+    drain_due(store.as_ref()).await;
+
+    let changed = |r: SuspensionResult| match r {
+        SuspensionResult::Done { esim, changed } => (esim.status, changed),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        changed(change(suspend(Suspender::Partner)).await),
+        (EsimStatus::Suspended, true)
+    );
+    let usage = UsageInput {
+        record_id: "cdr-suspended".into(),
+        data_mb: 5,
+        calls: 0,
+        sms: 0,
+        recorded_at: now(),
+    };
+    assert_eq!(
+        store.record_usage(&esim.id, &usage, now()).await.unwrap(),
+        UsageResult::NotActive(EsimStatus::Suspended)
+    );
+    // The operator takes the suspension over; the partner can no longer lift it.
+    let operator = store
+        .change_suspension(None, &esim.id, &suspend(Suspender::Operator), now())
+        .await
+        .unwrap();
+    assert_eq!(changed(operator), (EsimStatus::Suspended, true));
+    assert_eq!(
+        change(resume(Suspender::Partner)).await,
+        SuspensionResult::HeldByOperator
+    );
+    let elsewhere = scope(&a, Environment::Production);
+    assert_eq!(
+        store
+            .change_suspension(
+                Some(elsewhere),
+                &esim.id,
+                &resume(Suspender::Operator),
+                now()
+            )
+            .await
+            .unwrap(),
+        SuspensionResult::NotFound
+    );
+    assert_eq!(
+        changed(change(resume(Suspender::Operator)).await),
+        (EsimStatus::Active, true)
+    );
+    assert_eq!(
+        changed(change(resume(Suspender::Partner)).await),
+        (EsimStatus::Active, false),
+        "a repeated resume changes nothing"
+    );
+    assert_eq!(
+        changed(change(suspend(Suspender::Partner)).await),
+        (EsimStatus::Suspended, true)
+    );
+    assert_eq!(
+        changed(change(suspend(Suspender::Partner)).await),
+        (EsimStatus::Suspended, false)
+    );
+    // Suspended, resumed, suspended: to the endpoint that lists them, and nowhere else.
+    let due = drain_due(store.as_ref()).await;
+    let sent: Vec<(String, String)> = due
+        .iter()
+        .map(|d| {
+            let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+            (d.url.clone(), payload["event"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let to = |event: &str| {
+        (
+            "https://hooks.example/suspensions".to_owned(),
+            event.to_owned(),
+        )
+    };
+    assert_eq!(
+        sent,
+        [
+            to("esim.suspended"),
+            to("esim.resumed"),
+            to("esim.suspended")
+        ]
     );
 }
