@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 use oytel_types::{
-    AccountResponse, CreateWebhookEndpoint, Esim, ListEsimsQuery, ListOrdersQuery,
-    ListTransactionsQuery, Order, Page, Plan, PlansQuery, PlansResponse, ProvisionRequest,
-    ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse, Transaction,
-    WebhookEndpoint, WebhookEndpointCreated,
+    AccountResponse, CancelRequest, CancelResponse, CreateWebhookEndpoint, Esim, ListEsimsQuery,
+    ListOrdersQuery, ListTransactionsQuery, Order, Page, Plan, PlansQuery, PlansResponse,
+    ProvisionRequest, ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse,
+    Transaction, WebhookEndpoint, WebhookEndpointCreated,
 };
 
 use crate::{OytelClient, Result};
@@ -34,6 +34,13 @@ pub trait OytelApi: Send + Sync {
     async fn list_esims(&self, query: &ListEsimsQuery) -> Result<Page<Esim>>;
     /// `client.account().get()`.
     async fn get_account(&self) -> Result<AccountResponse>;
+    /// `client.esims().cancel_with_key(id, request, key)`.
+    async fn cancel_esim(
+        &self,
+        esim_id: &str,
+        request: &CancelRequest,
+        idempotency_key: &str,
+    ) -> Result<CancelResponse>;
     /// `client.esims().suspend(id)`.
     async fn suspend_esim(&self, esim_id: &str) -> Result<StatusResponse>;
     /// `client.esims().resume(id)`.
@@ -92,6 +99,16 @@ impl OytelApi for OytelClient {
     }
     async fn list_transactions(&self, query: &ListTransactionsQuery) -> Result<Page<Transaction>> {
         self.account().transactions(query).await
+    }
+    async fn cancel_esim(
+        &self,
+        esim_id: &str,
+        request: &CancelRequest,
+        idempotency_key: &str,
+    ) -> Result<CancelResponse> {
+        self.esims()
+            .cancel_with_key(esim_id, request, idempotency_key)
+            .await
     }
     async fn suspend_esim(&self, esim_id: &str) -> Result<StatusResponse> {
         self.esims().suspend(esim_id).await

@@ -3,12 +3,12 @@
 
 use futures_util::stream::{self, Stream, TryStreamExt};
 use oytel_types::{
-    AccountResponse, CreateWebhookEndpoint, DeliveryAttempt, Esim, EsimResponse, ListEsimsQuery,
-    ListOrdersQuery, ListTransactionsQuery, Order, OrderResponse, Page, PageQuery, Plan,
-    PlanResponse, PlansQuery, PlansResponse, ProvisionRequest, ProvisionResponse,
-    RedeliverResponse, SandboxUsageRequest, StatusResponse, TestEventResponse, Transaction,
-    UpdateWebhookEndpoint, WebhookEndpoint, WebhookEndpointCreated, WebhookEndpointResponse,
-    WebhookSecretResponse,
+    AccountResponse, CancelRequest, CancelResponse, CreateWebhookEndpoint, DeliveryAttempt, Esim,
+    EsimResponse, ListEsimsQuery, ListOrdersQuery, ListTransactionsQuery, Order, OrderResponse,
+    Page, PageQuery, Plan, PlanResponse, PlansQuery, PlansResponse, ProvisionRequest,
+    ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse, TestEventResponse,
+    Transaction, UpdateWebhookEndpoint, WebhookEndpoint, WebhookEndpointCreated,
+    WebhookEndpointResponse, WebhookSecretResponse,
 };
 use reqwest::{Method, StatusCode};
 
@@ -144,6 +144,26 @@ impl<'a> Esims<'a> {
             .execute(&Call::repeatable_post(&path))
             .await?
             .json()
+    }
+
+    /// Cancels an eSIM, with a refund by the server's rules (see `RefundInfo`). Sent with a
+    /// fresh `Idempotency-Key` and retried with it; a second cancellation of the same eSIM
+    /// answers the first anyway.
+    pub async fn cancel(&self, esim_id: &str, request: &CancelRequest) -> Result<CancelResponse> {
+        self.cancel_with_key(esim_id, request, &new_idempotency_key())
+            .await
+    }
+
+    /// Cancels an eSIM with your own `Idempotency-Key`.
+    pub async fn cancel_with_key(
+        &self,
+        esim_id: &str,
+        request: &CancelRequest,
+        idempotency_key: &str,
+    ) -> Result<CancelResponse> {
+        let path = ["api", "v1", "esim", esim_id, "cancel"];
+        let call = Call::post(&path, request, idempotency_key.to_owned())?;
+        self.client.execute(&call).await?.json()
     }
 
     /// Resumes a suspended eSIM (`esim.resumed`); an active one stays as it is. An eSIM the

@@ -5,10 +5,19 @@
 //! in the transaction of the change it pays for (one path for credits and charges, and for
 //! refunds when they come): the balance moves by the line's amount and the ledger gets its
 //! row, or neither happens.
+//!
+//! Refunds, when an eSIM is cancelled ([`refund_for`]):
+//!
+//! | the eSIM at cancellation | refund |
+//! |---|---|
+//! | never activated, no usage, within [`REFUND_WINDOW_DAYS`] days of the order | its order in full |
+//! | activated (even if unused since) | none |
+//! | usage recorded | none |
+//! | cancelled more than [`REFUND_WINDOW_DAYS`] days after the order | none |
 
 use chrono::{DateTime, Utc};
 
-use crate::ports::{Charge, OrderRecord};
+use crate::ports::{Charge, EsimRecord, OrderRecord};
 use crate::{Amount, Environment};
 
 /// What a ledger row records.
@@ -18,6 +27,8 @@ pub enum LedgerKind {
     Credit,
     /// An order's price, taken from the balance.
     Charge,
+    /// An order's price given back (a cancelled eSIM that was never used).
+    Refund,
 }
 
 impl LedgerKind {
@@ -26,12 +37,13 @@ impl LedgerKind {
         match self {
             LedgerKind::Credit => "credit",
             LedgerKind::Charge => "charge",
+            LedgerKind::Refund => "refund",
         }
     }
 
     /// The kind named `name`, if this release knows it.
     pub fn parse(name: &str) -> Option<LedgerKind> {
-        [LedgerKind::Credit, LedgerKind::Charge]
+        [LedgerKind::Credit, LedgerKind::Charge, LedgerKind::Refund]
             .into_iter()
             .find(|k| k.as_str() == name)
     }
@@ -106,6 +118,80 @@ pub fn charge_for(environment: Environment, minimum_balance: Amount) -> Charge {
     }
 }
 
+/// How long after its order an unused eSIM is refunded in full when cancelled.
+pub const REFUND_WINDOW_DAYS: i64 = 30;
+
+/// Why a cancelled eSIM's order was refunded or not (the module's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundReason {
+    /// Never activated, no usage, within the window: refunded in full.
+    Unused,
+    /// It was activated.
+    Activated,
+    /// Usage was recorded.
+    Used,
+    /// The window had passed.
+    TooLate,
+}
+
+impl RefundReason {
+    /// What the partner reads.
+    pub fn explanation(self) -> String {
+        match self {
+            RefundReason::Unused => format!(
+                "refunded in full: never activated, no usage, cancelled within {REFUND_WINDOW_DAYS} days"
+            ),
+            RefundReason::Activated => "not refunded: the eSIM was activated".into(),
+            RefundReason::Used => "not refunded: the eSIM has usage".into(),
+            RefundReason::TooLate => format!(
+                "not refunded: cancelled more than {REFUND_WINDOW_DAYS} days after the order"
+            ),
+        }
+    }
+}
+
+/// What cancelling an eSIM gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refund {
+    /// Cents given back (0 when not refunded).
+    pub amount_cents: i64,
+    /// Why.
+    pub reason: RefundReason,
+}
+
+/// The refund of `order` when its eSIM, as `esim` is now, is cancelled at `now`.
+pub fn refund_for(order: &OrderRecord, esim: &EsimRecord, now: DateTime<Utc>) -> Refund {
+    let reason = if esim.activated_at.is_some() {
+        RefundReason::Activated
+    } else if esim.data_used_mb > 0 || esim.calls_made > 0 || esim.sms_sent > 0 {
+        RefundReason::Used
+    } else if now - order.created_at > chrono::Duration::days(REFUND_WINDOW_DAYS) {
+        RefundReason::TooLate
+    } else {
+        RefundReason::Unused
+    };
+    let amount_cents = match reason {
+        RefundReason::Unused => order.amount_cents,
+        _ => 0,
+    };
+    Refund {
+        amount_cents,
+        reason,
+    }
+}
+
+/// The line of a refund of `order`.
+pub fn refund_line(order: &OrderRecord, amount_cents: i64, at: DateTime<Utc>) -> LedgerLine {
+    LedgerLine {
+        partner_id: order.partner_id.clone(),
+        amount_cents,
+        kind: LedgerKind::Refund,
+        order_id: Some(order.id.clone()),
+        description: format!("refund of {} for {}", order.id, order.esim_id),
+        at,
+    }
+}
+
 /// Whether a balance can pay `cost` and keep `minimum` (the rule the storage applies inside
 /// its transaction).
 pub fn can_pay(balance: Amount, cost: Amount, minimum: Amount) -> bool {
@@ -149,5 +235,59 @@ mod tests {
                 minimum_balance_cents: 2_500
             }
         );
+    }
+
+    #[test]
+    fn refunds_follow_their_table() {
+        use chrono::{Duration, Utc};
+        let now = Utc::now();
+        let request = oytel_types::ProvisionRequest {
+            plan_id: "uk-lite-10".into(),
+            term_months: 1,
+            customer_email: "a@example.com".into(),
+            customer_name: "A".into(),
+            reference_id: None,
+            webhook_url: None,
+        };
+        let catalog = crate::catalog::Catalog::default_catalog();
+        let command = crate::provision::validate(&request, &catalog).unwrap();
+        let settings = crate::provision::ProvisionSettings {
+            smdp_address: "smdp.test".into(),
+            minimum_balance: DEFAULT_MINIMUM_BALANCE,
+        };
+        let scope = crate::Scope {
+            partner_id: "ptn_1".into(),
+            environment: Environment::Production,
+        };
+        let (order, esim) =
+            crate::provision::new_rows(&command, &scope, &settings, "USD", "r", now);
+        let price = order.amount_cents;
+        let day = Duration::days(1);
+        let activated = EsimRecord {
+            activated_at: Some(now),
+            ..esim.clone()
+        };
+        let texted = EsimRecord {
+            sms_sent: 1,
+            ..esim.clone()
+        };
+        for (esim, at, amount, reason) in [
+            (&esim, now, price, RefundReason::Unused),
+            (&esim, now + day * 30, price, RefundReason::Unused),
+            (&esim, now + day * 31, 0, RefundReason::TooLate),
+            (&activated, now, 0, RefundReason::Activated),
+            (&texted, now, 0, RefundReason::Used),
+        ] {
+            assert_eq!(
+                refund_for(&order, esim, at),
+                Refund {
+                    amount_cents: amount,
+                    reason
+                },
+                "{reason:?} at {at}"
+            );
+        }
+        let line = refund_line(&order, price, now);
+        assert_eq!((line.amount_cents, line.kind), (price, LedgerKind::Refund));
     }
 }

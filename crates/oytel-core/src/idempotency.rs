@@ -80,6 +80,8 @@ pub fn request_hash<T: Serialize>(request: &T) -> String {
 pub enum Operation {
     /// `POST /api/v1/esim/provision`.
     Provision,
+    /// `POST /api/v1/esim/{esim_id}/cancel`.
+    Cancel,
 }
 
 impl Operation {
@@ -87,6 +89,7 @@ impl Operation {
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Provision => "esim.provision",
+            Operation::Cancel => "esim.cancel",
         }
     }
 }
@@ -96,6 +99,8 @@ impl Operation {
 pub enum ResourceKind {
     /// An order (`ord_…`), with what it paid for.
     Order,
+    /// An eSIM's cancellation (the eSIM's id), with its refund.
+    Cancellation,
 }
 
 impl ResourceKind {
@@ -103,6 +108,7 @@ impl ResourceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::Order => "order",
+            ResourceKind::Cancellation => "cancellation",
         }
     }
 
@@ -110,6 +116,7 @@ impl ResourceKind {
     pub fn parse(name: &str) -> Option<ResourceKind> {
         match name {
             "order" => Some(ResourceKind::Order),
+            "cancellation" => Some(ResourceKind::Cancellation),
             _ => None,
         }
     }

@@ -9,7 +9,9 @@
 //! - [`paid`]: the one idempotent, paid-write path those writes go through.
 //! - [`validation`], [`paging`], [`clock`]: checks of partners' text, pages and cursors of
 //!   lists, and the time the domain reads.
-//! - [`billing`]: the charging rules (sandbox never depletes, live keeps a minimum balance).
+//! - [`billing`]: the charging rules (sandbox never depletes, live keeps a minimum balance)
+//!   and the refund rules.
+//! - [`cancel`]: cancelling an eSIM, with its refund.
 //! - [`lifecycle`]: the eSIM state machine.
 //! - [`limits`]: hourly quotas and per-partner limits.
 //! - [`keys`]: API key generation, hashing and authentication.
@@ -23,6 +25,7 @@
 //! computed here.
 
 pub mod billing;
+pub mod cancel;
 pub mod catalog;
 pub mod clock;
 mod error;

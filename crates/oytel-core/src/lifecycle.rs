@@ -13,7 +13,7 @@
 //! | the moves above, and no others | [`check_transition`] |
 //! | a live state (provisioned, active, suspended) can still expire or be cancelled | [`LIVE`], [`is_final`] |
 //! | the first activation stamps `activated_at`; a resume keeps it | [`apply`] |
-//! | provisioned → active tells partners `esim.activated`; any move to expired, `esim.expired`; active → suspended `esim.suspended`; suspended → active `esim.resumed` | [`event_for`] |
+//! | provisioned → active tells partners `esim.activated`; any move to expired, `esim.expired`; active → suspended `esim.suspended`; suspended → active `esim.resumed`; to cancelled, `esim.cancelled` | [`event_for`] |
 //! | usage is counted while active only: never before activation, while suspended, or after the end | [`accepts_usage`] |
 //! | who may suspend and resume (table below) | [`decide_suspension`] |
 //!
@@ -94,6 +94,7 @@ pub fn event_for(from: EsimStatus, to: EsimStatus) -> Option<EventType> {
         (_, EsimStatus::Expired) => Some(EventType::EsimExpired),
         (EsimStatus::Active, EsimStatus::Suspended) => Some(EventType::EsimSuspended),
         (EsimStatus::Suspended, EsimStatus::Active) => Some(EventType::EsimResumed),
+        (_, EsimStatus::Cancelled) => Some(EventType::EsimCancelled),
         _ => None,
     }
 }
@@ -245,7 +246,7 @@ mod tests {
         );
         for from in LIVE {
             assert_eq!(event_for(from, Expired), Some(EventType::EsimExpired));
-            assert_eq!(event_for(from, Cancelled), None);
+            assert_eq!(event_for(from, Cancelled), Some(EventType::EsimCancelled));
         }
         assert_eq!(event_for(Active, Suspended), Some(EventType::EsimSuspended));
     }

@@ -112,6 +112,38 @@ pub enum TransitionResult {
     Invalid(EsimStatus),
 }
 
+/// Everything one cancellation writes, in one transaction: the eSIM's new state, the refund
+/// (a ledger row and the balance, for a live order that qualifies), the event, and the
+/// request's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelWrite {
+    /// Whose eSIM.
+    pub scope: Scope,
+    /// Which.
+    pub esim_id: String,
+    /// The partner's reason.
+    pub reason: Option<String>,
+    /// The request's idempotency key, claimed or completed in the same transaction.
+    pub idempotency: Option<IdempotencyWrite>,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// The result of a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelResult {
+    /// Cancelled now, or before (then the first cancellation, unchanged).
+    Done(Box<Cancellation>),
+    /// No such eSIM in the scope.
+    NotFound,
+    /// Its state does not allow it (expired).
+    Invalid(InvalidTransition),
+    /// Nothing written: the key to claim is stored already.
+    KeyTaken,
+    /// Nothing written: the claim was taken over.
+    ClaimLost,
+}
+
 /// The result of a suspension change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuspensionResult {
@@ -306,6 +338,16 @@ pub trait Storage: Send + Sync + 'static {
         to: EsimStatus,
         now: DateTime<Utc>,
     ) -> Result<TransitionResult, StoreError>;
+    /// Cancels an eSIM, refunding its order as `billing::refund_for` says, in one
+    /// transaction with the event `esim.cancelled`. An eSIM cancelled before answers its
+    /// first cancellation.
+    async fn cancel_esim(&self, write: &CancelWrite) -> Result<CancelResult, StoreError>;
+    /// The cancellation of a cancelled eSIM of the scope.
+    async fn get_cancellation(
+        &self,
+        scope: &Scope,
+        esim_id: &str,
+    ) -> Result<Option<Cancellation>, StoreError>;
     /// Suspends or resumes an eSIM as [`lifecycle::decide_suspension`](crate::lifecycle::decide_suspension)
     /// says, writing `esim.suspended` or `esim.resumed` to the outbox in the same
     /// transaction. With `scope`, only an eSIM of that partner and environment is found.

@@ -4,14 +4,15 @@
 use oytel_core::billing::{LedgerKind, SANDBOX_BALANCE};
 use oytel_core::catalog::format_allowance;
 use oytel_core::ports::{
-    AttemptRecord, EndpointRecord, EsimRecord, EsimStatusRecord, LedgerEntry, OrderRecord,
+    AttemptRecord, Cancellation, EndpointRecord, EsimRecord, EsimStatusRecord, LedgerEntry,
+    OrderRecord,
 };
 use oytel_core::provision::Provisioned;
 use oytel_types::{
-    Activation, ActivationInstructions, Amount, Billing, Connection, DeliveryAttempt,
-    EndpointStatus, Environment, Esim, EsimPlan, EsimStatus, EsimStatusDetails, NetworkInfo, Order,
-    ProvisionResponse, ProvisionedEsim, ResponseMeta, StatusResponse, Transaction, TransactionKind,
-    Usage, UsageDetails, WebhookEndpoint,
+    Activation, ActivationInstructions, Amount, Billing, CancelResponse, Connection,
+    DeliveryAttempt, EndpointStatus, Environment, Esim, EsimPlan, EsimStatus, EsimStatusDetails,
+    NetworkInfo, Order, ProvisionResponse, ProvisionedEsim, RefundInfo, ResponseMeta,
+    StatusResponse, Transaction, TransactionKind, Usage, UsageDetails, WebhookEndpoint,
 };
 
 use crate::state::Settings;
@@ -152,6 +153,26 @@ pub fn status(esim: EsimStatusRecord, meta: ResponseMeta) -> StatusResponse {
 }
 
 /// An order.
+/// A cancellation as its answer.
+pub fn cancellation(c: &Cancellation, currency: &str, meta: ResponseMeta) -> CancelResponse {
+    CancelResponse {
+        success: true,
+        esim_id: c.esim.id.clone(),
+        status: c.esim.status,
+        cancelled_at: c.cancelled_at,
+        reason: c.reason.clone(),
+        refund: RefundInfo {
+            refunded: c.refund.amount_cents > 0,
+            amount: Amount::from_cents(c.refund.amount_cents),
+            amount_cents: c.refund.amount_cents,
+            currency: currency.to_owned(),
+            transaction_id: c.refund_entry.clone(),
+            explanation: c.refund.reason.explanation(),
+        },
+        meta,
+    }
+}
+
 /// A ledger row as a line of the partner's statement.
 pub fn transaction(entry: &LedgerEntry, currency: &str) -> Transaction {
     Transaction {
@@ -159,6 +180,7 @@ pub fn transaction(entry: &LedgerEntry, currency: &str) -> Transaction {
         kind: match entry.kind {
             LedgerKind::Credit => TransactionKind::Credit,
             LedgerKind::Charge => TransactionKind::Charge,
+            LedgerKind::Refund => TransactionKind::Refund,
         },
         amount: Amount::from_cents(entry.amount_cents),
         amount_cents: entry.amount_cents,

@@ -45,6 +45,10 @@ pub const DOCUMENTED_SERVERS: [(&str, &str); 2] = [
             crate::responses::OperatorUnauthorized,
             crate::responses::OperatorDisabled,
             crate::responses::AuthThrottled,
+            crate::responses::BodyTimeout,
+            crate::responses::BodyTooLarge,
+            crate::responses::NotJson,
+            crate::responses::KeyReused,
         )
     ),
     tags(
@@ -102,6 +106,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(esims::provision_esim))
         .routes(routes!(esims::suspend_esim))
         .routes(routes!(esims::resume_esim))
+        .routes(routes!(esims::cancel_esim))
         .routes(routes!(esims::get_esim))
         .routes(routes!(esims::esim_status))
         .routes(routes!(esims::list_esims))

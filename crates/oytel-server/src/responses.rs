@@ -10,6 +10,10 @@
 //! | [`OperatorUnauthorized`] | 401 | the operator reports |
 //! | [`OperatorDisabled`] | 403 | the operator reports |
 //! | [`AuthThrottled`] | 429 | the operator reports |
+//! | [`BodyTimeout`] | 408 | every route that reads a body |
+//! | [`BodyTooLarge`] | 413 | every route that reads a body |
+//! | [`NotJson`] | 415 | every route that reads a body |
+//! | [`KeyReused`] | 422 | every route that takes an `Idempotency-Key` |
 
 use oytel_types::ErrorBody;
 use utoipa::ToResponse;
@@ -47,3 +51,24 @@ pub struct OperatorDisabled(ErrorBody);
 #[response(headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
 #[allow(dead_code, reason = "a type for the spec only; never built")]
 pub struct AuthThrottled(ErrorBody);
+
+/// The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`); nothing
+/// was done.
+#[derive(Debug, ToResponse)]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct BodyTimeout(ErrorBody);
+
+/// The body is larger than the server accepts (`PAYLOAD_TOO_LARGE`).
+#[derive(Debug, ToResponse)]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct BodyTooLarge(ErrorBody);
+
+/// The body is not JSON (`UNSUPPORTED_MEDIA_TYPE`).
+#[derive(Debug, ToResponse)]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct NotJson(ErrorBody);
+
+/// The `Idempotency-Key` was used before for another request (`IDEMPOTENCY_KEY_REUSED`).
+#[derive(Debug, ToResponse)]
+#[allow(dead_code, reason = "a type for the spec only; never built")]
+pub struct KeyReused(ErrorBody);

@@ -61,6 +61,8 @@ pub enum TransactionKind {
     Credit,
     /// An order's price, taken from the balance when it was placed.
     Charge,
+    /// An order's price given back: its eSIM was cancelled unused.
+    Refund,
 }
 
 /// One line of the statement: a movement of the live balance.

@@ -380,3 +380,51 @@ pub struct ListEsimsQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_email: Option<String>,
 }
+
+/// `POST /api/v1/esim/{esim_id}/cancel`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why (kept with the eSIM; at most 500 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a cancellation gave back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefundInfo {
+    /// Whether the order was refunded.
+    pub refunded: bool,
+    /// The amount given back, USD (0 when not refunded).
+    pub amount: crate::Amount,
+    /// The amount, cents.
+    pub amount_cents: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// The refund's line in your statement (live keys; a sandbox balance never moves).
+    pub transaction_id: Option<String>,
+    /// Why it was refunded or not, in words.
+    pub explanation: String,
+}
+
+/// The answer of `POST /api/v1/esim/{esim_id}/cancel` (the same for a repeat).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CancelResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// The eSIM.
+    pub esim_id: String,
+    /// `cancelled`.
+    pub status: EsimStatus,
+    /// When it was cancelled.
+    pub cancelled_at: DateTime<Utc>,
+    /// Your reason, if you gave one.
+    pub reason: Option<String>,
+    /// What was given back.
+    pub refund: RefundInfo,
+    /// About the request.
+    pub meta: crate::ResponseMeta,
+}

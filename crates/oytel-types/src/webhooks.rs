@@ -28,6 +28,9 @@ pub enum EventType {
     /// A suspended eSIM was resumed (sent only to endpoints that list it).
     #[serde(rename = "esim.resumed")]
     EsimResumed,
+    /// An eSIM was cancelled, with or without a refund (sent only to endpoints that list it).
+    #[serde(rename = "esim.cancelled")]
+    EsimCancelled,
 }
 
 impl EventType {
@@ -41,6 +44,7 @@ impl EventType {
             EventType::WebhookTest => "webhook.test",
             EventType::EsimSuspended => "esim.suspended",
             EventType::EsimResumed => "esim.resumed",
+            EventType::EsimCancelled => "esim.cancelled",
         }
     }
 
@@ -54,6 +58,7 @@ impl EventType {
             EventType::WebhookTest,
             EventType::EsimSuspended,
             EventType::EsimResumed,
+            EventType::EsimCancelled,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)

@@ -324,6 +324,27 @@ async fn webhooks_and_sandbox_simulation() {
         let resumed = client.esims().resume(&esim.esim_id).await.unwrap();
         assert_eq!(resumed.status, EsimStatus::Active);
     }
+    let spare = client
+        .orders()
+        .create(&order("uk-lite-10", None))
+        .await
+        .unwrap();
+    let cancelled = client
+        .esims()
+        .cancel(
+            &spare.esim_id,
+            &oytel_client::types::CancelRequest {
+                reason: Some("not needed".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, EsimStatus::Cancelled);
+    assert!(cancelled.refund.refunded, "never activated, never used");
+    assert_eq!(
+        cancelled.refund.transaction_id, None,
+        "a sandbox balance never moves"
+    );
     let test = client.webhooks().test_endpoint(&id).await.unwrap();
     // activated, usage.threshold 50 %, webhook.test (provisioned is not subscribed).
     let mut seen = Vec::new();

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::billing::Refund;
 use crate::catalog::Term;
 use crate::{Environment, EsimStatus};
 
@@ -154,4 +155,21 @@ pub struct EsimFilter {
     pub reference_id: Option<String>,
     /// Customer email, case-insensitive.
     pub customer_email: Option<String>,
+}
+
+/// An eSIM's cancellation, with what it gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancellation {
+    /// The eSIM, cancelled.
+    pub esim: EsimRecord,
+    /// The order that paid for it.
+    pub order: OrderRecord,
+    /// When it was cancelled.
+    pub cancelled_at: DateTime<Utc>,
+    /// The partner's reason, if it gave one.
+    pub reason: Option<String>,
+    /// What was given back, and why (`billing::refund_for`).
+    pub refund: Refund,
+    /// The refund's ledger row (`led_…`), for a live refund.
+    pub refund_entry: Option<String>,
 }

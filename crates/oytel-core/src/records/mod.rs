@@ -6,7 +6,7 @@ mod esims;
 mod webhooks;
 
 pub use accounts::{ApiKeyInfo, KeyOwner, LedgerEntry, LedgerFilter, NewApiKey, Partner};
-pub use esims::{EsimFilter, EsimRecord, EsimStatusRecord, OrderRecord};
+pub use esims::{Cancellation, EsimFilter, EsimRecord, EsimStatusRecord, OrderRecord};
 pub use webhooks::{
     AttemptOutcome, AttemptRecord, AttemptResult, ClaimLimits, DueDelivery, EndpointRecord,
     EventRecord, SigningSecret,

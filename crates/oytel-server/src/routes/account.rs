@@ -149,6 +149,7 @@ fn statement_csv(rows: &[Transaction]) -> String {
         let kind = match t.kind {
             TransactionKind::Credit => "credit",
             TransactionKind::Charge => "charge",
+            TransactionKind::Refund => "refund",
         };
         let fields = [
             t.transaction_id.clone(),

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use oytel_core::cancel;
 use oytel_core::clock::now;
 use oytel_core::lifecycle::{Suspender, SuspensionChange};
 use oytel_core::limits::QuotaKind;
@@ -14,8 +15,8 @@ use oytel_core::provision;
 use oytel_core::validation::{email_filter, reference_filter};
 use oytel_core::CoreError;
 use oytel_types::{
-    ErrorBody, Esim, EsimResponse, ListEsimsQuery, Page, ProvisionRequest, ProvisionResponse,
-    StatusResponse,
+    CancelRequest, CancelResponse, ErrorBody, Esim, EsimResponse, ListEsimsQuery, Page,
+    ProvisionRequest, ProvisionResponse, StatusResponse,
 };
 
 use crate::context::current_request_id;
@@ -42,10 +43,10 @@ use crate::state::AppState;
         (status = 402, description = "The live balance would fall below the minimum (`INSUFFICIENT_BALANCE`)", body = ErrorBody),
         (status = 404, description = "Unknown plan (`PLAN_NOT_FOUND`)", body = ErrorBody),
         (status = 409, description = "A request with this key is in progress", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Key reused with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorBody),
+        (status = 413, response = crate::responses::BodyTooLarge),
+        (status = 408, response = crate::responses::BodyTimeout),
+        (status = 415, response = crate::responses::NotJson),
+        (status = 422, response = crate::responses::KeyReused),
         (status = 429, response = crate::responses::RateLimited)))]
 pub async fn provision_esim(
     State(state): State<AppState>,
@@ -275,4 +276,57 @@ pub async fn resume_esim(
         by: Suspender::Partner,
     };
     suspension(&state, &caller, &id, change).await
+}
+
+/// Cancel an eSIM for good, with a refund by the documented rules: an order whose eSIM was
+/// never activated and has no usage comes back in full within 30 days of the order; anything
+/// else gives nothing back. The refund is a line of your statement. Sends `esim.cancelled` to
+/// endpoints that list it. Cancelling a cancelled eSIM answers its cancellation again; with
+/// an `Idempotency-Key`, a retry is the first answer, `Idempotent-Replayed: true`.
+#[utoipa::path(post, path = "/api/v1/esim/{esim_id}/cancel", tag = "esims",
+    params(("esim_id" = String, Path, description = "eSIM id"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1-255 printable ASCII characters; successful answers are replayed for 24 hours")),
+    request_body = CancelRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Cancelled (now or before)", body = CancelResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "Invalid body or header (`VALIDATION_ERROR`, `INVALID_JSON`, `INVALID_IDEMPOTENCY_KEY`)", body = ErrorBody),
+        (status = 404, description = "No such eSIM (`ESIM_NOT_FOUND`)", body = ErrorBody),
+        (status = 408, response = crate::responses::BodyTimeout),
+        (status = 409, description = "Expired (`INVALID_STATE_TRANSITION`), or a request with this key is in progress", body = ErrorBody),
+        (status = 413, response = crate::responses::BodyTooLarge),
+        (status = 415, response = crate::responses::NotJson),
+        (status = 422, response = crate::responses::KeyReused),
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
+pub async fn cancel_esim(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    ApiPath(id): ApiPath,
+    ApiJson(request): ApiJson<CancelRequest>,
+) -> Result<Response, ApiError> {
+    caller.consume(&state, QuotaKind::Status).await?;
+    let done = cancel::cancel(
+        state.store.as_ref(),
+        &caller.scope(),
+        &id,
+        request.reason.as_deref(),
+        key.as_ref(),
+    )
+    .await?;
+    if !done.replayed {
+        let c = &done.value;
+        tracing::info!(esim_id = %c.esim.id, refund_cents = c.refund.amount_cents, "eSIM cancelled");
+    }
+    let body = convert::cancellation(&done.value, &state.catalog.currency, meta(&caller));
+    let mut response = Json(body).into_response();
+    if done.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }

@@ -89,9 +89,9 @@ pub async fn simulate_expiry(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 400, description = "Malformed body, field or query (`INVALID_JSON`, `VALIDATION_ERROR`, `INVALID_QUERY`, `INVALID_CURSOR`)", body = ErrorBody),
-        (status = 413, description = "Body too large (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the server's body timeout (`REQUEST_BODY_TIMEOUT`)", body = ErrorBody),
-        (status = 415, description = "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)", body = ErrorBody),
+        (status = 413, response = crate::responses::BodyTooLarge),
+        (status = 408, response = crate::responses::BodyTimeout),
+        (status = 415, response = crate::responses::NotJson),
         (status = 200, description = "The eSIM after the usage", body = StatusResponse),
         (status = 403, response = crate::responses::NotSandbox),
         (status = 404, description = "No such eSIM", body = ErrorBody),

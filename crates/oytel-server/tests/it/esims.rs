@@ -2,7 +2,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, order, TestApp};
+use crate::helpers::{assert_error, order, TestApp, START_BALANCE_CENTS};
 
 #[tokio::test]
 async fn details_and_status_show_the_documented_and_sdk_shapes() {
@@ -272,5 +272,103 @@ async fn suspend_and_resume_by_the_partner_and_by_the_operator() {
     assert_eq!(cli(&["esim", "resume", &id])["status"], "active");
     let (_, s) = app.get(key, &format!("/api/v1/esim/{id}/status")).await;
     assert_eq!(s["status"], "active");
+    app.stop().await;
+}
+
+/// Cancelling: an unused live eSIM is refunded in full onto the statement, once; retries
+/// with the key replay the first answer; an activated eSIM is cancelled without a refund.
+#[tokio::test]
+async fn cancelling_refunds_an_unused_order_once_and_replays() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.live_key;
+    let p = app.provision(key, "eu-roam-50").await;
+    let (id, cost) = (
+        p["esim_id"].as_str().unwrap().to_owned(),
+        p["billing"]["cost_cents"].as_i64().unwrap(),
+    );
+    let body = json!({"reason": "trip cancelled"});
+    let cancel = |k: Option<&'static str>, body: serde_json::Value| {
+        let id = id.clone();
+        let app = &app;
+        async move {
+            app.post_with(key, &format!("/api/v1/esim/{id}/cancel"), &body, k)
+                .await
+        }
+    };
+    let (status, first) = cancel(Some("cancel-7"), body.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["status"], "cancelled");
+    assert_eq!(first["reason"], "trip cancelled");
+    assert_eq!(first["refund"]["refunded"], true);
+    assert_eq!(first["refund"]["amount_cents"], cost);
+    let transaction = first["refund"]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, account) = app.get(key, "/api/v1/account").await;
+    assert_eq!(account["balance"]["available_cents"], START_BALANCE_CENTS);
+    let (_, statement) = app.get(key, "/api/v1/account/transactions?limit=1").await;
+    assert_eq!(statement["data"][0]["kind"], "refund");
+    assert_eq!(statement["data"][0]["transaction_id"], transaction.as_str());
+    assert_eq!(statement["data"][0]["esim_id"], id.as_str());
+
+    let replay = app
+        .client
+        .post(app.url(&format!("/api/v1/esim/{id}/cancel")))
+        .bearer_auth(key)
+        .header("Idempotency-Key", "cancel-7")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replayed: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(replayed["refund"], first["refund"]);
+    let (status, r) = cancel(Some("cancel-7"), json!({"reason": "other"})).await;
+    assert_error(status, &r, 422, "IDEMPOTENCY_KEY_REUSED");
+    let (status, again) = cancel(None, json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["refund"], first["refund"],
+        "a repeat is the first cancellation"
+    );
+    let (_, account) = app.get(key, "/api/v1/account").await;
+    assert_eq!(account["balance"]["available_cents"], START_BALANCE_CENTS);
+
+    // Activated: cancelled, nothing back, and nothing more can happen to it.
+    let sandbox = &app.partner.sandbox_key;
+    let used = app.provision(sandbox, "eu-roam-50").await["esim_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = app
+        .post(
+            sandbox,
+            &format!("/api/v1/sandbox/esim/{used}/activate"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, c) = app
+        .post(sandbox, &format!("/api/v1/esim/{used}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["refund"]["refunded"], false);
+    assert_eq!(
+        c["refund"]["explanation"],
+        "not refunded: the eSIM was activated"
+    );
+    let (status, r) = app
+        .post(sandbox, &format!("/api/v1/esim/{used}/suspend"), &json!({}))
+        .await;
+    assert_error(status, &r, 409, "INVALID_STATE_TRANSITION");
+    let (status, r) = app
+        .post(
+            sandbox,
+            &format!("/api/v1/esim/{used}/cancel"),
+            &json!({"why": "x"}),
+        )
+        .await;
+    assert_error(status, &r, 400, "VALIDATION_ERROR");
     app.stop().await;
 }

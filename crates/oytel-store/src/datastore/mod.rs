@@ -11,7 +11,8 @@
 //! | `billing.rs` | the ledger: credits and charges of live balances |
 //! | `idempotency.rs` | idempotency keys: claims, completions, expiry |
 //! | `orders.rs` | orders and the provisioning transaction |
-//! | `esims.rs` | eSIM reads, lists, state changes and usage |
+//! | `esims.rs` | eSIM reads, lists, state changes, suspensions and usage |
+//! | `cancellations.rs` | cancellations and their refunds |
 //! | `outbox.rs` | events and their fan-out to deliveries |
 //! | `endpoints.rs` | webhook endpoints and signing secrets |
 //! | `deliveries.rs` | the dispatcher's claims, attempts, disabling failing endpoints |
@@ -35,17 +36,18 @@ use chrono::{DateTime, Utc};
 use oytel_core::lifecycle::SuspensionChange;
 use oytel_core::limits::LimitOverrides;
 use oytel_core::ports::{
-    ApiKeyInfo, AttemptOutcome, AttemptRecord, ClaimLimits, ClaimRef, DueDelivery, EndpointRecord,
-    EsimFilter, EsimRecord, EventRecord, IdempotencyClaim, IdempotencyRequest, KeyOwner,
-    LedgerEntry, LedgerFilter, NewApiKey, OrderRecord, PageRequest, Partner, ProvisionResult,
-    ProvisionWrite, Sequenced, SigningSecret, Storage, StoreError, SuspensionResult,
-    TransitionResult, UsageInput, UsageResult,
+    ApiKeyInfo, AttemptOutcome, AttemptRecord, CancelResult, CancelWrite, Cancellation,
+    ClaimLimits, ClaimRef, DueDelivery, EndpointRecord, EsimFilter, EsimRecord, EventRecord,
+    IdempotencyClaim, IdempotencyRequest, KeyOwner, LedgerEntry, LedgerFilter, NewApiKey,
+    OrderRecord, PageRequest, Partner, ProvisionResult, ProvisionWrite, Sequenced, SigningSecret,
+    Storage, StoreError, SuspensionResult, TransitionResult, UsageInput, UsageResult,
 };
 use oytel_core::{EsimStatus, Scope};
 
 use super::{Db, Store, DIALECT};
 
 mod billing;
+mod cancellations;
 mod deliveries;
 mod endpoints;
 mod esims;
@@ -236,6 +238,18 @@ impl Storage for Store {
         now: DateTime<Utc>,
     ) -> Result<TransitionResult, StoreError> {
         esims::transition_esim(self, esim_id, to, now).await
+    }
+
+    async fn cancel_esim(&self, write: &CancelWrite) -> Result<CancelResult, StoreError> {
+        cancellations::cancel_esim(self, write).await
+    }
+
+    async fn get_cancellation(
+        &self,
+        scope: &Scope,
+        esim_id: &str,
+    ) -> Result<Option<Cancellation>, StoreError> {
+        cancellations::get_cancellation(self, scope, esim_id).await
     }
 
     async fn change_suspension(

@@ -22,7 +22,8 @@ use crate::errors::db_error;
 use crate::rows::OrderRow;
 
 /// The columns of an order row (`rows::OrderRow`).
-const ORDER_COLUMNS: &str = "seq, id, partner_id, environment, esim_id, plan_id, term_months, \
+pub(super) const ORDER_COLUMNS: &str =
+    "seq, id, partner_id, environment, esim_id, plan_id, term_months, \
     amount_cents, currency, customer_email, customer_name, reference_id, balance_after_cents, \
     request_id, created_at";
 

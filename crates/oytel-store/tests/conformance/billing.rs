@@ -5,13 +5,14 @@ use std::sync::Arc;
 use chrono::Duration;
 use oytel_core::clock::now;
 use oytel_core::ports::*;
-use oytel_core::Environment;
+use oytel_core::{Environment, Scope};
 
 use crate::support::*;
 
 conformance!(
     credits_and_the_ledger,
     the_statement_pages_newest_first_within_dates,
+    cancellations_refund_unused_live_orders_once,
 );
 
 async fn credits_and_the_ledger(store: Arc<dyn Storage>) {
@@ -102,4 +103,148 @@ async fn the_statement_pages_newest_first_within_dates(store: Arc<dyn Storage>) 
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Cancelling: an unused live eSIM's order comes back to the balance once, with its ledger
+/// row; an activated one gives nothing back; a sandbox one moves no balance; a second
+/// cancellation answers the first; an expired eSIM cannot be cancelled.
+async fn cancellations_refund_unused_live_orders_once(store: Arc<dyn Storage>) {
+    use oytel_core::billing::RefundReason;
+    use oytel_core::idempotency::{Operation, ResourceKind};
+    use oytel_core::EsimStatus;
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 10_000, "opening", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let cancel = |scope: &Scope, esim_id: &str, idempotency| CancelWrite {
+        scope: scope.clone(),
+        esim_id: esim_id.to_owned(),
+        reason: Some("customer changed plans".into()),
+        idempotency,
+        now: now(),
+    };
+    let done = |r: CancelResult| match r {
+        CancelResult::Done(c) => *c,
+        other => panic!("{other:?}"),
+    };
+
+    let unused = write(&live, 600, LIVE, None);
+    store.provision(&unused).await.unwrap();
+    assert_eq!(store.live_balance(&a).await.unwrap(), 9_400);
+    let claim = IdempotencyRequest {
+        key: "cancel-1".into(),
+        operation: Operation::Cancel,
+        token: "t".into(),
+        request_hash: "h".into(),
+        now: now(),
+        lease_until: now() + Duration::seconds(10),
+        expires_at: now() + Duration::hours(24),
+    };
+    let first = done(
+        store
+            .cancel_esim(&cancel(
+                &live,
+                &unused.esim.id,
+                Some(IdempotencyWrite::ClaimNew(claim.clone())),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(first.esim.status, EsimStatus::Cancelled);
+    assert_eq!(first.refund.reason, RefundReason::Unused);
+    assert_eq!(first.refund.amount_cents, 600);
+    assert!(first.refund_entry.is_some());
+    assert_eq!(first.reason.as_deref(), Some("customer changed plans"));
+    assert_eq!(ledger_adds_up(store.as_ref(), &a).await, 10_000);
+    // Again, by key and without: the first cancellation, and no second refund.
+    assert_eq!(
+        store.claim_idempotency_key(&live, &claim).await.unwrap(),
+        IdempotencyClaim::Completed {
+            resource: oytel_core::idempotency::ResourceRef {
+                kind: ResourceKind::Cancellation,
+                id: unused.esim.id.clone()
+            }
+        }
+    );
+    let again = done(
+        store
+            .cancel_esim(&cancel(&live, &unused.esim.id, None))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again, first);
+    assert_eq!(
+        store
+            .get_cancellation(&live, &unused.esim.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        first
+    );
+    assert_eq!(ledger_adds_up(store.as_ref(), &a).await, 10_000);
+    let refunds = store.ledger(&a).await.unwrap();
+    assert_eq!(
+        refunds
+            .iter()
+            .filter(|e| e.kind.as_str() == "refund")
+            .count(),
+        1
+    );
+
+    // Activated: nothing back.
+    let used = write(&live, 600, LIVE, None);
+    store.provision(&used).await.unwrap();
+    store
+        .transition_esim(&used.esim.id, EsimStatus::Active, now())
+        .await
+        .unwrap();
+    let kept = done(
+        store
+            .cancel_esim(&cancel(&live, &used.esim.id, None))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (
+            kept.refund.amount_cents,
+            kept.refund.reason,
+            kept.refund_entry
+        ),
+        (0, RefundReason::Activated, None)
+    );
+    assert_eq!(ledger_adds_up(store.as_ref(), &a).await, 9_400);
+
+    // Sandbox: the refund it would be, and no balance moved.
+    let sandbox = scope(&a, Environment::Sandbox);
+    let trial = write(&sandbox, 600, SANDBOX, None);
+    store.provision(&trial).await.unwrap();
+    let trial = done(
+        store
+            .cancel_esim(&cancel(&sandbox, &trial.esim.id, None))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((trial.refund.amount_cents, trial.refund_entry), (600, None));
+    assert_eq!(ledger_adds_up(store.as_ref(), &a).await, 9_400);
+
+    // Not in scope, or no longer cancellable.
+    let other = write(&live, 600, LIVE, None);
+    store.provision(&other).await.unwrap();
+    assert_eq!(
+        store
+            .cancel_esim(&cancel(&sandbox, &other.esim.id, None))
+            .await
+            .unwrap(),
+        CancelResult::NotFound
+    );
+    store
+        .transition_esim(&other.esim.id, EsimStatus::Expired, now())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .cancel_esim(&cancel(&live, &other.esim.id, None))
+            .await
+            .unwrap(),
+        CancelResult::Invalid(_)
+    ));
 }
