@@ -7,7 +7,7 @@ use oytel_types::{
     AccountResponse, CancelRequest, CancelResponse, CreateWebhookEndpoint, Esim, ListEsimsQuery,
     ListOrdersQuery, ListTransactionsQuery, Order, Page, Plan, PlansQuery, PlansResponse,
     ProvisionRequest, ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse,
-    Transaction, WebhookEndpoint, WebhookEndpointCreated,
+    Transaction, UpdateAccount, WebhookEndpoint, WebhookEndpointCreated,
 };
 
 use crate::{OytelClient, Result};
@@ -45,6 +45,8 @@ pub trait OytelApi: Send + Sync {
     async fn suspend_esim(&self, esim_id: &str) -> Result<StatusResponse>;
     /// `client.esims().resume(id)`.
     async fn resume_esim(&self, esim_id: &str) -> Result<StatusResponse>;
+    /// `client.account().update(update)`.
+    async fn update_account(&self, update: &UpdateAccount) -> Result<AccountResponse>;
     /// `client.account().transactions(query)`.
     async fn list_transactions(&self, query: &ListTransactionsQuery) -> Result<Page<Transaction>>;
     /// `client.webhooks().create_endpoint(request)`.
@@ -96,6 +98,9 @@ impl OytelApi for OytelClient {
     }
     async fn get_account(&self) -> Result<AccountResponse> {
         self.account().get().await
+    }
+    async fn update_account(&self, update: &UpdateAccount) -> Result<AccountResponse> {
+        self.account().update(update).await
     }
     async fn list_transactions(&self, query: &ListTransactionsQuery) -> Result<Page<Transaction>> {
         self.account().transactions(query).await

@@ -7,7 +7,7 @@ use oytel_types::{
     EsimResponse, ListEsimsQuery, ListOrdersQuery, ListTransactionsQuery, Order, OrderResponse,
     Page, PageQuery, Plan, PlanResponse, PlansQuery, PlansResponse, ProvisionRequest,
     ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse, TestEventResponse,
-    Transaction, UpdateWebhookEndpoint, WebhookEndpoint, WebhookEndpointCreated,
+    Transaction, UpdateAccount, UpdateWebhookEndpoint, WebhookEndpoint, WebhookEndpointCreated,
     WebhookEndpointResponse, WebhookSecretResponse,
 };
 use reqwest::{Method, StatusCode};
@@ -223,6 +223,17 @@ impl Account<'_> {
         self.client
             .get_json(Call::get(&["api", "v1", "account"]))
             .await
+    }
+
+    /// Changes the account (the low-balance threshold; live keys only).
+    pub async fn update(&self, update: &UpdateAccount) -> Result<AccountResponse> {
+        let path = ["api", "v1", "account"];
+        // Setting a value again changes nothing: safe to retry.
+        let call = Call {
+            repeatable: true,
+            ..Call::once(Method::PATCH, &path, Some(update))?
+        };
+        self.client.execute(&call).await?.json()
     }
 
     /// A page of the statement: the live balance's credits and charges, newest first,

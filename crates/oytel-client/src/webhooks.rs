@@ -9,7 +9,7 @@
 //! # }
 //! ```
 
-use oytel_types::WebhookEvent;
+use oytel_types::{AccountWebhookEvent, WebhookEvent};
 use reqwest::header::HeaderMap;
 
 pub use oytel_webhooks::{Secret, SecretError, VerifyError, TOLERANCE_SECONDS};
@@ -43,11 +43,7 @@ pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<WebhookEvent, WebhookError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default();
-    verify_at(secret, headers, body, now)
+    verify_at(secret, headers, body, unix_now())
 }
 
 /// [`verify`] at a given Unix time (for tests).
@@ -57,6 +53,41 @@ pub fn verify_at(
     body: &[u8],
     now: i64,
 ) -> Result<WebhookEvent, WebhookError> {
+    verified(secret, headers, body, now, |e: &WebhookEvent| &e.id)
+}
+
+/// [`verify`] for an account event (`account.balance_low`, sent only to endpoints that list
+/// it), whose `data` is the account instead of an eSIM.
+pub fn verify_account_event(
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<AccountWebhookEvent, WebhookError> {
+    verified(
+        secret,
+        headers,
+        body,
+        unix_now(),
+        |e: &AccountWebhookEvent| &e.id,
+    )
+}
+
+/// The current Unix time, seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Checks the signature, then reads the body as `T`, whose id must be the `webhook-id`.
+fn verified<T: serde::de::DeserializeOwned>(
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+    id: fn(&T) -> &str,
+) -> Result<T, WebhookError> {
     let secret = Secret::parse(secret)?;
     oytel_webhooks::verify(
         &secret,
@@ -66,9 +97,9 @@ pub fn verify_at(
         body,
         now,
     )?;
-    let event: WebhookEvent =
+    let event: T =
         serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-    if event.id != header(headers, "webhook-id")? {
+    if id(&event) != header(headers, "webhook-id")? {
         return Err(WebhookError::Malformed(
             "the event id differs from webhook-id".into(),
         ));
@@ -96,6 +127,26 @@ mod tests {
             HeaderValue::from_str(&signature).unwrap(),
         );
         headers
+    }
+
+    #[test]
+    fn an_account_event_verifies_as_one() {
+        let body = r#"{"id":"evt_1","event":"account.balance_low","timestamp":"2026-11-30T00:00:00Z","data":{"partner_id":"ptn_1","balance":88.0,"balance_cents":8800,"threshold":90.0,"threshold_cents":9000,"currency":"USD"}}"#;
+        let ts = 1_800_000_000;
+        let headers = signed(body, "evt_1", ts);
+        let event = verified(
+            SECRET,
+            &headers,
+            body.as_bytes(),
+            ts,
+            |e: &AccountWebhookEvent| &e.id,
+        )
+        .unwrap();
+        assert_eq!(event.data.balance_cents, 8_800);
+        assert!(
+            verify_at(SECRET, &headers, body.as_bytes(), ts).is_err(),
+            "not an eSIM event"
+        );
     }
 
     const BODY: &str = r#"{"id":"evt_1","event":"esim.activated","timestamp":"2026-01-01T00:00:00Z","data":{"esim_id":"esim_1","customer_email":"a@example.com","plan_id":"eu-roam-50"}}"#;

@@ -192,6 +192,13 @@ pub fn refund_line(order: &OrderRecord, amount_cents: i64, at: DateTime<Utc>) ->
     }
 }
 
+/// Whether a balance that went from `before` to `after` fell below the partner's
+/// low-balance `threshold`: it was at or above it and is now below. Each fall is announced
+/// once; a credit back above it arms the next.
+pub fn fell_below(before: i64, after: i64, threshold: Option<i64>) -> bool {
+    threshold.is_some_and(|t| before >= t && after < t)
+}
+
 /// Whether a balance can pay `cost` and keep `minimum` (the rule the storage applies inside
 /// its transaction).
 pub fn can_pay(balance: Amount, cost: Amount, minimum: Amount) -> bool {
@@ -235,6 +242,18 @@ mod tests {
                 minimum_balance_cents: 2_500
             }
         );
+    }
+
+    #[test]
+    fn a_fall_below_the_threshold_is_announced_once_per_fall() {
+        assert!(fell_below(5_000, 4_000, Some(4_500)));
+        assert!(
+            fell_below(4_500, 4_499, Some(4_500)),
+            "at the threshold is not below"
+        );
+        assert!(!fell_below(4_000, 3_000, Some(4_500)), "already below");
+        assert!(!fell_below(6_000, 5_000, Some(4_500)));
+        assert!(!fell_below(6_000, 0, None));
     }
 
     #[test]

@@ -260,6 +260,15 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<i64, StoreError>;
     /// A partner's live balance, cents.
     async fn live_balance(&self, partner_id: &str) -> Result<i64, StoreError>;
+    /// The live balance below which the partner is sent `account.balance_low`, cents.
+    async fn low_balance_threshold(&self, partner_id: &str) -> Result<Option<i64>, StoreError>;
+    /// Sets (or removes) that threshold. A charge that takes the live balance from at or
+    /// above it to below it writes `account.balance_low` in its transaction.
+    async fn set_low_balance_threshold(
+        &self,
+        partner_id: &str,
+        threshold_cents: Option<i64>,
+    ) -> Result<(), StoreError>;
     /// A partner's ledger, oldest first.
     async fn ledger(&self, partner_id: &str) -> Result<Vec<LedgerEntry>, StoreError>;
     /// A page of a partner's ledger, newest first, within `filter`'s dates: the statement.

@@ -123,6 +123,40 @@ pub fn test_event(
     }
 }
 
+/// `account.balance_low` for a partner whose live balance fell to `balance_cents`, below
+/// `threshold_cents`.
+pub fn balance_low_event(
+    partner_id: &str,
+    balance_cents: i64,
+    threshold_cents: i64,
+    currency: &str,
+    now: DateTime<Utc>,
+) -> EventRecord {
+    let id = new_id("evt");
+    let event = oytel_types::AccountWebhookEvent {
+        id: id.clone(),
+        event: EventType::AccountBalanceLow,
+        timestamp: now,
+        data: oytel_types::AccountEventData {
+            partner_id: partner_id.to_owned(),
+            balance: crate::Amount::from_cents(balance_cents),
+            balance_cents,
+            threshold: crate::Amount::from_cents(threshold_cents),
+            threshold_cents,
+            currency: currency.to_owned(),
+        },
+    };
+    EventRecord {
+        id,
+        partner_id: partner_id.to_owned(),
+        environment: crate::Environment::Production,
+        esim_id: None,
+        event_type: EventType::AccountBalanceLow,
+        payload: serde_json::to_string(&event).unwrap_or_default(),
+        created_at: now,
+    }
+}
+
 /// The event types an endpoint that lists none receives, and the only ones a per-eSIM
 /// `webhook_url` receives: those of the first release. A type added since goes only to the
 /// endpoints that list it, so that no integration is sent a type it does not know.

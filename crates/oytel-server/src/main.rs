@@ -91,6 +91,18 @@ enum PartnerCommand {
         #[arg(long, default_value = "top-up")]
         description: String,
     },
+    /// Set the live balance below which the partner is sent `account.balance_low`; prints
+    /// it as JSON (`null`: none).
+    LowBalance {
+        /// Partner id.
+        partner_id: String,
+        /// USD, at most two decimals.
+        #[arg(long, value_parser = parse_usd, conflicts_with = "clear", required_unless_present = "clear")]
+        threshold: Option<Amount>,
+        /// Remove the threshold.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Print a partner's ledger, one JSON object per line.
     Ledger {
         /// Partner id.
@@ -318,6 +330,20 @@ async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> 
                 "provision_per_hour": limits.provision_per_hour,
                 "status_per_hour": limits.status_per_hour,
                 "burst_per_second": limits.burst_per_second,
+            }));
+        }
+        PartnerCommand::LowBalance {
+            partner_id,
+            threshold,
+            clear: _,
+        } => {
+            require_partner(store, &partner_id).await?;
+            store
+                .set_low_balance_threshold(&partner_id, threshold.map(Amount::cents))
+                .await?;
+            out(serde_json::json!({
+                "partner_id": partner_id,
+                "low_balance_threshold": threshold.map(|t| t.to_string()),
             }));
         }
         PartnerCommand::Ledger { partner_id } => {

@@ -37,7 +37,12 @@ pub const DOCUMENTED_SERVERS: [(&str, &str); 2] = [
     ),
     modifiers(&Security),
     components(
-        schemas(oytel_types::ErrorBody, oytel_types::ErrorCode, oytel_types::WebhookEvent),
+        schemas(
+            oytel_types::ErrorBody,
+            oytel_types::ErrorCode,
+            oytel_types::WebhookEvent,
+            oytel_types::AccountWebhookEvent
+        ),
         responses(
             crate::responses::Unauthorized,
             crate::responses::RateLimited,
@@ -112,7 +117,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(esims::list_esims))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::list_orders))
-        .routes(routes!(account::get_account))
+        .routes(routes!(account::get_account, account::update_account))
         .routes(routes!(account::list_transactions))
         .routes(routes!(qr::qr_image))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))

@@ -50,6 +50,32 @@ pub struct AccountResponse {
     pub balance: Balance,
     /// The limits that apply.
     pub limits: Limits,
+    /// The live balance below which `account.balance_low` is sent, USD; `null`: none set.
+    #[serde(default)]
+    pub low_balance_threshold: Option<Amount>,
+}
+
+/// `PATCH /api/v1/account` (live keys): what to change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAccount {
+    /// The live balance below which you are sent `account.balance_low`, USD (at most two
+    /// decimals, 0 or more); `null` removes it; left out, it stays as it is.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub low_balance_threshold: Option<Option<Amount>>,
+}
+
+/// A field that is present (`Some`), its value possibly `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<Amount>>, D::Error> {
+    Option::<Amount>::deserialize(deserializer).map(Some)
 }
 
 /// What a line of the statement is.

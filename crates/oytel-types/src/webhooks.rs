@@ -31,6 +31,10 @@ pub enum EventType {
     /// An eSIM was cancelled, with or without a refund (sent only to endpoints that list it).
     #[serde(rename = "esim.cancelled")]
     EsimCancelled,
+    /// Your live balance fell below the threshold you set (sent only to endpoints that list
+    /// it; `data` is an [`AccountEventData`]).
+    #[serde(rename = "account.balance_low")]
+    AccountBalanceLow,
 }
 
 impl EventType {
@@ -45,6 +49,7 @@ impl EventType {
             EventType::EsimSuspended => "esim.suspended",
             EventType::EsimResumed => "esim.resumed",
             EventType::EsimCancelled => "esim.cancelled",
+            EventType::AccountBalanceLow => "account.balance_low",
         }
     }
 
@@ -59,6 +64,7 @@ impl EventType {
             EventType::EsimSuspended,
             EventType::EsimResumed,
             EventType::EsimCancelled,
+            EventType::AccountBalanceLow,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)
@@ -113,6 +119,39 @@ pub struct WebhookEventData {
     /// For `usage.threshold`: data allowance, MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_limit_mb: Option<u64>,
+}
+
+/// An account event as delivered (`account.balance_low`): the same envelope as
+/// [`WebhookEvent`], with the account as `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountWebhookEvent {
+    /// Unique event id; also sent as the `webhook-id` header.
+    pub id: String,
+    /// The event type.
+    pub event: EventType,
+    /// When the event happened.
+    pub timestamp: DateTime<Utc>,
+    /// The account.
+    pub data: AccountEventData,
+}
+
+/// The subject of an account event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountEventData {
+    /// Your partner id.
+    pub partner_id: String,
+    /// The live balance now, USD.
+    pub balance: crate::Amount,
+    /// The balance, cents.
+    pub balance_cents: i64,
+    /// The threshold it fell below, USD.
+    pub threshold: crate::Amount,
+    /// The threshold, cents.
+    pub threshold_cents: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
 }
 
 /// Whether an endpoint receives events.

@@ -110,6 +110,17 @@ async fn the_documented_flow_order_fetch_qr() {
         account.balance.available_cents,
         START_BALANCE_CENTS - 3 * 2370
     );
+    let changed = client
+        .account()
+        .update(&oytel_types::UpdateAccount {
+            low_balance_threshold: Some(Some(oytel_types::Amount::from_cents(5_000))),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.low_balance_threshold,
+        Some(oytel_types::Amount::from_cents(5_000))
+    );
     // The statement: the charge, then the opening credit.
     let statement = client
         .account()

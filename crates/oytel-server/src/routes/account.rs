@@ -8,14 +8,15 @@ use oytel_core::billing::{minimum_for, SANDBOX_BALANCE};
 use oytel_core::limits::QuotaKind;
 use oytel_core::paging::{finish_page, page_request};
 use oytel_core::validation::date_range;
+use oytel_core::CoreError;
 use oytel_types::{
-    AccountResponse, Amount, Balance, Environment, ErrorBody, ListTransactionsQuery, Page,
-    Transaction, TransactionKind,
+    AccountResponse, Amount, Balance, Environment, ErrorBody, ErrorCode, ListTransactionsQuery,
+    Page, Transaction, TransactionKind, UpdateAccount,
 };
 
 use crate::convert;
 use crate::error::ApiError;
-use crate::extract::{ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiQuery, Caller};
 use crate::state::AppState;
 
 /// The partner, the key's environment, its balance and minimum balance, and the limits that
@@ -41,6 +42,14 @@ pub async fn get_account(
         Environment::Production => Amount::from_cents(state.store.live_balance(&partner.id).await?),
     };
     let minimum = minimum_for(owner.environment, state.settings.provision.minimum_balance);
+    let low_balance_threshold = match owner.environment {
+        Environment::Sandbox => None,
+        Environment::Production => state
+            .store
+            .low_balance_threshold(&partner.id)
+            .await?
+            .map(Amount::from_cents),
+    };
     Ok(Json(AccountResponse {
         success: true,
         partner_id: partner.id,
@@ -56,7 +65,50 @@ pub async fn get_account(
             currency: state.catalog.currency.clone(),
         },
         limits: caller.limits.clone(),
+        low_balance_threshold,
     }))
+}
+
+/// Change your account: the live balance below which you are sent `account.balance_low`
+/// (each time a charge takes the balance from at or above it to below it). Live keys only:
+/// the sandbox balance never moves.
+#[utoipa::path(patch, path = "/api/v1/account", tag = "account",
+    request_body = UpdateAccount,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The account, changed", body = AccountResponse),
+        (status = 400, description = "Invalid body (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "A sandbox key (`FORBIDDEN`)", body = ErrorBody),
+        (status = 408, response = crate::responses::BodyTimeout),
+        (status = 413, response = crate::responses::BodyTooLarge),
+        (status = 415, response = crate::responses::NotJson),
+        (status = 401, response = crate::responses::Unauthorized),
+        (status = 429, response = crate::responses::RateLimited)))]
+pub async fn update_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(update): ApiJson<UpdateAccount>,
+) -> Result<Json<AccountResponse>, ApiError> {
+    if caller.owner.environment == Environment::Sandbox {
+        return Err(CoreError::Forbidden(
+            "the low-balance threshold is about the live balance: set it with a live key".into(),
+        )
+        .into());
+    }
+    if let Some(threshold) = update.low_balance_threshold {
+        if threshold.is_some_and(|t| t.cents() < 0) {
+            return Err(ApiError::field(
+                ErrorCode::ValidationError,
+                "low_balance_threshold",
+                "low_balance_threshold must be 0 or more",
+            ));
+        }
+        state
+            .store
+            .set_low_balance_threshold(&caller.owner.partner_id, threshold.map(Amount::cents))
+            .await?;
+    }
+    get_account(State(state), caller).await
 }
 
 /// Your statement: every credit and charge of your live balance, newest first, with the

@@ -157,3 +157,51 @@ async fn the_statement_lists_credits_and_charges_newest_first_as_json_or_csv() {
         .all(|t| t["order_id"].is_null() && t["kind"] == "credit"));
     app.stop().await;
 }
+
+/// The low-balance threshold: set, kept, removed with a live key; refused for sandbox keys
+/// and below zero; shown by the account; set by the operator too.
+#[tokio::test]
+async fn the_low_balance_threshold_is_set_with_a_live_key_or_by_the_operator() {
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    let key = &app.partner.live_key;
+    let patch = |key: &str, body: serde_json::Value| {
+        let request = app
+            .client
+            .patch(app.url("/api/v1/account"))
+            .bearer_auth(key)
+            .json(&body);
+        async move { crate::helpers::split(request.send().await.unwrap()).await }
+    };
+    let (_, account) = app.get(key, "/api/v1/account").await;
+    assert_eq!(account["low_balance_threshold"], serde_json::Value::Null);
+    let (status, account) = patch(key, json!({"low_balance_threshold": 250.5})).await;
+    assert_eq!(status, 200, "{account}");
+    assert_eq!(account["low_balance_threshold"], 250.5);
+    let (_, account) = patch(key, json!({})).await;
+    assert_eq!(
+        account["low_balance_threshold"], 250.5,
+        "left out, it stays"
+    );
+    let (status, r) = patch(key, json!({"low_balance_threshold": -1})).await;
+    crate::helpers::assert_error(status, &r, 400, "VALIDATION_ERROR");
+    let (status, r) = patch(
+        &app.partner.sandbox_key,
+        json!({"low_balance_threshold": 5}),
+    )
+    .await;
+    crate::helpers::assert_error(status, &r, 403, "FORBIDDEN");
+    let (_, account) = patch(key, json!({"low_balance_threshold": null})).await;
+    assert_eq!(account["low_balance_threshold"], serde_json::Value::Null);
+
+    app.admin(&[
+        "partner",
+        "low-balance",
+        &app.partner.id,
+        "--threshold",
+        "99.90",
+    ]);
+    let (_, account) = app.get(key, "/api/v1/account").await;
+    assert_eq!(account["low_balance_threshold"], 99.9);
+    app.stop().await;
+}

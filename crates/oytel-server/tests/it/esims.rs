@@ -241,19 +241,8 @@ async fn suspend_and_resume_by_the_partner_and_by_the_operator() {
     assert_eq!((status, s["status"].as_str()), (200, Some("active")), "{s}");
 
     // The operator's suspension.
-    let cli = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_oytel-server"))
-            .args(args)
-            .env("OYTEL_DATABASE_URL", &app.database.url)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
-    };
+    let cli =
+        |args: &[&str]| serde_json::from_slice::<serde_json::Value>(&app.admin(args)).unwrap();
     let printed = cli(&[
         "esim",
         "suspend",

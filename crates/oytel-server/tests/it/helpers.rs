@@ -85,6 +85,22 @@ impl TestApp {
         body["data"].as_array().unwrap().len()
     }
 
+    /// Runs an admin command of the `oytel-server` binary on this server's database; its
+    /// standard output, after asserting that it succeeded.
+    pub fn admin(&self, args: &[&str]) -> Vec<u8> {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_oytel-server"))
+            .args(args)
+            .env("OYTEL_DATABASE_URL", &self.database.url)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
     pub async fn stop(self) {
         self.server.stop().await;
     }

@@ -7,6 +7,7 @@ use oytel_core::numbers::new_id;
 use oytel_core::ports::{LedgerEntry, LedgerFilter, PageRequest, Sequenced, StoreError};
 use sqlx::QueryBuilder;
 
+use super::outbox::{fan_out, insert_event_row};
 use super::sql::{begin_write, fetch_page, push_insert, Tx};
 use super::{Db, Store};
 use crate::errors::db_error;
@@ -37,8 +38,8 @@ pub(super) fn push_ledger_line<'a>(
 
 /// What moving a balance by a line did.
 pub(super) enum Moved {
-    /// The balance moved; this is the balance after.
-    Applied(i64),
+    /// The balance moved: the balance after, and the partner's low-balance threshold.
+    Applied(i64, Option<i64>),
     /// Nothing moved: the balance after would be below the floor. This is the balance now.
     BelowFloor(i64),
 }
@@ -62,14 +63,14 @@ pub(super) async fn move_balance(
             .push_bind(line.amount_cents);
         query.push(" >= ").push_bind(floor);
     }
-    query.push(" RETURNING balance_cents");
-    let moved: Option<i64> = query
-        .build_query_scalar()
+    query.push(" RETURNING balance_cents, low_balance_cents");
+    let moved: Option<(i64, Option<i64>)> = query
+        .build_query_as()
         .fetch_optional(&mut **tx)
         .await
         .map_err(db_error)?;
-    if let Some(balance) = moved {
-        return Ok(Moved::Applied(balance));
+    if let Some((balance, low_balance)) = moved {
+        return Ok(Moved::Applied(balance, low_balance));
     }
     let balance: Option<i64> =
         sqlx::query_scalar("SELECT balance_cents FROM balances WHERE partner_id = $1")
@@ -83,6 +84,63 @@ pub(super) async fn move_balance(
     }
 }
 
+/// Writes `account.balance_low`, with its deliveries, if `line` took the balance from at or
+/// above the partner's threshold to below it (`billing::fell_below`).
+pub(super) async fn announce_low_balance(
+    tx: &mut Tx<'_>,
+    line: &LedgerLine,
+    after: i64,
+    threshold: Option<i64>,
+    currency: &str,
+) -> Result<(), StoreError> {
+    if !billing::fell_below(after - line.amount_cents, after, threshold) {
+        return Ok(());
+    }
+    let threshold = threshold.unwrap_or_default();
+    let event = oytel_core::webhooks::balance_low_event(
+        &line.partner_id,
+        after,
+        threshold,
+        currency,
+        line.at,
+    );
+    insert_event_row(tx, &event).await?;
+    fan_out(tx, &event, None, line.at).await?;
+    Ok(())
+}
+
+/// The partner's low-balance threshold, cents (`None`: none set).
+pub(super) async fn low_balance_threshold(
+    store: &Store,
+    partner_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT low_balance_cents FROM balances WHERE partner_id = $1")
+            .bind(partner_id)
+            .fetch_optional(&store.reader)
+            .await
+            .map_err(db_error)?;
+    row.ok_or(StoreError::NotFound("partner"))
+}
+
+/// Sets (or, with `None`, removes) the partner's low-balance threshold.
+pub(super) async fn set_low_balance_threshold(
+    store: &Store,
+    partner_id: &str,
+    threshold_cents: Option<i64>,
+) -> Result<(), StoreError> {
+    let changed = sqlx::query("UPDATE balances SET low_balance_cents = $2 WHERE partner_id = $1")
+        .bind(partner_id)
+        .bind(threshold_cents)
+        .execute(&store.writer)
+        .await
+        .map_err(db_error)?;
+    if changed.rows_affected() == 0 {
+        return Err(StoreError::NotFound("partner"));
+    }
+    Ok(())
+}
+
 pub(super) async fn credit(
     store: &Store,
     partner_id: &str,
@@ -92,7 +150,7 @@ pub(super) async fn credit(
 ) -> Result<i64, StoreError> {
     let line = billing::credit_line(partner_id, amount_cents, description, now);
     let mut tx = begin_write(store).await?;
-    let Moved::Applied(balance) = move_balance(&mut tx, &line, None).await? else {
+    let Moved::Applied(balance, _) = move_balance(&mut tx, &line, None).await? else {
         return Err(StoreError::Other("a credit met a floor".into()));
     };
     let mut query = QueryBuilder::new("");

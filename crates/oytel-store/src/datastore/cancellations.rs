@@ -78,7 +78,7 @@ async fn end_and_refund(
     let refund = billing::refund_for(&order, esim, write.now);
     if order.environment == Environment::Production && refund.amount_cents > 0 {
         let line = billing::refund_line(&order, refund.amount_cents, write.now);
-        let Moved::Applied(balance) = move_balance(tx, &line, None).await? else {
+        let Moved::Applied(balance, _) = move_balance(tx, &line, None).await? else {
             return Err(StoreError::Other("a refund met a floor".into()));
         };
         let mut query = QueryBuilder::new("");

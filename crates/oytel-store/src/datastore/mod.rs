@@ -140,6 +140,18 @@ impl Storage for Store {
         billing::live_balance(self, partner_id).await
     }
 
+    async fn low_balance_threshold(&self, partner_id: &str) -> Result<Option<i64>, StoreError> {
+        billing::low_balance_threshold(self, partner_id).await
+    }
+
+    async fn set_low_balance_threshold(
+        &self,
+        partner_id: &str,
+        threshold_cents: Option<i64>,
+    ) -> Result<(), StoreError> {
+        billing::set_low_balance_threshold(self, partner_id, threshold_cents).await
+    }
+
     async fn ledger(&self, partner_id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
         billing::ledger(self, partner_id).await
     }

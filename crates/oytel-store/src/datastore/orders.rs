@@ -10,7 +10,7 @@ use oytel_core::ports::{
 use oytel_core::Scope;
 use sqlx::QueryBuilder;
 
-use super::billing::{move_balance, push_ledger_line, Moved};
+use super::billing::{announce_low_balance, move_balance, push_ledger_line, Moved};
 use super::esims::push_esim;
 use super::idempotency::{complete_claim, key_stored, push_claim};
 use super::outbox::{fan_out_after, push_event};
@@ -47,7 +47,11 @@ pub(super) async fn provision(
         } => {
             let line = billing::charge_line(order);
             match move_balance(&mut tx, &line, Some(minimum_balance_cents)).await? {
-                Moved::Applied(balance_after) => Paid::Live(line, balance_after),
+                Moved::Applied(balance_after, threshold) => {
+                    announce_low_balance(&mut tx, &line, balance_after, threshold, &order.currency)
+                        .await?;
+                    Paid::Live(line, balance_after)
+                }
                 Moved::BelowFloor(balance_cents) => {
                     // A retry that waited here for its first attempt, which spent the
                     // balance: that attempt's key is stored now, to replay.

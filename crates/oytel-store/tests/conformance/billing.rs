@@ -13,6 +13,7 @@ conformance!(
     credits_and_the_ledger,
     the_statement_pages_newest_first_within_dates,
     cancellations_refund_unused_live_orders_once,
+    a_fall_below_the_low_balance_threshold_is_announced_once_per_fall,
 );
 
 async fn credits_and_the_ledger(store: Arc<dyn Storage>) {
@@ -246,5 +247,66 @@ async fn cancellations_refund_unused_live_orders_once(store: Arc<dyn Storage>) {
             .await
             .unwrap(),
         CancelResult::Invalid(_)
+    ));
+}
+
+/// `account.balance_low`: written by the charge that takes the live balance from at or above
+/// the partner's threshold to below it, once per fall, to the endpoints that list it.
+async fn a_fall_below_the_low_balance_threshold_is_announced_once_per_fall(
+    store: Arc<dyn Storage>,
+) {
+    use oytel_types::EventType;
+    let a = partner(store.as_ref()).await;
+    let live = scope(&a, Environment::Production);
+    store.credit(&a, 10_000, "opening", now()).await.unwrap();
+    assert_eq!(store.low_balance_threshold(&a).await.unwrap(), None);
+    store
+        .set_low_balance_threshold(&a, Some(9_000))
+        .await
+        .unwrap();
+    assert_eq!(store.low_balance_threshold(&a).await.unwrap(), Some(9_000));
+    let listing = endpoint(
+        &live,
+        "https://hooks.example/low",
+        vec![EventType::AccountBalanceLow],
+    );
+    store.create_endpoint(&listing).await.unwrap();
+    store
+        .create_endpoint(&endpoint(&live, "https://hooks.example/all", vec![]))
+        .await
+        .unwrap();
+    let charge = || async {
+        let w = write(&live, 600, LIVE, None);
+        store.provision(&w).await.unwrap();
+    };
+    // 9,400 (above), 8,800 (fell), 8,200 (still below).
+    for _ in 0..3 {
+        charge().await;
+    }
+    store.credit(&a, 1_400, "top-up", now()).await.unwrap();
+    // 9,600 → 9,000 (at the threshold is not below) → 8,400 (fell again).
+    charge().await;
+    charge().await;
+    let announced: Vec<(String, i64, i64)> = drain_due(store.as_ref())
+        .await
+        .into_iter()
+        .filter_map(|d| {
+            let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+            (payload["event"] == "account.balance_low").then(|| {
+                (
+                    d.url.clone(),
+                    payload["data"]["balance_cents"].as_i64().unwrap(),
+                    payload["data"]["threshold_cents"].as_i64().unwrap(),
+                )
+            })
+        })
+        .collect();
+    let low = |balance| ("https://hooks.example/low".to_owned(), balance, 9_000);
+    assert_eq!(announced, [low(8_800), low(8_400)]);
+    store.set_low_balance_threshold(&a, None).await.unwrap();
+    assert_eq!(store.low_balance_threshold(&a).await.unwrap(), None);
+    assert!(matches!(
+        store.set_low_balance_threshold("ptn_none", Some(1)).await,
+        Err(StoreError::NotFound(_))
     ));
 }
