@@ -15,14 +15,31 @@ use crate::receiver::Receiver;
 
 const ORDERS: usize = 80;
 
+/// An address for a server that is started again on the same port.
+fn free_address() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().to_string()
+}
+
+/// The Rust SDK with retries long enough to outlast a restart.
+fn patient_client(base: &str, key: &str) -> OytelClient {
+    OytelClient::builder(key)
+        .base_url(base)
+        .retry_policy(RetryPolicy {
+            max_retries: 40,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        })
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_loses_nothing_and_charges_nothing_twice() {
     let db = fresh_database(Backend::from_env()).await;
     let partner = make_partner(db.store.as_ref(), "Crash").await;
-    let address = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().to_string()
-    };
+    let address = free_address();
     let receiver = Receiver::start().await;
     let server = start_server_on(&db.url, "production", &address);
     let base = server.base.clone();
@@ -36,16 +53,7 @@ async fn a_killed_server_loses_nothing_and_charges_nothing_twice() {
         .unwrap();
     assert_eq!(created.status(), 201);
 
-    let client = OytelClient::builder(&partner.live_key)
-        .base_url(&base)
-        .retry_policy(RetryPolicy {
-            max_retries: 40,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
-        })
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = patient_client(&base, &partner.live_key);
     let orders: Vec<_> = (0..ORDERS)
         .map(|i| {
             let client = client.clone();
@@ -157,5 +165,73 @@ async fn a_killed_server_loses_nothing_and_charges_nothing_twice() {
         stored.iter().all(|e| delivered.contains(&e.row.id)),
         "every event delivered at least once"
     );
+    assert!(server.terminate().success());
+}
+
+/// Cancellations through the Rust SDK (each with its idempotency key) while the server is
+/// killed: every eSIM ends cancelled, and every order is refunded exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_refunds_each_cancelled_order_once() {
+    const CANCELS: usize = 40;
+    let db = fresh_database(Backend::from_env()).await;
+    let partner = make_partner(db.store.as_ref(), "Crash cancels").await;
+    let address = free_address();
+    let server = start_server_on(&db.url, "production", &address);
+    let client = patient_client(&server.base, &partner.live_key);
+    let mut esims = Vec::new();
+    for i in 0..CANCELS {
+        let order = ProvisionRequest {
+            plan_id: "uk-lite-10".into(),
+            term_months: 1,
+            customer_email: format!("c{i}@example.com"),
+            customer_name: "Crash Test".into(),
+            reference_id: None,
+            webhook_url: None,
+        };
+        esims.push(client.orders().create(&order).await.unwrap().esim_id);
+    }
+    let after_orders = db.store.live_balance(&partner.id).await.unwrap();
+    let cancels: Vec<_> = esims
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let (client, id) = (client.clone(), id.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
+                let request = oytel_client::types::CancelRequest { reason: None };
+                client.esims().cancel(&id, &request).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = start_server_on(&db.url, "production", &address);
+    let mut refunded = 0;
+    for cancel in cancels {
+        let answer = cancel
+            .await
+            .unwrap()
+            .expect("the SDK carried the cancel through");
+        assert!(answer.refund.refunded);
+        refunded += answer.refund.amount_cents;
+    }
+    let ledger = db.store.ledger(&partner.id).await.unwrap();
+    let refunds: Vec<_> = ledger
+        .iter()
+        .filter(|e| e.kind.as_str() == "refund")
+        .collect();
+    let orders: HashSet<_> = refunds.iter().map(|e| e.order_id.clone()).collect();
+    let balance = db.store.live_balance(&partner.id).await.unwrap();
+    println!(
+        "crash: {CANCELS} cancellations, server killed mid-way; {} refunds for {} orders \
+         ({refunded} cents answered); balance {after_orders} -> {balance} = {START_BALANCE_CENTS}",
+        refunds.len(),
+        orders.len()
+    );
+    assert_eq!(refunds.len(), CANCELS, "one refund per cancelled order");
+    assert_eq!(orders.len(), CANCELS);
+    assert_eq!(balance, START_BALANCE_CENTS, "every charge came back once");
+    assert_eq!(balance - after_orders, refunded);
     assert!(server.terminate().success());
 }
