@@ -12,6 +12,10 @@ const DISTINCT: usize = 200;
 const IDEMPOTENT_KEYS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(oytel_postgres),
+    ignore = "needs PostgreSQL: build the tests with OYTEL_TEST_DATABASE_URL set (export OYTEL_TEST_DATABASE_URL=$(.ci/postgres start))"
+)]
 async fn two_instances_on_one_database_never_duplicate_or_double_charge() {
     let Some(db) = fresh(Backend::Postgres).await else {
         return;
@@ -149,6 +153,10 @@ async fn two_instances_on_one_database_never_duplicate_or_double_charge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(oytel_postgres),
+    ignore = "needs PostgreSQL: build the tests with OYTEL_TEST_DATABASE_URL set (export OYTEL_TEST_DATABASE_URL=$(.ci/postgres start))"
+)]
 async fn two_instances_share_one_hourly_quota() {
     let Some(db) = fresh(Backend::Postgres).await else {
         return;

@@ -1,18 +1,11 @@
 //! Runs the published Python SDK's README flows (`tests/python`) against the real binary.
 //!
 //! A virtual environment with the pinned `tests/python/requirements.txt` is made once under
-//! the target directory. Without `python3` the test says so and passes, unless
-//! `OYTEL_REQUIRE_PYTHON=1` (as in CI), where that is a failure.
+//! the target directory. Built where `python3` does not run (see `build.rs`), the test is
+//! compiled ignored, and the summary counts it as not run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn python_available() -> bool {
-    Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 fn venv() -> PathBuf {
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
@@ -39,15 +32,11 @@ fn venv() -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not(oytel_python),
+    ignore = "needs python3 on PATH when the tests are built"
+)]
 fn the_published_python_sdk_works_unchanged() {
-    if !python_available() {
-        assert!(
-            std::env::var("OYTEL_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "OYTEL_REQUIRE_PYTHON=1 but python3 is missing"
-        );
-        eprintln!("NOTE: python3 not found: the Python SDK compatibility suite was NOT run");
-        return;
-    }
     let venv = venv();
     let output = Command::new(venv.join("bin/python"))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])

@@ -376,6 +376,10 @@ async fn sqlite_a_corrupt_stored_number_is_an_error_never_a_default() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(oytel_postgres),
+    ignore = "needs PostgreSQL: build the tests with OYTEL_TEST_DATABASE_URL set (export OYTEL_TEST_DATABASE_URL=$(.ci/postgres start))"
+)]
 async fn postgres_a_corrupt_stored_number_is_an_error_never_a_default() {
     if let Some(db) = oytel_store::testing::fresh(oytel_store::testing::Backend::Postgres).await {
         a_corrupt_stored_number_is_an_error_never_a_default(db).await;

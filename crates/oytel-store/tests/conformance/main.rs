@@ -19,6 +19,7 @@ macro_rules! conformance {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(oytel_postgres), ignore = "needs PostgreSQL: build the tests with OYTEL_TEST_DATABASE_URL set (export OYTEL_TEST_DATABASE_URL=$(.ci/postgres start))")]
                 async fn $name() {
                     if let Some(db) = oytel_store::testing::fresh(oytel_store::testing::Backend::Postgres).await {
                         super::$name(db.store.clone()).await;

@@ -18,6 +18,10 @@ async fn sqlite_quotas_admit_exactly_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(oytel_postgres),
+    ignore = "needs PostgreSQL: build the tests with OYTEL_TEST_DATABASE_URL set (export OYTEL_TEST_DATABASE_URL=$(.ci/postgres start))"
+)]
 async fn postgres_quotas_admit_exactly_the_limit() {
     if let Some(db) = oytel_store::testing::fresh(oytel_store::testing::Backend::Postgres).await {
         quotas_admit_exactly_the_limit(db.quotas.clone()).await;
@@ -27,6 +31,10 @@ async fn postgres_quotas_admit_exactly_the_limit() {
 /// Quota counts commit without waiting for the WAL flush; everything else the storage writes
 /// (orders, charges, keys) waits for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(oytel_postgres),
+    ignore = "needs PostgreSQL: build the tests with OYTEL_TEST_DATABASE_URL set (export OYTEL_TEST_DATABASE_URL=$(.ci/postgres start))"
+)]
 async fn postgres_only_quota_counts_skip_the_wal_flush() {
     if let Some(db) = oytel_store::testing::fresh(oytel_store::testing::Backend::Postgres).await {
         let store = oytel_store::PgStore::open(&db.url, &oytel_store::PoolOptions::default())

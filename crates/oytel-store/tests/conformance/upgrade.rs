@@ -27,6 +27,10 @@ async fn sqlite_release_0_1_data_survives_the_upgrade() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(oytel_postgres),
+    ignore = "needs PostgreSQL: build the tests with OYTEL_TEST_DATABASE_URL set (export OYTEL_TEST_DATABASE_URL=$(.ci/postgres start))"
+)]
 async fn postgres_release_0_1_data_survives_the_upgrade() {
     if let Some(earlier) = at_release(Backend::Postgres, RELEASE_0_1, POSTGRES_ROWS).await {
         release_0_1_data_survives_the_upgrade(earlier.upgrade().await).await;
