@@ -175,6 +175,55 @@ async fn open(database: &DatabaseArgs) -> Result<oytel_store::Opened> {
     Ok(oytel_store::open(&database.database_url, &pool).await?)
 }
 
+/// Opens the database for an admin command: says on stderr which database it is, and refuses
+/// to create one, so that a command run from the wrong folder (the default URL is relative)
+/// cannot write partners or keys into a new, empty database. `serve` and `migrate` create it.
+async fn open_existing(database: &DatabaseArgs) -> Result<oytel_store::Opened> {
+    let url = &database.database_url;
+    let path = sqlite_path(url);
+    let shown = match &path {
+        Some(path) => format!(
+            "sqlite:{}",
+            std::path::absolute(path).unwrap_or_else(|_| path.clone()).display()
+        ),
+        None => without_credentials(url),
+    };
+    note(format_args!("database: {shown}"));
+    if path.as_ref().is_some_and(|p| !p.exists()) {
+        bail!(
+            "there is no database at {shown}: point --database-url (OYTEL_DATABASE_URL) at the \
+             server's database, or create this one with `oytel-server migrate`"
+        );
+    }
+    open(database).await
+}
+
+/// The file of a SQLite URL (`sqlite:path`, `sqlite://path`, with or without `?options`);
+/// `None` for other databases and in-memory ones.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let file = rest.split('?').next().unwrap_or_default();
+    (!file.is_empty() && !file.contains(":memory:")).then(|| std::path::PathBuf::from(file))
+}
+
+/// A database URL without its user name and password.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}/{path}")
+        }
+        None => url.split(':').next().unwrap_or_default().to_owned() + ":…",
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn note(line: impl std::fmt::Display) {
+    eprintln!("{line}");
+}
+
 #[allow(clippy::print_stdout)]
 fn out(line: impl std::fmt::Display) {
     println!("{line}");
@@ -277,7 +326,7 @@ async fn require_partner(store: &dyn Storage, partner_id: &str) -> Result<()> {
 }
 
 async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> {
-    let opened = open(&database).await?;
+    let opened = open_existing(&database).await?;
     let store = opened.storage.as_ref();
     match command {
         PartnerCommand::Create { name, email } => {
@@ -361,7 +410,7 @@ async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> 
 }
 
 async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
-    let opened = open(&database).await?;
+    let opened = open_existing(&database).await?;
     let store = opened.storage.as_ref();
     match command {
         KeyCommand::Create { partner, env } => {
@@ -405,7 +454,7 @@ async fn esim(database: DatabaseArgs, command: EsimCommand) -> Result<()> {
             },
         ),
     };
-    let opened = open(&database).await?;
+    let opened = open_existing(&database).await?;
     let store = opened.storage.as_ref();
     match store
         .change_suspension(None, &esim_id, &change, now())

@@ -29,13 +29,46 @@ fn ok(db: &str, args: &[&str]) -> String {
         .to_owned()
 }
 
+/// `migrate` creates a SQLite file and its directories; every other admin command refuses a
+/// database that does not exist, says which it looked for, and creates nothing.
 #[test]
-fn sqlite_files_and_directories_are_created() {
+fn only_migrate_creates_a_database_and_every_command_names_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/admin.db");
     let db = format!("sqlite:{}", path.display());
-    assert!(ok(&db, &["partner", "create", "--name", "A"]).starts_with("ptn_"));
+    for args in [
+        &["partner", "create", "--name", "A"][..],
+        &["partner", "list"],
+        &["key", "list", "--partner", "ptn_x"],
+    ] {
+        let output = run(&db, args);
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("there is no database at sqlite:{}", path.display())),
+            "{stderr}"
+        );
+        assert!(stderr.contains("oytel-server migrate"), "{stderr}");
+        assert!(!path.exists() && !dir.path().join("nested").exists(), "{args:?} created it");
+    }
+    ok(&db, &["migrate"]);
     assert!(path.exists());
+    let output = run(&db, &["partner", "create", "--name", "A"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ptn_"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim(), format!("database: sqlite:{}", path.display()));
+    // A PostgreSQL URL is shown without its credentials.
+    let output = run(
+        "postgres://admin:s3cret@127.0.0.1:1/oytel",
+        &["partner", "list"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("database: postgres://127.0.0.1:1/oytel\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
