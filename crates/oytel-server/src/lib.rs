@@ -82,12 +82,32 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// The whole application: every route, the error fallbacks, and the middleware.
+///
+/// The API documentation gives the base URL as `…/v1`, so `/v1/…` is the same API as
+/// `/api/v1/…` (`/v1/plans` is `/api/v1/plans`): a path no route matches is tried again
+/// with `/api` in front when it starts with `/v1/`, before it is a 404.
 pub fn app(state: AppState) -> Router {
     let (api, _) = openapi::api_router().split_for_parts();
-    api.route("/openapi.json", get(openapi_json))
+    let api = api
+        .route("/openapi.json", get(openapi_json))
         .route("/openapi.yaml", get(openapi_yaml))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    let routes = api.clone().with_state(state.clone());
+    let versioned = tower::service_fn(move |mut request: axum::extract::Request| {
+        let routes = routes.clone();
+        if let Some(rest) = request.uri().path().strip_prefix("/v1/") {
+            let query = request
+                .uri()
+                .query()
+                .map_or_else(String::new, |q| format!("?{q}"));
+            if let Ok(uri) = format!("/api/v1/{rest}{query}").parse() {
+                *request.uri_mut() = uri;
+            }
+        }
+        tower::ServiceExt::oneshot(routes, request)
+    });
+    api.fallback_service(versioned)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,

@@ -184,7 +184,9 @@ async fn open_existing(database: &DatabaseArgs) -> Result<oytel_store::Opened> {
     let shown = match &path {
         Some(path) => format!(
             "sqlite:{}",
-            std::path::absolute(path).unwrap_or_else(|_| path.clone()).display()
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
         ),
         None => without_credentials(url),
     };
@@ -212,7 +214,9 @@ fn without_credentials(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            let host = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
             format!("{scheme}://{host}/{path}")
         }
         None => url.split(':').next().unwrap_or_default().to_owned() + ":…",

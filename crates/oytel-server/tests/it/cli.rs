@@ -45,11 +45,17 @@ fn only_migrate_creates_a_database_and_every_command_names_its_own() {
         assert!(!output.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
-            stderr.contains(&format!("there is no database at sqlite:{}", path.display())),
+            stderr.contains(&format!(
+                "there is no database at sqlite:{}",
+                path.display()
+            )),
             "{stderr}"
         );
         assert!(stderr.contains("oytel-server migrate"), "{stderr}");
-        assert!(!path.exists() && !dir.path().join("nested").exists(), "{args:?} created it");
+        assert!(
+            !path.exists() && !dir.path().join("nested").exists(),
+            "{args:?} created it"
+        );
     }
     ok(&db, &["migrate"]);
     assert!(path.exists());
@@ -57,7 +63,10 @@ fn only_migrate_creates_a_database_and_every_command_names_its_own() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("ptn_"));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim(), format!("database: sqlite:{}", path.display()));
+    assert_eq!(
+        stderr.trim(),
+        format!("database: sqlite:{}", path.display())
+    );
     // A PostgreSQL URL is shown without its credentials.
     let output = run(
         "postgres://admin:s3cret@127.0.0.1:1/oytel",

@@ -106,3 +106,41 @@ async fn plans_are_cacheable_with_etags() {
     assert_ne!(filtered.headers()["etag"].to_str().unwrap(), etag);
     app.stop().await;
 }
+
+/// The API documentation's base URL is `…/v1`: `/v1/…` is the same API as `/api/v1/…`, with
+/// the same answers, errors and methods.
+#[tokio::test]
+async fn v1_paths_are_the_same_api() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let (status, short) = app.get(key, "/v1/plans?region=uk").await;
+    assert_eq!(status, 200);
+    let (_, long) = app.get(key, "/api/v1/plans?region=uk").await;
+    assert_eq!(short["data"], long["data"]);
+    let (status, p) = app
+        .post(
+            key,
+            "/v1/esim/provision",
+            &crate::helpers::order("eu-roam-50"),
+        )
+        .await;
+    assert_eq!(status, 201, "{p}");
+    let (status, s) = app
+        .get(
+            key,
+            &format!("/v1/esim/{}/status", p["esim_id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!((status, s["status"].as_str()), (200, Some("provisioned")));
+    let (status, r) = app.get(key, "/v1/nothing-here").await;
+    crate::helpers::assert_error(status, &r, 404, "NOT_FOUND");
+    let deleted = app
+        .client
+        .delete(app.url("/v1/plans"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 405);
+    app.stop().await;
+}
