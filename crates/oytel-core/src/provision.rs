@@ -90,7 +90,7 @@ pub fn validate(
             "term_months must be 1, 3, 6 or 12",
         ));
     };
-    let customer_email = validate_email(&request.customer_email)
+    let customer_email = validate_email("customer_email", &request.customer_email)
         .map_err(|m| CoreError::field("customer_email", m))?;
     let customer_name = validate_text("customer_name", &request.customer_name, 200)?;
     let reference_id = request

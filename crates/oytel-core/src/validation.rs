@@ -11,18 +11,18 @@ pub(crate) fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
-/// Checks an email address: `local@domain.tld`, at most 254 characters, no spaces or
-/// control characters.
-pub fn validate_email(email: &str) -> Result<String, String> {
+/// Checks the email address given as `field` (named in the message): `local@domain.tld`, at
+/// most 254 characters, no spaces or control characters.
+pub fn validate_email(field: &str, email: &str) -> Result<String, String> {
     let email = email.trim();
     if email.is_empty() {
-        return Err("customer_email is required".into());
+        return Err(format!("{field} is required"));
     }
     if email.len() > 254 || has_control(email) || email.contains(char::is_whitespace) {
-        return Err("customer_email is not a valid email address".into());
+        return Err(format!("{field} is not a valid email address"));
     }
     let Some((local, domain)) = email.rsplit_once('@') else {
-        return Err("customer_email is not a valid email address".into());
+        return Err(format!("{field} is not a valid email address"));
     };
     let domain_ok = domain.len() <= 253
         && domain.contains('.')
@@ -34,7 +34,7 @@ pub fn validate_email(email: &str) -> Result<String, String> {
                 && label.chars().all(|c| c.is_alphanumeric() || c == '-')
         });
     if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
-        return Err("customer_email is not a valid email address".into());
+        return Err(format!("{field} is not a valid email address"));
     }
     Ok(email.to_owned())
 }
@@ -94,7 +94,9 @@ pub fn reference_filter(reference_id: Option<&str>) -> Result<Option<String>, Co
 /// A `customer_email` filter of a list, checked like the field itself.
 pub fn email_filter(email: Option<&str>) -> Result<Option<String>, CoreError> {
     email
-        .map(|e| validate_email(e).map_err(|m| CoreError::field("customer_email", m)))
+        .map(|e| {
+            validate_email("customer_email", e).map_err(|m| CoreError::field("customer_email", m))
+        })
         .transpose()
 }
 

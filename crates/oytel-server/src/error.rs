@@ -21,6 +21,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The message a client reads.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// An error with a status, a code and a message.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {

@@ -27,7 +27,10 @@ impl Partner {
     pub fn new(name: &str, email: Option<&str>) -> Result<Self, CoreError> {
         let name = crate::validation::validate_text("name", name, 200)?;
         let email = email
-            .map(|e| crate::validation::validate_email(e).map_err(|m| CoreError::field("email", m)))
+            .map(|e| {
+                crate::validation::validate_email("email", e)
+                    .map_err(|m| CoreError::field("email", m))
+            })
             .transpose()?;
         Ok(Self {
             id: crate::numbers::new_id("ptn"),
@@ -138,6 +141,7 @@ mod tests {
             (long.as_str(), None, "name"),
             ("Ac\u{0}me", None, "name"),
             ("Acme", Some("nope"), "email"),
+            ("Acme", Some("a b@c.com"), "email"),
         ] {
             match Partner::new(name, email) {
                 Err(CoreError::Validation(e)) => assert_eq!(e.field, field, "{name:?} {email:?}"),
@@ -145,5 +149,7 @@ mod tests {
             }
         }
         assert!(Partner::new(&"x".repeat(200), None).is_ok());
+        let bad = Partner::new("Acme", Some("nope")).unwrap_err();
+        assert_eq!(bad.to_string(), "email is not a valid email address");
     }
 }
