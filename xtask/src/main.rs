@@ -11,7 +11,28 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask openapi [--check] | cargo xtask bench [--smoke] [--esims N] [--large] [--seconds S] [--rounds R] [--connections 32,256] [--postgres URL] [--out FILE]";
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  openapi [--check]   write openapi/oytel-v1.{json,yaml} from the code (--check: fail if stale)
+  bench [options]     build the release binaries and run the benchmark (bench --help for options)
+";
+
+const BENCH_USAGE: &str = "usage: cargo xtask bench [options]
+
+Builds oytel-server and oytel-bench in release mode, then measures each route against a bare
+baseline in the same run and prints the ratios (docs/performance.md).
+
+options:
+  --smoke              a few seconds on a small database: checks that the bench runs, no verdicts
+  --esims N            eSIMs in the database for the main runs (default 100000)
+  --large              compare 10k with 1M eSIMs for the status route
+  --seconds S          seconds per measurement (default 5)
+  --rounds R           alternate baseline and server R times per comparison (default 3)
+  --connections LIST   connection counts, comma-separated (default 32,256)
+  --postgres URL       benchmark on a fresh database on this PostgreSQL server instead of SQLite
+  --out FILE           where the JSON figures go (default target/bench/results.json)
+";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,14 +124,25 @@ fn bench(options: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Prints a help text: the answer a `--help` asks for.
+#[allow(clippy::print_stdout)]
+fn help(text: &str) -> Result<()> {
+    print!("{text}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
+        [] | ["help" | "--help" | "-h"] | ["openapi", "--help" | "-h"] => help(USAGE),
+        ["bench", options @ ..] if options.iter().any(|o| matches!(*o, "--help" | "-h")) => {
+            help(BENCH_USAGE)
+        }
         ["openapi"] => openapi(false),
         ["openapi", "--check"] => openapi(true),
         ["bench", options @ ..] => bench(options),
-        _ => Err(anyhow::anyhow!(USAGE)),
+        _ => Err(anyhow::anyhow!("unknown task or option\n\n{USAGE}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -457,6 +457,7 @@ async fn run(args: RunArgs) -> Result<()> {
         })
         .await?;
     let report = Report {
+        smoke: args.smoke,
         backend,
         esims: large,
         machine: format!(

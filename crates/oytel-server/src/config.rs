@@ -23,6 +23,7 @@ pub struct DatabaseArgs {
     #[arg(
         long,
         env = "OYTEL_DB_MAX_CONNECTIONS",
+        hide_env_values = true,
         default_value_t = 8,
         global = true
     )]
@@ -33,6 +34,7 @@ pub struct DatabaseArgs {
     #[arg(
         long,
         env = "OYTEL_DB_BUSY_TIMEOUT_SECONDS",
+        hide_env_values = true,
         default_value_t = 5,
         global = true
     )]
@@ -62,45 +64,77 @@ pub enum LogFormat {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address and port to listen on.
-    #[arg(long, env = "OYTEL_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "OYTEL_LISTEN",
+        hide_env_values = true,
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// The base of absolute URLs the API returns, such as `qr_code_url`
     /// (default: `http://<listen address>`).
-    #[arg(long, env = "OYTEL_PUBLIC_URL", value_parser = parse_public_url)]
+    #[arg(long, env = "OYTEL_PUBLIC_URL", hide_env_values = true, value_parser = parse_public_url)]
     pub public_url: Option<String>,
 
     /// The SM-DP+ address written into activation codes (`LPA:1$<address>$<matching id>`).
-    #[arg(long, env = "OYTEL_SMDP_ADDRESS", default_value = "smdp.oytel.online", value_parser = parse_smdp)]
+    #[arg(long, env = "OYTEL_SMDP_ADDRESS", hide_env_values = true, default_value = "smdp.oytel.online", value_parser = parse_smdp)]
     pub smdp_address: String,
 
     /// `development` seeds a demo partner with a sandbox key on an empty database;
     /// `production` never does.
-    #[arg(long, env = "OYTEL_MODE", value_enum, default_value = "development")]
+    #[arg(
+        long,
+        env = "OYTEL_MODE",
+        hide_env_values = true,
+        value_enum,
+        default_value = "development"
+    )]
     pub mode: Mode,
 
     /// The live balance (USD) that must remain after any charge.
-    #[arg(long, env = "OYTEL_MIN_BALANCE_USD", default_value = "25.00", value_parser = parse_usd)]
+    #[arg(long, env = "OYTEL_MIN_BALANCE_USD", hide_env_values = true, default_value = "25.00", value_parser = parse_usd)]
     pub min_balance_usd: Amount,
 
     /// A plan catalog JSON file replacing the built-in one.
-    #[arg(long, env = "OYTEL_CATALOG")]
+    #[arg(long, env = "OYTEL_CATALOG", hide_env_values = true)]
     pub catalog: Option<PathBuf>,
 
     /// Log format.
-    #[arg(long, env = "OYTEL_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "OYTEL_LOG_FORMAT",
+        hide_env_values = true,
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// Provisioning requests per hour that partners are told apply to them.
-    #[arg(long, env = "OYTEL_LIMIT_PROVISION_PER_HOUR", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "OYTEL_LIMIT_PROVISION_PER_HOUR",
+        hide_env_values = true,
+        default_value_t = 100
+    )]
     pub provision_per_hour: u32,
 
     /// Status reads per hour that partners are told apply to them.
-    #[arg(long, env = "OYTEL_LIMIT_STATUS_PER_HOUR", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "OYTEL_LIMIT_STATUS_PER_HOUR",
+        hide_env_values = true,
+        default_value_t = 1000
+    )]
     pub status_per_hour: u32,
 
     /// Requests per second that partners are told apply to them.
-    #[arg(long, env = "OYTEL_LIMIT_BURST_PER_SECOND", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "OYTEL_LIMIT_BURST_PER_SECOND",
+        hide_env_values = true,
+        default_value_t = 10
+    )]
     pub burst_per_second: u32,
 
     /// The bearer token of the operator API (usage records, activation notices); unset
@@ -109,70 +143,85 @@ pub struct ServeArgs {
     pub operator_token: Option<String>,
 
     /// Delays between webhook attempts after the first.
-    #[arg(long, env = "OYTEL_WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h",
+    #[arg(long, env = "OYTEL_WEBHOOK_RETRY_SCHEDULE", hide_env_values = true, default_value = "5s,5m,30m,2h,5h,10h,10h",
         value_parser = RetrySchedule::parse)]
     pub webhook_retry_schedule: RetrySchedule,
 
     /// Allow webhook deliveries to private, loopback and link-local addresses (default:
     /// allowed in development mode only).
-    #[arg(long, env = "OYTEL_WEBHOOK_ALLOW_PRIVATE")]
+    #[arg(long, env = "OYTEL_WEBHOOK_ALLOW_PRIVATE", hide_env_values = true)]
     pub webhook_allow_private: Option<bool>,
 
     /// Seconds allowed for one webhook delivery attempt.
-    #[arg(long, env = "OYTEL_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 15)]
+    #[arg(
+        long,
+        env = "OYTEL_WEBHOOK_TIMEOUT_SECONDS",
+        hide_env_values = true,
+        default_value_t = 15
+    )]
     pub webhook_timeout_seconds: u64,
 
     /// Webhook destinations one instance delivers to at once (one request in flight each).
-    #[arg(long, env = "OYTEL_WEBHOOK_CONCURRENCY", default_value_t = 64,
+    #[arg(long, env = "OYTEL_WEBHOOK_CONCURRENCY", hide_env_values = true, default_value_t = 64,
         value_parser = clap::value_parser!(u16).range(1..))]
     pub webhook_concurrency: u16,
 
     /// Seconds between looks for expired eSIMs.
-    #[arg(long, env = "OYTEL_EXPIRY_INTERVAL_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "OYTEL_EXPIRY_INTERVAL_SECONDS",
+        hide_env_values = true,
+        default_value_t = 30
+    )]
     pub expiry_interval_seconds: u64,
 
     /// Failed authentications allowed per client address per minute, before that address is
     /// refused for a while.
-    #[arg(long, env = "OYTEL_AUTH_FAILURES_PER_MINUTE", default_value_t = crate::ratelimit::AUTH_FAILURES_PER_MINUTE)]
+    #[arg(long, env = "OYTEL_AUTH_FAILURES_PER_MINUTE", hide_env_values = true, default_value_t = crate::ratelimit::AUTH_FAILURES_PER_MINUTE)]
     pub auth_failures_per_minute: u32,
 
     /// Seconds a client waits for an answer before `503 REQUEST_TIMEOUT`; a request that
     /// changes something goes on to completion all the same.
-    #[arg(long, env = "OYTEL_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "OYTEL_REQUEST_TIMEOUT_SECONDS",
+        hide_env_values = true,
+        default_value_t = 30
+    )]
     pub request_timeout_seconds: u64,
 
     /// Seconds a client has, from connecting or from a request's first byte, to send the
     /// request's headers.
-    #[arg(long, env = "OYTEL_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+    #[arg(long, env = "OYTEL_HEADER_TIMEOUT_SECONDS", hide_env_values = true, default_value_t = 10,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_seconds: u64,
 
     /// Seconds a client has to send a request's body, from the server's first read of it
     /// (`408 REQUEST_BODY_TIMEOUT` after that).
-    #[arg(long, env = "OYTEL_BODY_TIMEOUT_SECONDS", default_value_t = 10,
+    #[arg(long, env = "OYTEL_BODY_TIMEOUT_SECONDS", hide_env_values = true, default_value_t = 10,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout_seconds: u64,
 
     /// Seconds an idle keep-alive connection stays open (keep it longer than the load
     /// balancer's idle timeout).
-    #[arg(long, env = "OYTEL_IDLE_TIMEOUT_SECONDS", default_value_t = 75,
+    #[arg(long, env = "OYTEL_IDLE_TIMEOUT_SECONDS", hide_env_values = true, default_value_t = 75,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout_seconds: u64,
 
     /// Connections open at once; one more is answered `503` and closed.
-    #[arg(long, env = "OYTEL_MAX_CONNECTIONS", default_value_t = 8192,
+    #[arg(long, env = "OYTEL_MAX_CONNECTIONS", hide_env_values = true, default_value_t = 8192,
         value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
     /// The proxies (load balancers) in front of the server, as comma-separated addresses and
     /// ranges (`10.0.0.0/8, 2001:db8::/32`): only from these are `Forwarded` and
     /// `X-Forwarded-For` believed for the client's address. Default: none.
-    #[arg(long, env = "OYTEL_TRUSTED_PROXIES", default_value = "",
+    #[arg(long, env = "OYTEL_TRUSTED_PROXIES", hide_env_values = true, default_value = "",
         value_parser = crate::client_addr::TrustedProxies::parse)]
     pub trusted_proxies: crate::client_addr::TrustedProxies,
 
     /// Run the background workers (webhook delivery, expiry) in this instance.
-    #[arg(long, env = "OYTEL_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "OYTEL_WORKERS", hide_env_values = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,
 }
 

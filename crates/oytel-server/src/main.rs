@@ -21,7 +21,13 @@ use oytel_types::{Amount, Environment};
 /// Without a command it serves the API. Every setting can also be given as an environment
 /// variable (shown in brackets).
 #[derive(Debug, Parser)]
-#[command(name = "oytel-server", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "oytel-server",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Logging: OYTEL_LOG sets what is logged, as tracing's filter syntax \
+                  (default `info,sqlx=warn`; e.g. `warn`, or `info,oytel_server=debug`)."
+)]
 struct Cli {
     #[command(flatten)]
     database: DatabaseArgs,
