@@ -125,7 +125,8 @@ pub async fn request_context(
                 let response = next.run(request).await;
                 let rate = RATE_LIMIT.with(|cell| cell.borrow_mut().take());
                 let status = response.status().as_u16();
-                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                // Milliseconds to the microsecond: `1.285`, not `1.2853249999999998`.
+                let elapsed_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
                 if status >= 500 {
                     tracing::error!(status, elapsed_ms, "request failed");
                 } else {

@@ -54,6 +54,17 @@ enum Command {
     /// Suspend and resume eSIMs (an operator's suspension, which partners cannot lift).
     #[command(subcommand)]
     Esim(EsimCommand),
+    /// Development mode: a new sandbox key for the demo partner (printed once).
+    DemoKey {
+        /// `development` or `production` (refused).
+        #[arg(
+            long,
+            env = "OYTEL_MODE",
+            hide_env_values = true,
+            default_value = "development"
+        )]
+        mode: Mode,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,8 +172,11 @@ enum KeyCommand {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OYTEL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colours only for a person at a terminal: a log file or a collector gets plain text.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder
@@ -288,37 +302,74 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
             );
         }
     }
-    if args.mode == Mode::Development {
-        seed_demo(store.storage.as_ref()).await?;
-    }
+    let demo = match args.mode {
+        Mode::Development => seed_demo(store.storage.as_ref()).await?,
+        Mode::Production => None,
+    };
     let state = oytel_server::state(store.storage, store.quotas, catalog, settings)
         .map_err(anyhow::Error::msg)?;
     let shutdown = oytel_server::shutdown_signal();
     tracing::info!(listen = %local, public_url = %public_url, plans = state.catalog.plans.len(), "Oytel API ready");
+    if let Some((partner_id, key)) = demo {
+        show_demo_key(&partner_id, &key, &public_url);
+    }
     oytel_server::serve(listener, state, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// On the first start of an empty development database: a demo partner and one sandbox key,
-/// printed once (never to the logs).
-async fn seed_demo(store: &dyn Storage) -> Result<()> {
+/// to show once (never to the logs). `None` on any later start.
+async fn seed_demo(store: &dyn Storage) -> Result<Option<(String, String)>> {
     if !store.list_partners().await?.is_empty()
         || !store
             .set_setting_once("demo_seeded", &now().to_rfc3339())
             .await?
     {
-        return Ok(());
+        return Ok(None);
     }
-    let partner = create_partner(store, "Demo Partner", Some("demo@example.com".into())).await?;
+    let partner = create_partner(store, DEMO_PARTNER, Some(DEMO_EMAIL.into())).await?;
     let key = generate_api_key(&partner.id, Environment::Sandbox);
     store.create_api_key(&key.record).await?;
-    eprintln!(
-        "\nFirst start: created the demo partner {} with this sandbox API key.\n\
-         It is shown only now; create more with `oytel-server key create`.\n",
-        partner.id
-    );
-    out(&key.plaintext);
+    Ok(Some((partner.id, key.plaintext)))
+}
+
+/// The demo partner's name and email (development mode's first start).
+const DEMO_PARTNER: &str = "Demo Partner";
+const DEMO_EMAIL: &str = "demo@example.com";
+
+/// Shows a demo key framed on stderr, after everything else the start printed, with the key
+/// itself alone on stdout (for scripts).
+fn show_demo_key(partner_id: &str, key: &str, public_url: &str) {
+    let rule = "-".repeat(72);
+    note(format_args!(
+        "\n{rule}\n  Demo partner {partner_id}: its sandbox API key, shown only now:\n"
+    ));
+    out(format_args!("    {key}"));
+    note(format_args!(
+        "\n  Try:  curl -H \"Authorization: Bearer {key}\" {public_url}/api/v1/plans\n  \
+         Another key for the demo partner later: oytel-server demo-key\n{rule}\n"
+    ));
+}
+
+/// `demo-key`: a new sandbox key for the demo partner, in development mode only (keys are
+/// stored as hashes: an old one cannot be shown again, so a new one is made).
+async fn demo_key(database: DatabaseArgs, mode: Mode) -> Result<()> {
+    if mode == Mode::Production {
+        bail!("demo-key works in development mode only (OYTEL_MODE=development)");
+    }
+    let opened = open_existing(&database).await?;
+    let store = opened.storage.as_ref();
+    let partners = store.list_partners().await?;
+    let Some(partner) = partners
+        .iter()
+        .find(|p| p.name == DEMO_PARTNER && p.email.as_deref() == Some(DEMO_EMAIL))
+    else {
+        bail!("this database has no demo partner: it was not first started in development mode");
+    };
+    let key = generate_api_key(&partner.id, Environment::Sandbox);
+    store.create_api_key(&key.record).await?;
+    out(key.plaintext);
     Ok(())
 }
 
@@ -525,6 +576,7 @@ fn main() -> ExitCode {
             Some(Command::Partner(command)) => partner(cli.database, command).await,
             Some(Command::Key(command)) => key(cli.database, command).await,
             Some(Command::Esim(command)) => esim(cli.database, command).await,
+            Some(Command::DemoKey { mode }) => demo_key(cli.database, mode).await,
         }
     });
     match result {

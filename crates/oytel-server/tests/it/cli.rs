@@ -196,6 +196,22 @@ async fn first_start_seeds_one_demo_key_once_and_sigterm_stops_cleanly() {
         .await
         .unwrap();
     assert_eq!(plans.status(), 200, "the demo key survives a restart");
+    // Another key for the demo partner, later: development mode only.
+    let another = ok(&db, &["demo-key"]);
+    assert!(
+        another.starts_with("sk_sandbox_") && another != *key,
+        "{another}"
+    );
+    let plans = client
+        .get(format!("{}/api/v1/plans", again.base))
+        .header("X-API-Key", &another)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plans.status(), 200);
+    let refused = run(&db, &["demo-key", "--mode", "production"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("development mode only"));
     assert!(again.terminate().success());
     assert_eq!(ok(&db, &["partner", "list"]).lines().count(), 1);
 }
@@ -266,4 +282,32 @@ async fn commands_wait_for_a_busy_database_and_say_so_when_it_stays_busy() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     lock.release().await;
     assert!(waiting.await.unwrap().starts_with("ptn_"));
+}
+
+/// Logs written to a pipe or a file are plain text: no colour codes.
+#[test]
+fn text_logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("logs.db").display());
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--mode", "production"])
+        .env("OYTEL_DATABASE_URL", &db)
+        .env("OYTEL_LOG_FORMAT", "text")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("Oytel API ready"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "colour codes in a pipe: {logs:?}");
 }

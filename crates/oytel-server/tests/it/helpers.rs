@@ -261,8 +261,18 @@ impl ServerProcess {
     }
 
     /// What the server printed on stdout so far.
+    /// What the server printed on stdout, trimmed, waiting up to a second for a first line
+    /// (the demo key comes just after the ready log).
     pub fn printed(&self) -> Vec<String> {
-        self.stdout.try_iter().collect()
+        let first = self
+            .stdout
+            .recv_timeout(std::time::Duration::from_secs(1))
+            .ok();
+        first
+            .into_iter()
+            .chain(self.stdout.try_iter())
+            .map(|line| line.trim().to_owned())
+            .collect()
     }
 }
 
