@@ -336,6 +336,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Sets a server setting unless it is set; `true` if this call set it.
     async fn set_setting_once(&self, name: &str, value: &str) -> Result<bool, StoreError>;
 
+    /// An eSIM by id (any partner: for the operator's commands).
+    async fn get_esim_any(&self, esim_id: &str) -> Result<Option<EsimRecord>, StoreError>;
+    /// A partner's eSIMs by environment and state, and its last order (the operator's view).
+    async fn partner_summary(&self, partner_id: &str) -> Result<PartnerSummary, StoreError>;
     /// An eSIM by ICCID (any partner: for the operator API).
     async fn get_esim_by_iccid(&self, iccid: &str) -> Result<Option<EsimRecord>, StoreError>;
     /// Moves an eSIM to `to` if the state machine allows it, writing `esim.activated` or

@@ -69,6 +69,23 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum EsimCommand {
+    /// List a partner's eSIMs, newest first, one JSON object per line.
+    List {
+        /// Partner id.
+        #[arg(long)]
+        partner: String,
+        /// `sandbox` or `production` (`live` too); both when left out.
+        #[arg(long)]
+        env: Option<Environment>,
+        /// Only eSIMs in this state.
+        #[arg(long)]
+        status: Option<oytel_types::EsimStatus>,
+    },
+    /// One eSIM, of any partner, as JSON.
+    Show {
+        /// eSIM id (`esim_…`).
+        esim_id: String,
+    },
     /// Suspend an eSIM; its partner cannot resume it. Prints its state as JSON.
     Suspend {
         /// eSIM id (`esim_…`).
@@ -97,6 +114,12 @@ enum PartnerCommand {
     },
     /// List partners, one JSON object per line.
     List,
+    /// One partner at a glance, as JSON: balance, threshold, limits, keys, eSIMs by state
+    /// and environment, and the last order.
+    Show {
+        /// Partner id.
+        partner_id: String,
+    },
     /// Add to a partner's live balance (recorded in the ledger); prints the new balance.
     Credit {
         /// Partner id.
@@ -152,7 +175,7 @@ enum KeyCommand {
         /// Partner id.
         #[arg(long)]
         partner: String,
-        /// `sandbox` or `live`.
+        /// `sandbox` or `production` (`live` too).
         #[arg(long)]
         env: Environment,
     },
@@ -166,6 +189,16 @@ enum KeyCommand {
     Revoke {
         /// Key id (`key_…`).
         key_id: String,
+    },
+    /// Replace a key: prints a new key of the same partner and environment (shown only now)
+    /// and revokes the old one, unless --keep-old (then revoke it yourself once the partner
+    /// has switched: `key revoke`).
+    Rotate {
+        /// Key id (`key_…`) of the key to replace.
+        key_id: String,
+        /// Leave the old key working.
+        #[arg(long)]
+        keep_old: bool,
     },
 }
 
@@ -442,6 +475,45 @@ async fn partner(database: DatabaseArgs, command: PartnerCommand) -> Result<()> 
                 "burst_per_second": limits.burst_per_second,
             }));
         }
+        PartnerCommand::Show { partner_id } => {
+            let Some(partner) = store.get_partner(&partner_id).await? else {
+                bail!("no partner `{partner_id}`");
+            };
+            let keys = store.list_api_keys(&partner_id).await?;
+            let active = |env: Environment| {
+                keys.iter()
+                    .filter(|k| k.environment == env && k.revoked_at.is_none())
+                    .count()
+            };
+            let summary = store.partner_summary(&partner_id).await?;
+            let esims: Vec<_> = summary
+                .esims
+                .iter()
+                .map(|(env, status, count)| {
+                    serde_json::json!({"environment": env, "status": status, "count": count})
+                })
+                .collect();
+            let limits = store.partner_limits(&partner_id).await?.unwrap_or_default();
+            out(serde_json::json!({
+                "id": partner.id, "name": partner.name, "email": partner.email,
+                "created_at": partner.created_at,
+                "live_balance": Amount::from_cents(store.live_balance(&partner_id).await?).to_string(),
+                "low_balance_threshold": store.low_balance_threshold(&partner_id).await?
+                    .map(|t| Amount::from_cents(t).to_string()),
+                "limits": {
+                    "provision_per_hour": limits.provision_per_hour,
+                    "status_per_hour": limits.status_per_hour,
+                    "burst_per_second": limits.burst_per_second,
+                },
+                "keys": {
+                    "sandbox": active(Environment::Sandbox),
+                    "production": active(Environment::Production),
+                    "revoked": keys.iter().filter(|k| k.revoked_at.is_some()).count(),
+                },
+                "esims": esims,
+                "last_order_at": summary.last_order_at,
+            }));
+        }
         PartnerCommand::LowBalance {
             partner_id,
             threshold,
@@ -489,6 +561,25 @@ async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
                 }));
             }
         }
+        KeyCommand::Rotate { key_id, keep_old } => {
+            let mut found = None;
+            for partner in store.list_partners().await? {
+                let keys = store.list_api_keys(&partner.id).await?;
+                if let Some(k) = keys.into_iter().find(|k| k.id == key_id) {
+                    found = Some(k);
+                    break;
+                }
+            }
+            let Some(old) = found.filter(|k| k.revoked_at.is_none()) else {
+                bail!("no active key `{key_id}`");
+            };
+            let key = generate_api_key(&old.partner_id, old.environment);
+            store.create_api_key(&key.record).await?;
+            if !keep_old {
+                store.revoke_api_key(&key_id, now()).await?;
+            }
+            out(key.plaintext);
+        }
         KeyCommand::Revoke { key_id } => {
             if !store.revoke_api_key(&key_id, now()).await? {
                 bail!("no active key `{key_id}`");
@@ -501,6 +592,19 @@ async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
 
 async fn esim(database: DatabaseArgs, command: EsimCommand) -> Result<()> {
     let (esim_id, change) = match command {
+        EsimCommand::List {
+            partner,
+            env,
+            status,
+        } => return list_esims(&database, &partner, env, status).await,
+        EsimCommand::Show { esim_id } => {
+            let opened = open_existing(&database).await?;
+            let Some(esim) = opened.storage.get_esim_any(&esim_id).await? else {
+                bail!("no eSIM `{esim_id}`");
+            };
+            out(esim_json(&esim));
+            return Ok(());
+        }
         EsimCommand::Suspend { esim_id, reason } => {
             let reason = oytel_core::validation::validate_text("reason", &reason, 500)
                 .map_err(|e| anyhow::anyhow!("--{e}"))?;
@@ -529,6 +633,57 @@ async fn esim(database: DatabaseArgs, command: EsimCommand) -> Result<()> {
         SuspensionResult::Invalid(invalid) => bail!("{invalid}"),
     }
     Ok(())
+}
+
+/// Prints a partner's eSIMs, newest first, page after page.
+async fn list_esims(
+    database: &DatabaseArgs,
+    partner_id: &str,
+    env: Option<Environment>,
+    status: Option<oytel_types::EsimStatus>,
+) -> Result<()> {
+    let opened = open_existing(database).await?;
+    let store = opened.storage.as_ref();
+    require_partner(store, partner_id).await?;
+    let envs = match env {
+        Some(env) => vec![env],
+        None => vec![Environment::Production, Environment::Sandbox],
+    };
+    let filter = oytel_core::ports::EsimFilter {
+        status,
+        ..Default::default()
+    };
+    for environment in envs {
+        let scope = oytel_core::Scope {
+            partner_id: partner_id.to_owned(),
+            environment,
+        };
+        let mut before = None;
+        loop {
+            let page = oytel_core::ports::PageRequest { limit: 100, before };
+            let rows = store.list_esims(&scope, &filter, page).await?;
+            for row in &rows {
+                out(esim_json(&row.row));
+            }
+            match rows.last() {
+                Some(last) if rows.len() == 100 => before = Some(last.seq),
+                _ => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the operator sees of an eSIM (never its activation code: the customer's secret).
+fn esim_json(e: &oytel_core::ports::EsimRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id, "partner_id": e.partner_id, "environment": e.environment,
+        "status": e.status, "plan_id": e.plan_id, "term_months": e.term.months(),
+        "iccid": e.iccid, "msisdn": e.msisdn, "reference_id": e.reference_id,
+        "customer_email": e.customer_email, "data_used_mb": e.data_used_mb,
+        "data_limit_mb": e.data_limit_mb, "activated_at": e.activated_at,
+        "expires_at": e.expires_at, "created_at": e.created_at,
+    })
 }
 
 /// Whether `e` is the database being busy or out of reach, rather than a fault of the command.

@@ -113,6 +113,15 @@ pub struct LedgerEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// What an operator sees of a partner's business at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartnerSummary {
+    /// eSIMs by environment and state (only the pairs that have any).
+    pub esims: Vec<(Environment, crate::EsimStatus, u64)>,
+    /// When the partner last placed an order, in either environment.
+    pub last_order_at: Option<DateTime<Utc>>,
+}
+
 /// Which ledger rows a statement shows: those written at or after `from` and before `to`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LedgerFilter {

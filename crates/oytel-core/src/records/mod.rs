@@ -5,7 +5,9 @@ mod accounts;
 mod esims;
 mod webhooks;
 
-pub use accounts::{ApiKeyInfo, KeyOwner, LedgerEntry, LedgerFilter, NewApiKey, Partner};
+pub use accounts::{
+    ApiKeyInfo, KeyOwner, LedgerEntry, LedgerFilter, NewApiKey, Partner, PartnerSummary,
+};
 pub use esims::{Cancellation, EsimFilter, EsimRecord, EsimStatusRecord, OrderRecord};
 pub use webhooks::{
     AttemptOutcome, AttemptRecord, AttemptResult, ClaimLimits, DueDelivery, EndpointRecord,

@@ -361,3 +361,71 @@ async fn cancelling_refunds_an_unused_order_once_and_replays() {
     assert_error(status, &r, 400, "VALIDATION_ERROR");
     app.stop().await;
 }
+
+/// The operator's view: a partner at a glance, its eSIMs, one eSIM, and a key rotation that
+/// the API honours at once.
+#[tokio::test]
+async fn operator_commands_show_a_partner_its_esims_and_rotate_a_key() {
+    let app = TestApp::spawn().await;
+    let live = &app.partner.live_key;
+    let first = app.provision(live, "eu-roam-50").await;
+    app.provision(live, "uk-lite-10").await;
+    app.provision(&app.partner.sandbox_key, "eu-roam-50").await;
+    let json = |bytes: Vec<u8>| -> Vec<serde_json::Value> {
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let shown = &json(app.admin(&["partner", "show", &app.partner.id]))[0];
+    assert_eq!(shown["id"], app.partner.id.as_str());
+    assert_eq!(
+        shown["esims"],
+        json!([
+            {"environment": "production", "status": "provisioned", "count": 2},
+            {"environment": "sandbox", "status": "provisioned", "count": 1},
+        ])
+    );
+    assert_eq!(shown["keys"]["production"], 1);
+    assert!(shown["last_order_at"].is_string());
+    let (_, account) = app.get(live, "/api/v1/account").await;
+    assert_eq!(
+        shown["live_balance"].as_str().unwrap(),
+        format!("{:.2}", account["balance"]["available"].as_f64().unwrap())
+    );
+
+    let listed = json(app.admin(&[
+        "esim",
+        "list",
+        "--partner",
+        &app.partner.id,
+        "--env",
+        "live",
+    ]));
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1]["id"], first["esim_id"]);
+    let one = &json(app.admin(&["esim", "show", first["esim_id"].as_str().unwrap()]))[0];
+    assert_eq!(one["iccid"], first["iccid"]);
+    assert!(
+        one.get("activation_code").is_none(),
+        "the customer's secret stays out"
+    );
+
+    let keys = json(app.admin(&["key", "list", "--partner", &app.partner.id]));
+    let old = keys
+        .iter()
+        .find(|k| k["environment"] == "production")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotated = String::from_utf8(app.admin(&["key", "rotate", &old])).unwrap();
+    let rotated = rotated.trim();
+    assert!(rotated.starts_with("sk_live_"), "{rotated}");
+    let (status, _) = app.get(rotated, "/api/v1/account").await;
+    assert_eq!(status, 200);
+    let (status, r) = app.get(live, "/api/v1/account").await;
+    assert_error(status, &r, 401, "API_KEY_REVOKED");
+    app.stop().await;
+}

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use oytel_core::lifecycle::{self, Suspender, SuspensionChange, SuspensionDecision};
 use oytel_core::ports::{
-    EsimFilter, EsimRecord, PageRequest, Sequenced, StoreError, SuspensionResult, TransitionResult,
-    UsageInput, UsageResult,
+    EsimFilter, EsimRecord, PageRequest, PartnerSummary, Sequenced, StoreError, SuspensionResult,
+    TransitionResult, UsageInput, UsageResult,
 };
 use oytel_core::{EsimStatus, Scope};
 use oytel_types::EventType;
@@ -15,7 +15,7 @@ use super::outbox::{fan_out, insert_event_row};
 use super::sql::{begin_write, fetch_page, fetch_scoped_by_id, push_insert, scoped_list, Tx};
 use super::{Db, Store, DIALECT};
 use crate::errors::db_error;
-use crate::rows::EsimRow;
+use crate::rows::{environment, EsimRow};
 
 /// The columns of an eSIM row (`rows::EsimRow`).
 pub(super) const ESIM_COLUMNS: &str = "seq, id, partner_id, environment, order_id, plan_id, \
@@ -367,4 +367,50 @@ pub(super) async fn due_expiries(
         .fetch_all(&store.reader)
         .await
         .map_err(db_error)
+}
+
+pub(super) async fn get_esim_any(
+    store: &Store,
+    esim_id: &str,
+) -> Result<Option<EsimRecord>, StoreError> {
+    let row: Option<EsimRow> =
+        sqlx::query_as(&format!("SELECT {ESIM_COLUMNS} FROM esims WHERE id = $1"))
+            .bind(esim_id)
+            .fetch_optional(&store.reader)
+            .await
+            .map_err(db_error)?;
+    row.map(EsimRecord::try_from).transpose()
+}
+
+pub(super) async fn partner_summary(
+    store: &Store,
+    partner_id: &str,
+) -> Result<PartnerSummary, StoreError> {
+    let counts: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT environment, status, COUNT(*) FROM esims WHERE partner_id = $1 \
+         GROUP BY environment, status ORDER BY environment, status",
+    )
+    .bind(partner_id)
+    .fetch_all(&store.reader)
+    .await
+    .map_err(db_error)?;
+    let mut esims = Vec::with_capacity(counts.len());
+    for (env, status, count) in counts {
+        let corrupt = |what: String| StoreError::Other(format!("corrupt row: {what}"));
+        esims.push((
+            environment(&env)?,
+            status.parse::<EsimStatus>().map_err(corrupt)?,
+            u64::try_from(count).map_err(|_| corrupt(format!("count {count}")))?,
+        ));
+    }
+    let last_order_at: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT MAX(created_at) FROM orders WHERE partner_id = $1")
+            .bind(partner_id)
+            .fetch_one(&store.reader)
+            .await
+            .map_err(db_error)?;
+    Ok(PartnerSummary {
+        esims,
+        last_order_at,
+    })
 }

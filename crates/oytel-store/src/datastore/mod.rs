@@ -39,8 +39,9 @@ use oytel_core::ports::{
     ApiKeyInfo, AttemptOutcome, AttemptRecord, CancelResult, CancelWrite, Cancellation,
     ClaimLimits, ClaimRef, DueDelivery, EndpointRecord, EsimFilter, EsimRecord, EventRecord,
     IdempotencyClaim, IdempotencyRequest, KeyOwner, LedgerEntry, LedgerFilter, NewApiKey,
-    OrderRecord, PageRequest, Partner, ProvisionResult, ProvisionWrite, Sequenced, SigningSecret,
-    Storage, StoreError, SuspensionResult, TransitionResult, UsageInput, UsageResult,
+    OrderRecord, PageRequest, Partner, PartnerSummary, ProvisionResult, ProvisionWrite, Sequenced,
+    SigningSecret, Storage, StoreError, SuspensionResult, TransitionResult, UsageInput,
+    UsageResult,
 };
 use oytel_core::{EsimStatus, Scope};
 
@@ -237,6 +238,14 @@ impl Storage for Store {
 
     async fn set_setting_once(&self, name: &str, value: &str) -> Result<bool, StoreError> {
         settings::set_setting_once(self, name, value).await
+    }
+
+    async fn get_esim_any(&self, esim_id: &str) -> Result<Option<EsimRecord>, StoreError> {
+        esims::get_esim_any(self, esim_id).await
+    }
+
+    async fn partner_summary(&self, partner_id: &str) -> Result<PartnerSummary, StoreError> {
+        esims::partner_summary(self, partner_id).await
     }
 
     async fn get_esim_by_iccid(&self, iccid: &str) -> Result<Option<EsimRecord>, StoreError> {
