@@ -12,6 +12,7 @@ mod cli;
 mod connections;
 mod crash;
 mod disconnects;
+mod docs;
 mod esims;
 mod multi_instance;
 mod openapi;
