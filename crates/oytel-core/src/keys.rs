@@ -81,6 +81,10 @@ where
         None => Ok(Err(AuthFailure::Invalid)),
         Some(owner) if owner.environment != environment => Ok(Err(AuthFailure::Invalid)),
         Some(owner) if owner.revoked => Ok(Err(AuthFailure::Revoked)),
+        // A replaced key's grace period is over: refused as revoked.
+        Some(owner) if owner.expires_at.is_some_and(|t| t <= crate::clock::now()) => {
+            Ok(Err(AuthFailure::Revoked))
+        }
         Some(owner) => Ok(Ok(owner)),
     }
 }
@@ -95,6 +99,7 @@ mod tests {
             partner_id: "ptn_1".into(),
             environment,
             revoked,
+            expires_at: None,
             limits: crate::limits::LimitOverrides::default(),
         }
     }
@@ -133,6 +138,25 @@ mod tests {
                 expected,
                 "{presented:?}"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replaced_key_works_until_its_grace_period_ends() {
+        let key = generate_api_key("ptn_1", Environment::Sandbox);
+        for (hours, works) in [(1, true), (-1, false)] {
+            let expires_at = Some(crate::clock::now() + chrono::Duration::hours(hours));
+            let find = |_: String| async move {
+                Ok(Some(KeyOwner {
+                    expires_at,
+                    ..owner(Environment::Sandbox, false)
+                }))
+            };
+            let result = authenticate(Some(&key.plaintext), find).await.unwrap();
+            match works {
+                true => assert!(result.is_ok()),
+                false => assert_eq!(result.unwrap_err(), AuthFailure::Revoked),
+            }
         }
     }
 

@@ -408,6 +408,7 @@ mod tests {
                     partner_id: "ptn_1".into(),
                     environment: oytel_types::Environment::Sandbox,
                     revoked: revoked.load(Ordering::SeqCst),
+                    expires_at: None,
                     limits: Default::default(),
                 }))
             }
@@ -463,6 +464,7 @@ mod tests {
                 partner_id: "ptn_1".into(),
                 environment: oytel_types::Environment::Sandbox,
                 revoked: false,
+                expires_at: None,
                 limits: Default::default(),
             }))
         });

@@ -191,14 +191,17 @@ enum KeyCommand {
         key_id: String,
     },
     /// Replace a key: prints a new key of the same partner and environment (shown only now)
-    /// and revokes the old one, unless --keep-old (then revoke it yourself once the partner
-    /// has switched: `key revoke`).
+    /// and revokes the old one at once, after --grace-hours, or never (--keep-old: revoke it
+    /// yourself with `key revoke` once the partner has switched).
     Rotate {
         /// Key id (`key_…`) of the key to replace.
         key_id: String,
         /// Leave the old key working.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "grace_hours")]
         keep_old: bool,
+        /// Hours the old key keeps working, then it is refused as revoked.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8760))]
+        grace_hours: Option<u32>,
     },
 }
 
@@ -558,10 +561,15 @@ async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
                 out(serde_json::json!({
                     "id": k.id, "environment": k.environment, "hint": format!("{}…", k.hint),
                     "created_at": k.created_at, "revoked_at": k.revoked_at,
+                    "expires_at": k.expires_at,
                 }));
             }
         }
-        KeyCommand::Rotate { key_id, keep_old } => {
+        KeyCommand::Rotate {
+            key_id,
+            keep_old,
+            grace_hours,
+        } => {
             let mut found = None;
             for partner in store.list_partners().await? {
                 let keys = store.list_api_keys(&partner.id).await?;
@@ -575,8 +583,19 @@ async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
             };
             let key = generate_api_key(&old.partner_id, old.environment);
             store.create_api_key(&key.record).await?;
-            if !keep_old {
-                store.revoke_api_key(&key_id, now()).await?;
+            match (keep_old, grace_hours) {
+                (true, _) => {}
+                (false, Some(hours)) => {
+                    let until = now() + chrono::Duration::hours(i64::from(hours));
+                    store.expire_api_key(&key_id, until).await?;
+                    note(format_args!(
+                        "{key_id} keeps working until {}",
+                        until.to_rfc3339()
+                    ));
+                }
+                (false, None) => {
+                    store.revoke_api_key(&key_id, now()).await?;
+                }
             }
             out(key.plaintext);
         }

@@ -88,6 +88,7 @@ pub(crate) struct ApiKeyRow {
     pub hint: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKeyInfo {
@@ -100,6 +101,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyInfo {
             hint: r.hint,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+            expires_at: r.expires_at,
         })
     }
 }

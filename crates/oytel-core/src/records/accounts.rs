@@ -73,6 +73,8 @@ pub struct ApiKeyInfo {
     pub created_at: DateTime<Utc>,
     /// Revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working, if it was replaced with a grace period.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Whose a presented key is.
@@ -86,6 +88,8 @@ pub struct KeyOwner {
     pub environment: Environment,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// When it stops working, if it was replaced with a grace period.
+    pub expires_at: Option<DateTime<Utc>>,
     /// The partner's own limits, where they differ from the server's defaults.
     pub limits: crate::limits::LimitOverrides,
 }

@@ -427,5 +427,23 @@ async fn operator_commands_show_a_partner_its_esims_and_rotate_a_key() {
     assert_eq!(status, 200);
     let (status, r) = app.get(live, "/api/v1/account").await;
     assert_error(status, &r, 401, "API_KEY_REVOKED");
+
+    // With a grace period, the replaced key keeps working meanwhile.
+    let current = json(app.admin(&["key", "list", "--partner", &app.partner.id]))
+        .into_iter()
+        .find(|k| k["environment"] == "production" && k["revoked_at"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let next =
+        String::from_utf8(app.admin(&["key", "rotate", &current, "--grace-hours", "2"])).unwrap();
+    for key in [rotated, next.trim()] {
+        let (status, _) = app.get(key, "/api/v1/account").await;
+        assert_eq!(status, 200, "both work during the grace period");
+    }
+    let listed = json(app.admin(&["key", "list", "--partner", &app.partner.id]));
+    let expiring = listed.iter().find(|k| k["id"] == current.as_str()).unwrap();
+    assert!(expiring["expires_at"].is_string(), "{expiring}");
     app.stop().await;
 }

@@ -39,12 +39,13 @@ pub(super) async fn find_api_key(
         String,
         String,
         Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
         Option<i64>,
         Option<i64>,
         Option<i64>,
     );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT k.id, k.partner_id, k.environment, k.revoked_at, p.provision_per_hour, \
+        "SELECT k.id, k.partner_id, k.environment, k.revoked_at, k.expires_at, p.provision_per_hour, \
          p.status_per_hour, p.burst_per_second FROM api_keys k \
          JOIN partners p ON p.id = k.partner_id WHERE k.key_hash = $1",
     )
@@ -53,12 +54,13 @@ pub(super) async fn find_api_key(
     .await
     .map_err(db_error)?;
     row.map(
-        |(key_id, partner_id, env, revoked_at, provision, status, burst)| {
+        |(key_id, partner_id, env, revoked_at, expires_at, provision, status, burst)| {
             Ok(KeyOwner {
                 key_id,
                 partner_id,
                 environment: environment(&env)?,
                 revoked: revoked_at.is_some(),
+                expires_at,
                 limits: overrides(provision, status, burst),
             })
         },
@@ -71,7 +73,7 @@ pub(super) async fn list_api_keys(
     partner_id: &str,
 ) -> Result<Vec<ApiKeyInfo>, StoreError> {
     let rows: Vec<ApiKeyRow> = sqlx::query_as(
-        "SELECT id, partner_id, environment, hint, created_at, revoked_at FROM api_keys \
+        "SELECT id, partner_id, environment, hint, created_at, revoked_at, expires_at FROM api_keys \
          WHERE partner_id = $1 ORDER BY created_at, id",
     )
     .bind(partner_id)
@@ -79,6 +81,22 @@ pub(super) async fn list_api_keys(
     .await
     .map_err(db_error)?;
     rows.into_iter().map(ApiKeyInfo::try_from).collect()
+}
+
+pub(super) async fn expire_api_key(
+    store: &Store,
+    key_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let result =
+        sqlx::query("UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(key_id)
+            .bind(at)
+            .execute(&store.writer)
+            .await
+            .map_err(db_error)?;
+    await_leases(store).await?;
+    Ok(result.rows_affected() == 1)
 }
 
 pub(super) async fn revoke_api_key(

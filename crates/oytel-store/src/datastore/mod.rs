@@ -106,6 +106,10 @@ impl Storage for Store {
         keys::list_api_keys(self, partner_id).await
     }
 
+    async fn expire_api_key(&self, key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        keys::expire_api_key(self, key_id, at).await
+    }
+
     async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         keys::revoke_api_key(self, key_id, now).await
     }

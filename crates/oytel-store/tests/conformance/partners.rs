@@ -142,6 +142,25 @@ async fn the_auth_epoch_moves_with_every_change_to_keys_and_partners(store: Arc<
     assert!(store.set_partner_limits(&a, &raised).await.unwrap());
     let limited = store.auth_epoch().await.unwrap();
     assert!(limited > revoked, "{limited} after {revoked}");
+    // A grace period's end, set on a key, is returned with it and invalidates lookups too.
+    let replaced = oytel_core::keys::generate_api_key(&a, Environment::Production);
+    store.create_api_key(&replaced.record).await.unwrap();
+    let until = now() + chrono::Duration::hours(2);
+    assert!(store
+        .expire_api_key(&replaced.record.id, until)
+        .await
+        .unwrap());
+    assert!(store.auth_epoch().await.unwrap() > limited);
+    let owner = store
+        .find_api_key(&replaced.record.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((owner.expires_at, owner.revoked), (Some(until), false));
+    assert!(
+        !store.expire_api_key(&key.record.id, until).await.unwrap(),
+        "a revoked key gets no grace"
+    );
 }
 
 async fn a_revocation_waits_for_every_leased_instance_and_no_longer(store: Arc<dyn Storage>) {
