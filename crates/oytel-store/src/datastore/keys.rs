@@ -88,15 +88,7 @@ pub(super) async fn expire_api_key(
     key_id: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let result =
-        sqlx::query("UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(key_id)
-            .bind(at)
-            .execute(&store.writer)
-            .await
-            .map_err(db_error)?;
-    await_leases(store).await?;
-    Ok(result.rows_affected() == 1)
+    change_active_key(store, "expires_at", key_id, at).await
 }
 
 pub(super) async fn revoke_api_key(
@@ -104,13 +96,25 @@ pub(super) async fn revoke_api_key(
     key_id: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let result =
-        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(key_id)
-            .bind(now)
-            .execute(&store.writer)
-            .await
-            .map_err(db_error)?;
+    change_active_key(store, "revoked_at", key_id, now).await
+}
+
+/// Sets `column` (`revoked_at` or `expires_at`) of a key not revoked yet, then waits until
+/// every instance serves the epoch the change bumped. Whether there was such a key.
+async fn change_active_key(
+    store: &Store,
+    column: &str,
+    key_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(&format!(
+        "UPDATE api_keys SET {column} = $2 WHERE id = $1 AND revoked_at IS NULL"
+    ))
+    .bind(key_id)
+    .bind(at)
+    .execute(&store.writer)
+    .await
+    .map_err(db_error)?;
     await_leases(store).await?;
     Ok(result.rows_affected() == 1)
 }
