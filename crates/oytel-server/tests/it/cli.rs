@@ -311,3 +311,59 @@ fn text_logs_to_a_pipe_carry_no_colour_codes() {
     assert!(logs.contains("Oytel API ready"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "colour codes in a pipe: {logs:?}");
 }
+
+/// A settings file shared by serve and the admin commands: its settings apply where no flag
+/// or environment variable gives one; a misspelt name is refused with its line.
+#[test]
+fn a_settings_file_gives_every_command_the_same_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("from-config.db");
+    let config = dir.path().join("oytel.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# the operator's settings\nOYTEL_DATABASE_URL = \"sqlite:{}\"\nOYTEL_DB_BUSY_TIMEOUT_SECONDS = 7\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let command = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("OYTEL_DATABASE_URL")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(command(&["migrate"]).status.success());
+    assert!(db.exists(), "migrate used the file's database");
+    let created = command(&["partner", "create", "--name", "Configured"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(String::from_utf8_lossy(&created.stderr).contains("from-config.db"));
+    // The environment wins over the file.
+    let elsewhere = dir.path().join("elsewhere.db");
+    let output = Command::new(BIN)
+        .args(["partner", "list", "--config"])
+        .arg(&config)
+        .env(
+            "OYTEL_DATABASE_URL",
+            format!("sqlite:{}", elsewhere.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("elsewhere.db"));
+    std::fs::write(&config, "OYTEL_DATABSE_URL = \"sqlite:x.db\"\n").unwrap();
+    let refused = command(&["partner", "list"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("line 1: `OYTEL_DATABSE_URL` is not a setting"),
+        "{stderr}"
+    );
+}
