@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::clock::now;
 use crate::idempotency::{request_hash, IdempotencyKey, Operation, ResourceKind};
-use crate::paid::{self, Paid, PaidRequest, Written};
+use crate::paid::{self, Paid, PaidRequest, QuotaDraw, Written};
 use crate::ports::{CancelResult, CancelWrite, Cancellation, Storage, StoreError};
 use crate::validation::validate_text;
 use crate::{CoreError, Scope};
@@ -15,13 +15,15 @@ use crate::{CoreError, Scope};
 /// Longest reason kept.
 pub const MAX_REASON_CHARS: usize = 500;
 
-/// Cancels the scope's eSIM `esim_id`, giving `reason` (the partner's, kept with it).
+/// Cancels the scope's eSIM `esim_id`, giving `reason` (the partner's, kept with it),
+/// drawing from `quota` unless it is a replay.
 pub async fn cancel(
     store: &dyn Storage,
     scope: &Scope,
     esim_id: &str,
     reason: Option<&str>,
     key: Option<&IdempotencyKey>,
+    quota: Option<QuotaDraw<'_>>,
 ) -> Result<Paid<Cancellation>, CoreError> {
     let reason = reason
         .map(|r| validate_text("reason", r, MAX_REASON_CHARS))
@@ -42,7 +44,7 @@ pub async fn cancel(
         operation: Operation::Cancel,
         key,
         request_hash: hash,
-        quota: None,
+        quota,
         now,
     };
     let not_found = || CoreError::EsimNotFound(esim_id.chars().take(64).collect());

@@ -233,8 +233,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Returns once every server instance holding a lease on the auth epoch
     /// ([`Storage::renew_epoch_lease`]) serves an epoch that includes the revocation, or its
     /// lease has run out: from then on no instance accepts the key.
-    /// Makes an active key stop working at `at` (a replaced key's grace period); `false` if
-    /// no such active key. Like a revocation, it waits for every instance to see it.
+    /// Makes an active key stop working at `at` (a replaced key's grace period), never later
+    /// than it already would: `false` if no key is active until then (revoked, or expiring
+    /// sooner; an expired key is never revived). Like a revocation, it waits for every instance to see it.
     async fn expire_api_key(&self, key_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
     async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Takes or renews `instance_id`'s lease on the auth epoch: until `lease` has passed on the

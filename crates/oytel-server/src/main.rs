@@ -583,16 +583,23 @@ async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
                     break;
                 }
             }
-            let Some(old) = found.filter(|k| k.revoked_at.is_none()) else {
+            let active = |k: &oytel_core::ports::ApiKeyInfo| {
+                k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now())
+            };
+            let Some(old) = found.filter(active) else {
                 bail!("no active key `{key_id}`");
             };
             let key = generate_api_key(&old.partner_id, old.environment);
             store.create_api_key(&key.record).await?;
+            // The new key first: should the old one's change fail, the new one is not lost.
+            out(&key.plaintext);
             match (keep_old, grace_hours) {
                 (true, _) => {}
                 (false, Some(hours)) => {
                     let until = now() + chrono::Duration::hours(i64::from(hours));
-                    store.expire_api_key(&key_id, until).await?;
+                    if !store.expire_api_key(&key_id, until).await? {
+                        bail!("{key_id} already stops working sooner; left as it is");
+                    }
                     note(format_args!(
                         "{key_id} keeps working until {}",
                         until.to_rfc3339()
@@ -602,7 +609,6 @@ async fn key(database: DatabaseArgs, command: KeyCommand) -> Result<()> {
                     store.revoke_api_key(&key_id, now()).await?;
                 }
             }
-            out(key.plaintext);
         }
         KeyCommand::Revoke { key_id } => {
             if !store.revoke_api_key(&key_id, now()).await? {

@@ -60,8 +60,8 @@ pub struct AccountResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAccount {
-    /// The live balance below which you are sent `account.balance_low`, USD (at most two
-    /// decimals, 0 or more); `null` removes it; left out, it stays as it is.
+    /// The live balance below which you are sent `account.balance_low`, USD (0 or more,
+    /// rounded to the cent); `null` removes it; left out, it stays as it is.
     #[serde(
         default,
         deserialize_with = "present",

@@ -70,17 +70,7 @@ pub async fn provision_esim(
         }),
     )
     .await;
-    let done = match done {
-        Ok(done) => done,
-        Err(CoreError::QuotaExceeded { kind, used }) => {
-            caller.quota_state(kind, used)?;
-            return Err(CoreError::QuotaExceeded { kind, used }.into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(used) = done.quota {
-        caller.quota_state(QuotaKind::Provision, used)?;
-    }
+    let done = with_quota(&caller, QuotaKind::Provision, done, |d| d.quota)?;
     if !done.replayed {
         tracing::info!(esim_id = %done.esim.id, order_id = %done.order.id, plan_id = %done.order.plan_id,
             amount_cents = done.order.amount_cents, "eSIM provisioned");
@@ -100,6 +90,29 @@ pub async fn provision_esim(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// The outcome of a paid request, with the quota it drew (or found spent) recorded for the
+/// rate-limit headers. A replay draws nothing.
+fn with_quota<T>(
+    caller: &Caller,
+    kind: QuotaKind,
+    result: Result<T, CoreError>,
+    drawn: impl Fn(&T) -> Option<oytel_core::limits::QuotaUse>,
+) -> Result<T, ApiError> {
+    match result {
+        Ok(done) => {
+            if let Some(used) = drawn(&done) {
+                caller.quota_state(kind, used)?;
+            }
+            Ok(done)
+        }
+        Err(CoreError::QuotaExceeded { kind, used }) => {
+            caller.quota_state(kind, used)?;
+            Err(CoreError::QuotaExceeded { kind, used }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reads one of the caller's eSIMs with `read`, after drawing a unit of the status quota;
@@ -308,15 +321,20 @@ pub async fn cancel_esim(
     ApiPath(id): ApiPath,
     ApiJson(request): ApiJson<CancelRequest>,
 ) -> Result<Response, ApiError> {
-    caller.consume(&state, QuotaKind::Status).await?;
     let done = cancel::cancel(
         state.store.as_ref(),
         &caller.scope(),
         &id,
         request.reason.as_deref(),
         key.as_ref(),
+        Some(QuotaDraw {
+            quotas: state.quotas.as_ref(),
+            key: caller.quota_key(QuotaKind::Status),
+            limit: caller.limits.status_per_hour,
+        }),
     )
-    .await?;
+    .await;
+    let done = with_quota(&caller, QuotaKind::Status, done, |d| d.quota)?;
     if !done.replayed {
         let c = &done.value;
         tracing::info!(esim_id = %c.esim.id, refund_cents = c.refund.amount_cents, "eSIM cancelled");

@@ -54,6 +54,13 @@ pub(super) async fn cancel_esim(
         if let Err(invalid) = lifecycle::check_transition(from, EsimStatus::Cancelled) {
             return Ok(CancelResult::Invalid(invalid));
         }
+        // Past its end, though the expiry worker has not come by yet: as good as expired.
+        if esim.expires_at <= write.now {
+            return Ok(CancelResult::Invalid(lifecycle::InvalidTransition {
+                from: EsimStatus::Expired,
+                to: EsimStatus::Cancelled,
+            }));
+        }
         end_and_refund(&mut tx, &mut esim, write, from).await?;
     }
     if let Some(IdempotencyWrite::Complete(claim)) = &write.idempotency {

@@ -315,6 +315,10 @@ pub(super) async fn record_usage(
         return Ok(UsageResult::Duplicate);
     }
     if !lifecycle::accepts_usage(esim.status) {
+        if esim.status == EsimStatus::Suspended {
+            // Refused, and remembered: sent again after the resume, it stays refused.
+            tx.commit().await.map_err(db_error)?;
+        }
         return Ok(UsageResult::NotActive(esim.status));
     }
     esim.data_used_mb = esim.data_used_mb.saturating_add(usage.data_mb);

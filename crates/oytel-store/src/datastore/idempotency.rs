@@ -10,8 +10,8 @@
 
 use chrono::{DateTime, Utc};
 use oytel_core::idempotency::{
-    decide_claim, ClaimDecision, ClaimRef, IdempotencyClaim, IdempotencyRequest, ResourceKind,
-    ResourceRef, StoredIdempotencyKey,
+    decide_claim, ClaimDecision, ClaimRef, IdempotencyClaim, IdempotencyRequest, Operation,
+    ResourceKind, ResourceRef, StoredIdempotencyKey,
 };
 use oytel_core::ports::StoreError;
 use oytel_core::Scope;
@@ -119,10 +119,17 @@ async fn insert_claim(
 
 /// The key as stored. For orders, `order_id` is the truth: both releases write it, and a
 /// release 0.1 instance that re-claims an expired key clears only it (not `resource_id`).
+/// This release writes `order_id` for orders only, so a row holding one beside another kind
+/// was re-claimed and completed by a release 0.1 instance: a provisioning of that order.
 fn as_stored(row: IdempotencyRow) -> Result<StoredIdempotencyKey, StoreError> {
+    let mut operation = row.operation;
     let resource = match (row.resource_kind.as_deref(), row.resource_id, row.order_id) {
         (None | Some("order"), _, order_id) => order_id.map(|id| ResourceRef::order(&id)),
-        (Some(kind), id, _) => match ResourceKind::parse(kind) {
+        (Some(_), _, Some(order_id)) => {
+            operation = Operation::Provision.as_str().to_owned();
+            Some(ResourceRef::order(&order_id))
+        }
+        (Some(kind), id, None) => match ResourceKind::parse(kind) {
             Some(kind) => id.map(|id| ResourceRef { kind, id }),
             None => {
                 return Err(StoreError::Other(format!(
@@ -132,7 +139,7 @@ fn as_stored(row: IdempotencyRow) -> Result<StoredIdempotencyKey, StoreError> {
         },
     };
     Ok(StoredIdempotencyKey {
-        operation: row.operation,
+        operation,
         request_hash: row.request_hash,
         resource,
         locked_until: row.locked_until,

@@ -88,6 +88,7 @@ pub(super) async fn expire_api_key(
     key_id: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    // Only ever earlier: a key whose grace has run out (or runs out sooner) is not revived.
     change_active_key(store, "expires_at", key_id, at).await
 }
 
@@ -99,8 +100,9 @@ pub(super) async fn revoke_api_key(
     change_active_key(store, "revoked_at", key_id, now).await
 }
 
-/// Sets `column` (`revoked_at` or `expires_at`) of a key not revoked yet, then waits until
-/// every instance serves the epoch the change bumped. Whether there was such a key.
+/// Sets `column` (`revoked_at` or `expires_at`) to `at` on a key not revoked yet and not
+/// expired by then, then waits until every instance serves the epoch the change bumped.
+/// Whether there was such a key.
 async fn change_active_key(
     store: &Store,
     column: &str,
@@ -108,7 +110,8 @@ async fn change_active_key(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(&format!(
-        "UPDATE api_keys SET {column} = $2 WHERE id = $1 AND revoked_at IS NULL"
+        "UPDATE api_keys SET {column} = $2 WHERE id = $1 AND revoked_at IS NULL \
+         AND (expires_at IS NULL OR expires_at > $2)"
     ))
     .bind(key_id)
     .bind(at)

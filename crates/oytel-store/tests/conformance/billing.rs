@@ -237,6 +237,15 @@ async fn cancellations_refund_unused_live_orders_once(store: Arc<dyn Storage>) {
             .unwrap(),
         CancelResult::NotFound
     );
+    // Past its end before the expiry worker came by: as good as expired.
+    let late = CancelWrite {
+        now: other.esim.expires_at + Duration::seconds(1),
+        ..cancel(&live, &other.esim.id, None)
+    };
+    assert!(matches!(
+        store.cancel_esim(&late).await.unwrap(),
+        CancelResult::Invalid(_)
+    ));
     store
         .transition_esim(&other.esim.id, EsimStatus::Expired, now())
         .await

@@ -516,6 +516,11 @@ async fn suspensions_are_held_by_who_made_them_and_announced_to_subscribers(
         changed(change(resume(Suspender::Operator)).await),
         (EsimStatus::Active, true)
     );
+    // Usage refused while suspended stays refused when sent again after the resume.
+    assert_eq!(
+        store.record_usage(&esim.id, &usage, now()).await.unwrap(),
+        UsageResult::Duplicate
+    );
     assert_eq!(
         changed(change(resume(Suspender::Partner)).await),
         (EsimStatus::Active, false),

@@ -161,6 +161,18 @@ async fn the_auth_epoch_moves_with_every_change_to_keys_and_partners(store: Arc<
         !store.expire_api_key(&key.record.id, until).await.unwrap(),
         "a revoked key gets no grace"
     );
+    assert!(
+        !store
+            .expire_api_key(&replaced.record.id, until + chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        "a grace is never extended, so an expired key is never revived"
+    );
+    let sooner = now() + chrono::Duration::minutes(5);
+    assert!(store
+        .expire_api_key(&replaced.record.id, sooner)
+        .await
+        .unwrap());
 }
 
 async fn a_revocation_waits_for_every_leased_instance_and_no_longer(store: Arc<dyn Storage>) {

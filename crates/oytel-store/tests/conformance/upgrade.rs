@@ -192,6 +192,25 @@ async fn release_0_1_data_survives_the_upgrade(db: TestDatabase) {
         IdempotencyClaim::InProgress
     );
 
+    // A key this release completed for a cancellation, re-claimed by a release 0.1 instance
+    // for a provisioning and completed there: a provisioning of that order.
+    db.execute(&format!(
+        "UPDATE idempotency_keys SET operation = 'esim.cancel', resource_kind = 'cancellation', \
+         resource_id = 'esim_other', order_id = '{}', locked_until = '2000-01-01T00:00:00+00:00' \
+         WHERE key = 'b-1'",
+        globe_order.id
+    ))
+    .await;
+    assert_eq!(
+        store
+            .claim_idempotency_key(&globe_live, &claim("b-1", request_hash(&fixture_request())))
+            .await
+            .unwrap(),
+        IdempotencyClaim::Completed {
+            resource: ResourceRef::order(&globe_order.id)
+        }
+    );
+
     // Pending webhooks are still due, with what they need to be sent; the attempt log stays.
     let due = claim_all(store).await;
     assert_eq!(due.len(), 8, "{due:?}");
