@@ -126,6 +126,7 @@ pub struct Transaction {
 #[serde(deny_unknown_fields)]
 pub struct ListTransactionsQuery {
     /// Items per page, 1 to 100 (default 20).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.

@@ -69,8 +69,17 @@ pub struct ProvisionRequest {
     /// Your own reference for the order (at most 128 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_id: Option<String>,
-    /// An `https` URL that receives this eSIM's webhook events.
+    /// An `https` URL that receives this eSIM's webhook events, at most 2048 characters,
+    /// without credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            format = "uri",
+            max_length = 2048,
+            pattern = "^https?://[^\\s/@?#]+([/?#][^\\s]*)?$"
+        )
+    )]
     pub webhook_url: Option<String>,
 }
 
@@ -365,6 +374,7 @@ pub struct EsimResponse {
 #[serde(deny_unknown_fields)]
 pub struct ListEsimsQuery {
     /// Items per page, 1 to 100 (default 20).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.

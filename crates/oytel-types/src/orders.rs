@@ -53,6 +53,7 @@ pub struct OrderResponse {
 #[serde(deny_unknown_fields)]
 pub struct ListOrdersQuery {
     /// Items per page, 1 to 100 (default 20).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.

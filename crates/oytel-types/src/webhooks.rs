@@ -197,7 +197,16 @@ pub struct WebhookEndpoint {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookEndpoint {
-    /// An `https` URL (or `http`, where the operator allows it).
+    /// An `https` URL (or `http`, where the operator allows it), at most 2048 characters,
+    /// without credentials.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            format = "uri",
+            max_length = 2048,
+            pattern = "^https?://[^\\s/@?#]+([/?#][^\\s]*)?$"
+        )
+    )]
     pub url: String,
     /// The event types to receive; empty or absent means all.
     #[serde(default)]
@@ -212,8 +221,16 @@ pub struct CreateWebhookEndpoint {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookEndpoint {
-    /// A new URL.
+    /// A new URL (as for creating one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            format = "uri",
+            max_length = 2048,
+            pattern = "^https?://[^\\s/@?#]+([/?#][^\\s]*)?$"
+        )
+    )]
     pub url: Option<String>,
     /// New event types (empty means all).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -31,7 +31,7 @@ use crate::state::AppState;
 /// returns the first answer (with `Idempotent-Replayed: true`) and never charges twice.
 #[utoipa::path(post, path = "/api/v1/esim/provision", tag = "esims",
     request_body = ProvisionRequest,
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
         description = "1-255 printable ASCII characters; successful answers are replayed for 24 hours")),
     security(("bearer" = []), ("api_key" = [])),
     responses(
@@ -298,7 +298,7 @@ pub async fn resume_esim(
 /// an `Idempotency-Key`, a retry is the first answer, `Idempotent-Replayed: true`.
 #[utoipa::path(post, path = "/api/v1/esim/{esim_id}/cancel", tag = "esims",
     params(("esim_id" = String, Path, description = "eSIM id"),
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
             description = "1-255 printable ASCII characters; successful answers are replayed for 24 hours")),
     request_body = CancelRequest,
     security(("bearer" = []), ("api_key" = [])),

@@ -135,3 +135,53 @@ async fn health_and_readiness() {
     }
     app.stop().await;
 }
+
+/// The spec states the bounds the server enforces, so that generated clients and
+/// validators agree with it: page sizes, the `Idempotency-Key` header, webhook URLs.
+#[test]
+fn the_spec_states_the_bounds_the_server_enforces() {
+    let spec = oytel_server::openapi::to_json(&oytel_server::openapi::spec()).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    let (mut limits, mut keys) = (0, 0);
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                let schema = &param["schema"];
+                match param["name"].as_str() {
+                    Some("limit") => {
+                        assert_eq!(
+                            (schema["minimum"].as_i64(), schema["maximum"].as_i64()),
+                            (Some(1), Some(100)),
+                            "{method} {path}"
+                        );
+                        limits += 1;
+                    }
+                    Some("Idempotency-Key") => {
+                        assert_eq!(
+                            (schema["minLength"].as_i64(), schema["maxLength"].as_i64()),
+                            (Some(1), Some(255)),
+                            "{method} {path}"
+                        );
+                        keys += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(limits >= 4 && keys >= 2, "{limits} limits, {keys} keys");
+    for (schema, field) in [
+        ("CreateWebhookEndpoint", "url"),
+        ("UpdateWebhookEndpoint", "url"),
+        ("ProvisionRequest", "webhook_url"),
+    ] {
+        let url = &spec["components"]["schemas"][schema]["properties"][field];
+        assert_eq!(url["maxLength"], 2048, "{schema}.{field}");
+        assert!(
+            url["pattern"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("^https?://")),
+            "{schema}.{field}"
+        );
+    }
+}
