@@ -36,12 +36,13 @@ pub struct RateLimited(ErrorBody);
 #[allow(dead_code, reason = "a type for the spec only; never built")]
 pub struct NotSandbox(ErrorBody);
 
-/// Missing or invalid operator token.
+/// Missing or invalid operator token (a missing one is 401 even where the operator API is
+/// disabled: authenticate first).
 #[derive(Debug, ToResponse)]
 #[allow(dead_code, reason = "a type for the spec only; never built")]
 pub struct OperatorUnauthorized(ErrorBody);
 
-/// The operator API is disabled (no operator token is configured).
+/// A token was sent, but the operator API is disabled (no operator token is configured).
 #[derive(Debug, ToResponse)]
 #[allow(dead_code, reason = "a type for the spec only; never built")]
 pub struct OperatorDisabled(ErrorBody);

@@ -28,28 +28,32 @@ pub struct Operator;
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
+    /// Credentials first: a request without a token is told to authenticate (401) whether or
+    /// not the operator API is enabled; a token on a server without one is refused (403).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(expected) = &state.settings.operator_token else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::Forbidden,
-                "the operator API is disabled on this server (OYTEL_OPERATOR_TOKEN is not set)",
-            ));
-        };
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let refusal = match presented.filter(|p| !p.is_empty()) {
-            None => (ErrorCode::MissingApiKey, "missing operator token"),
-            // Equal-length digests compared whole: the time taken says nothing of the token.
-            Some(p) if Sha256::digest(p.as_bytes()) != Sha256::digest(expected.as_bytes()) => {
-                (ErrorCode::InvalidApiKey, "invalid operator token")
-            }
-            Some(_) => return Ok(Operator),
-        };
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
+        let refusal =
+            match (presented, &state.settings.operator_token) {
+                (None, _) => (ErrorCode::MissingApiKey, "missing operator token"),
+                (Some(_), None) => return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::Forbidden,
+                    "the operator API is disabled on this server (OYTEL_OPERATOR_TOKEN is not set)",
+                )),
+                // Equal-length digests compared whole: the time taken says nothing of the token.
+                (Some(p), Some(expected))
+                    if Sha256::digest(p.as_bytes()) != Sha256::digest(expected.as_bytes()) =>
+                {
+                    (ErrorCode::InvalidApiKey, "invalid operator token")
+                }
+                (Some(_), Some(_)) => return Ok(Operator),
+            };
         let (code, message) = refusal;
         let refusal = ApiError::new(StatusCode::UNAUTHORIZED, code, message);
         Err(crate::extract::refuse_credentials(state, parts, refusal))

@@ -664,6 +664,16 @@ async fn the_operator_api_applies_network_reports_once() {
         .unwrap();
     let (status, body) = split(response).await;
     assert_error(status, &body, 403, "FORBIDDEN");
+    // Without a token, the answer is to authenticate, enabled or not.
+    let response = app
+        .client
+        .post(format!("{}/api/v1/operator/usage", disabled.base))
+        .json(&json!({"records": []}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = split(response).await;
+    assert_error(status, &body, 401, "MISSING_API_KEY");
     disabled.stop().await;
     app.stop().await;
 }
