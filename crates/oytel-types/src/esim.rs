@@ -59,7 +59,10 @@ pub struct ProvisionRequest {
     /// A plan id from `GET /api/v1/plans`.
     pub plan_id: String,
     /// Term length in months: 1, 3, 6 or 12.
-    #[serde(default = "default_term_months")]
+    #[serde(
+        default = "default_term_months",
+        deserialize_with = "crate::whole::u32"
+    )]
     #[cfg_attr(feature = "openapi", schema(default = 1, minimum = 1, maximum = 12))]
     pub term_months: u32,
     /// The customer's email address.

@@ -22,6 +22,7 @@ mod money;
 mod orders;
 mod plans;
 mod webhooks;
+mod whole;
 
 pub use account::*;
 pub use error::*;

@@ -355,12 +355,13 @@ pub struct TestEventResponse {
 #[serde(deny_unknown_fields)]
 pub struct SandboxUsageRequest {
     /// Data used, MB.
+    #[serde(deserialize_with = "crate::whole::u64")]
     pub data_mb: u64,
     /// Calls made.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub calls: u64,
     /// SMS sent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub sms: u64,
 }
 
@@ -374,12 +375,13 @@ pub struct UsageRecordInput {
     /// The eSIM's ICCID.
     pub iccid: String,
     /// Data used, MB.
+    #[serde(deserialize_with = "crate::whole::u64")]
     pub data_mb: u64,
     /// Calls made.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub calls: u64,
     /// SMS sent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub sms: u64,
     /// When the usage happened.
     pub recorded_at: DateTime<Utc>,

@@ -576,3 +576,24 @@ async fn concurrent_distinct_orders_get_distinct_numbers_and_exact_charges() {
     assert_eq!(sum, balance, "the ledger adds up to the balance");
     app.stop().await;
 }
+
+/// A whole number is an integer however it is written (JSON Schema): `3.0` is 3 months;
+/// `2.5` is refused in words.
+#[tokio::test]
+async fn a_whole_number_written_with_a_decimal_point_is_accepted() {
+    let app = TestApp::spawn().await;
+    let key = &app.partner.sandbox_key;
+    let mut body = order("eu-roam-50");
+    body["term_months"] = json!(3.0);
+    let (status, p) = app.post(key, "/api/v1/esim/provision", &body).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["esim"]["plan"]["term_months"], 3, "{p}");
+    body["term_months"] = json!(2.5);
+    let (status, r) = app.post(key, "/api/v1/esim/provision", &body).await;
+    assert_error(status, &r, 400, "VALIDATION_ERROR");
+    assert_eq!(
+        r["error"],
+        "term_months must be a whole number of 0 or more, not 2.5"
+    );
+    app.stop().await;
+}
