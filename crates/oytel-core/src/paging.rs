@@ -57,7 +57,11 @@ pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequ
             format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
         ));
     }
-    let before = cursor.map(decode_cursor).transpose()?;
+    // `cursor=` with nothing after it asks for the first page, like no cursor.
+    let before = cursor
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     // One more than asked, to learn whether another page follows.
     Ok(PageRequest {
         limit: limit + 1,
@@ -88,6 +92,7 @@ mod tests {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
         assert!(page_request(Some(0), None).is_err());
+        assert_eq!(page_request(None, Some("")).unwrap().before, None);
         assert!(page_request(Some(101), None).is_err());
         assert_eq!(
             page_request(None, None).unwrap().limit,

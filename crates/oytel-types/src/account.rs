@@ -67,7 +67,10 @@ pub struct UpdateAccount {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<f64>, minimum = 0, maximum = 90_000_000_000_000_f64)
+    )]
     pub low_balance_threshold: Option<Option<Amount>>,
 }
 

@@ -67,10 +67,24 @@ pub struct ProvisionRequest {
     pub term_months: u32,
     /// The customer's email address.
     pub customer_email: String,
-    /// The customer's full name.
+    /// The customer's full name (at most 200 characters, no control characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 200,
+            pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub customer_name: String,
     /// Your own reference for the order (at most 128 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub reference_id: Option<String>,
     /// An `https` URL that receives this eSIM's webhook events, at most 2048 characters,
     /// without credentials.
@@ -401,6 +415,13 @@ pub struct ListEsimsQuery {
 pub struct CancelRequest {
     /// Why (kept with the eSIM; at most 500 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub reason: Option<String>,
 }
 

@@ -213,6 +213,13 @@ pub struct CreateWebhookEndpoint {
     pub events: Vec<EventType>,
     /// Your note (at most 200 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 200,
+            pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub description: Option<String>,
 }
 
