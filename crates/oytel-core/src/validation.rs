@@ -101,19 +101,11 @@ pub fn email_filter(email: Option<&str>) -> Result<Option<String>, CoreError> {
 }
 
 /// A date range of a list (`from` inclusive, `to` exclusive), to whole seconds as the API
-/// shows times; `from` must come before `to`.
-pub fn date_range(
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> Result<LedgerFilter, CoreError> {
-    let (from, to) = (
-        from.map(|t| t.trunc_subsecs(0)),
-        to.map(|t| t.trunc_subsecs(0)),
-    );
-    if let (Some(from), Some(to)) = (from, to) {
-        if from >= to {
-            return Err(CoreError::field("to", "to must be later than from"));
-        }
+/// shows times. A range that ends where (or before) it starts holds nothing: an empty list,
+/// not an error.
+pub fn date_range(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> LedgerFilter {
+    LedgerFilter {
+        from: from.map(|t| t.trunc_subsecs(0)),
+        to: to.map(|t| t.trunc_subsecs(0)),
     }
-    Ok(LedgerFilter { from, to })
 }

@@ -402,6 +402,13 @@ pub struct ListEsimsQuery {
     pub status: Option<EsimStatus>,
     /// Only eSIMs with this reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub reference_id: Option<String>,
     /// Only eSIMs of this customer (exact, case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -113,7 +113,7 @@ pub async fn update_account(
 
 /// Your statement: every credit and charge of your live balance, newest first, with the
 /// balance after each and the order and eSIM it concerns; only those between `from`
-/// (inclusive) and `to` (exclusive) when given. Send `Accept: text/csv` for the same page as
+/// (inclusive) and `to` (exclusive) when given (a range that ends where it starts is empty). Send `Accept: text/csv` for the same page as
 /// CSV, the next page's URL in the `Link` header. A sandbox key gets an empty statement: the
 /// sandbox balance is never charged.
 #[utoipa::path(get, path = "/api/v1/account/transactions", tag = "account",
@@ -134,7 +134,7 @@ pub async fn list_transactions(
 ) -> Result<Response, ApiError> {
     caller.consume(&state, QuotaKind::Status).await?;
     let page = page_request(query.limit, query.cursor.as_deref())?;
-    let filter = date_range(query.from, query.to)?;
+    let filter = date_range(query.from, query.to);
     let rows = match caller.owner.environment {
         Environment::Sandbox => Vec::new(),
         Environment::Production => {
