@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 use oytel_types::{
     AccountResponse, CancelRequest, CancelResponse, CreateWebhookEndpoint, Esim, ListEsimsQuery,
-    ListOrdersQuery, ListTransactionsQuery, Order, Page, Plan, PlansQuery, PlansResponse,
-    ProvisionRequest, ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse,
-    Transaction, UpdateAccount, WebhookEndpoint, WebhookEndpointCreated,
+    ListOrdersQuery, ListTransactionsQuery, Order, PackagesResponse, Page, Plan, PlansQuery,
+    PlansResponse, ProvisionRequest, ProvisionResponse, RedeliverResponse, SandboxUsageRequest,
+    StatusResponse, TopUpOffersResponse, TopUpResponse, Transaction, UpdateAccount,
+    WebhookEndpoint, WebhookEndpointCreated,
 };
 
 use crate::{OytelClient, Result};
@@ -45,6 +46,17 @@ pub trait OytelApi: Send + Sync {
     async fn suspend_esim(&self, esim_id: &str) -> Result<StatusResponse>;
     /// `client.esims().resume(id)`.
     async fn resume_esim(&self, esim_id: &str) -> Result<StatusResponse>;
+    /// `client.esims().packages(id)`.
+    async fn list_packages(&self, esim_id: &str) -> Result<PackagesResponse>;
+    /// `client.esims().topups(id)`.
+    async fn list_topups(&self, esim_id: &str) -> Result<TopUpOffersResponse>;
+    /// `client.esims().buy_topup_with_key(id, topup_id, key)`.
+    async fn buy_topup(
+        &self,
+        esim_id: &str,
+        topup_id: &str,
+        idempotency_key: &str,
+    ) -> Result<TopUpResponse>;
     /// `client.account().update(update)`.
     async fn update_account(&self, update: &UpdateAccount) -> Result<AccountResponse>;
     /// `client.account().transactions(query)`.
@@ -120,6 +132,22 @@ impl OytelApi for OytelClient {
     }
     async fn resume_esim(&self, esim_id: &str) -> Result<StatusResponse> {
         self.esims().resume(esim_id).await
+    }
+    async fn list_packages(&self, esim_id: &str) -> Result<PackagesResponse> {
+        self.esims().packages(esim_id).await
+    }
+    async fn list_topups(&self, esim_id: &str) -> Result<TopUpOffersResponse> {
+        self.esims().topups(esim_id).await
+    }
+    async fn buy_topup(
+        &self,
+        esim_id: &str,
+        topup_id: &str,
+        idempotency_key: &str,
+    ) -> Result<TopUpResponse> {
+        self.esims()
+            .buy_topup_with_key(esim_id, topup_id, idempotency_key)
+            .await
     }
     async fn create_webhook_endpoint(
         &self,

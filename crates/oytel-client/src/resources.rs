@@ -5,9 +5,10 @@ use futures_util::stream::{self, Stream, TryStreamExt};
 use oytel_types::{
     AccountResponse, CancelRequest, CancelResponse, CreateWebhookEndpoint, DeliveryAttempt, Esim,
     EsimResponse, ListEsimsQuery, ListOrdersQuery, ListTransactionsQuery, Order, OrderResponse,
-    Page, PageQuery, Plan, PlanResponse, PlansQuery, PlansResponse, ProvisionRequest,
-    ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse, TestEventResponse,
-    Transaction, UpdateAccount, UpdateWebhookEndpoint, WebhookEndpoint, WebhookEndpointCreated,
+    PackagesResponse, Page, PageQuery, Plan, PlanResponse, PlansQuery, PlansResponse,
+    ProvisionRequest, ProvisionResponse, RedeliverResponse, SandboxUsageRequest, StatusResponse,
+    TestEventResponse, TopUpOffersResponse, TopUpRequest, TopUpResponse, Transaction,
+    UpdateAccount, UpdateWebhookEndpoint, WebhookEndpoint, WebhookEndpointCreated,
     WebhookEndpointResponse, WebhookSecretResponse,
 };
 use reqwest::{Method, StatusCode};
@@ -163,6 +164,46 @@ impl<'a> Esims<'a> {
     ) -> Result<CancelResponse> {
         let path = ["api", "v1", "esim", esim_id, "cancel"];
         let call = Call::post(&path, request, idempotency_key.to_owned())?;
+        self.client.execute(&call).await?.json()
+    }
+
+    /// The eSIM's packages, the first first (the plan it was provisioned with, then the
+    /// renewals bought), each with its state, allowance, usage and validity.
+    pub async fn packages(&self, esim_id: &str) -> Result<PackagesResponse> {
+        self.client
+            .get_json(Call::get(&["api", "v1", "esim", esim_id, "packages"]))
+            .await
+    }
+
+    /// The top-ups that may be bought for this eSIM now: its region's data add-ons and a
+    /// renewal of its plan per term, with prices.
+    pub async fn topups(&self, esim_id: &str) -> Result<TopUpOffersResponse> {
+        self.client
+            .get_json(Call::get(&["api", "v1", "esim", esim_id, "topups"]))
+            .await
+    }
+
+    /// Buys a top-up (`topup_id` from [`topups`](Self::topups)): charged like a
+    /// provisioning. Sent with a fresh `Idempotency-Key` and retried with it; to retry after
+    /// this call returns an error, use [`buy_topup_with_key`](Self::buy_topup_with_key) with
+    /// a key you keep, or a second top-up may be bought.
+    pub async fn buy_topup(&self, esim_id: &str, topup_id: &str) -> Result<TopUpResponse> {
+        self.buy_topup_with_key(esim_id, topup_id, &new_idempotency_key())
+            .await
+    }
+
+    /// Buys a top-up with your own `Idempotency-Key`: a repeat answers the first purchase.
+    pub async fn buy_topup_with_key(
+        &self,
+        esim_id: &str,
+        topup_id: &str,
+        idempotency_key: &str,
+    ) -> Result<TopUpResponse> {
+        let path = ["api", "v1", "esim", esim_id, "topups"];
+        let request = TopUpRequest {
+            topup_id: topup_id.to_owned(),
+        };
+        let call = Call::post(&path, &request, idempotency_key.to_owned())?;
         self.client.execute(&call).await?.json()
     }
 

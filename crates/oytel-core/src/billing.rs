@@ -6,18 +6,25 @@
 //! refunds when they come): the balance moves by the line's amount and the ledger gets its
 //! row, or neither happens.
 //!
-//! Refunds, when an eSIM is cancelled ([`refund_for`]):
+//! Refunds, when an eSIM is cancelled, package by package ([`package_refund`]); a refunded
+//! package gives back every purchase that paid for it (its order or renewal, and its data
+//! add-ons), each a ledger line:
 //!
-//! | the eSIM at cancellation | refund |
-//! |---|---|
-//! | never activated, no usage, within [`REFUND_WINDOW_DAYS`] days of the order | its order in full |
-//! | activated (even if unused since) | none |
-//! | usage recorded | none |
-//! | cancelled more than [`REFUND_WINDOW_DAYS`] days after the order | none |
+//! | the package at cancellation | refund | its state after |
+//! |---|---|---|
+//! | queued | in full | refunded |
+//! | in force, never activated, no usage, within [`REFUND_WINDOW_DAYS`] days of its purchase | in full | refunded |
+//! | in force, activated (even if unused since) | none | cancelled |
+//! | in force, usage recorded | none | cancelled |
+//! | in force, bought more than [`REFUND_WINDOW_DAYS`] days before | none | cancelled |
+//! | ended: expired, or used up and followed by a queued package | none | as it was |
 
 use chrono::{DateTime, Utc};
 
-use crate::ports::{Charge, EsimRecord, OrderRecord};
+use oytel_types::PackageState;
+
+use crate::packages::{PackageRecord, TopUpRecord};
+use crate::ports::{Charge, OrderRecord};
 use crate::{Amount, Environment};
 
 /// What a ledger row records.
@@ -58,8 +65,10 @@ pub struct LedgerLine {
     pub amount_cents: i64,
     /// What it is.
     pub kind: LedgerKind,
-    /// The order it pays for, if any.
+    /// The order it pays for or refunds, if any.
     pub order_id: Option<String>,
+    /// The top-up purchase it pays for or refunds, if any.
+    pub purchase_id: Option<String>,
     /// What the partner reads in the ledger.
     pub description: String,
     /// When.
@@ -78,6 +87,7 @@ pub fn credit_line(
         amount_cents,
         kind: LedgerKind::Credit,
         order_id: None,
+        purchase_id: None,
         description: description.to_owned(),
         at,
     }
@@ -90,6 +100,7 @@ pub fn charge_line(order: &OrderRecord) -> LedgerLine {
         amount_cents: -order.amount_cents,
         kind: LedgerKind::Charge,
         order_id: Some(order.id.clone()),
+        purchase_id: None,
         description: format!(
             "{} x{} month(s) for {}",
             order.plan_id,
@@ -97,6 +108,19 @@ pub fn charge_line(order: &OrderRecord) -> LedgerLine {
             order.esim_id
         ),
         at: order.created_at,
+    }
+}
+
+/// The line of a live top-up's charge: its whole price, taken when it is bought.
+pub fn topup_charge_line(topup: &TopUpRecord) -> LedgerLine {
+    LedgerLine {
+        partner_id: topup.partner_id.clone(),
+        amount_cents: -topup.amount_cents,
+        kind: LedgerKind::Charge,
+        order_id: None,
+        purchase_id: Some(topup.id.clone()),
+        description: format!("top-up {} for {}", topup.topup_id, topup.esim_id),
+        at: topup.created_at,
     }
 }
 
@@ -118,13 +142,16 @@ pub fn charge_for(environment: Environment, minimum_balance: Amount) -> Charge {
     }
 }
 
-/// How long after its order an unused eSIM is refunded in full when cancelled.
+/// How long after its purchase an unused package is refunded in full when its eSIM is
+/// cancelled.
 pub const REFUND_WINDOW_DAYS: i64 = 30;
 
-/// Why a cancelled eSIM's order was refunded or not (the module's table).
+/// Why a package was refunded or not when its eSIM was cancelled (the module's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefundReason {
-    /// Never activated, no usage, within the window: refunded in full.
+    /// It was queued: refunded in full.
+    Queued,
+    /// In force, never activated, no usage, within the window: refunded in full.
     Unused,
     /// It was activated.
     Activated,
@@ -132,62 +159,122 @@ pub enum RefundReason {
     Used,
     /// The window had passed.
     TooLate,
+    /// It had ended (expired) before.
+    Ended,
 }
 
 impl RefundReason {
+    /// Every reason.
+    const ALL: [RefundReason; 6] = [
+        RefundReason::Queued,
+        RefundReason::Unused,
+        RefundReason::Activated,
+        RefundReason::Used,
+        RefundReason::TooLate,
+        RefundReason::Ended,
+    ];
+
+    /// The name stored with the package.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundReason::Queued => "queued",
+            RefundReason::Unused => "unused",
+            RefundReason::Activated => "activated",
+            RefundReason::Used => "used",
+            RefundReason::TooLate => "too_late",
+            RefundReason::Ended => "ended",
+        }
+    }
+
+    /// The reason named `name`, if this release knows it.
+    pub fn parse(name: &str) -> Option<RefundReason> {
+        RefundReason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// Whether the package is refunded in full.
+    pub fn refunds(self) -> bool {
+        matches!(self, RefundReason::Queued | RefundReason::Unused)
+    }
+
     /// What the partner reads.
     pub fn explanation(self) -> String {
         match self {
+            RefundReason::Queued => "refunded in full: it was queued and never started".into(),
             RefundReason::Unused => format!(
                 "refunded in full: never activated, no usage, cancelled within {REFUND_WINDOW_DAYS} days"
             ),
             RefundReason::Activated => "not refunded: the eSIM was activated".into(),
-            RefundReason::Used => "not refunded: the eSIM has usage".into(),
+            RefundReason::Used => "not refunded: the package has usage".into(),
             RefundReason::TooLate => format!(
-                "not refunded: cancelled more than {REFUND_WINDOW_DAYS} days after the order"
+                "not refunded: cancelled more than {REFUND_WINDOW_DAYS} days after the purchase"
             ),
+            RefundReason::Ended => "not refunded: the package had ended".into(),
         }
     }
 }
 
-/// What cancelling an eSIM gives back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refund {
-    /// Cents given back (0 when not refunded).
-    pub amount_cents: i64,
-    /// Why.
-    pub reason: RefundReason,
-}
-
-/// The refund of `order` when its eSIM, as `esim` is now, is cancelled at `now`.
-pub fn refund_for(order: &OrderRecord, esim: &EsimRecord, now: DateTime<Utc>) -> Refund {
-    let reason = if esim.activated_at.is_some() {
-        RefundReason::Activated
-    } else if esim.data_used_mb > 0 || esim.calls_made > 0 || esim.sms_sent > 0 {
-        RefundReason::Used
-    } else if now - order.created_at > chrono::Duration::days(REFUND_WINDOW_DAYS) {
-        RefundReason::TooLate
+/// Why `package` is refunded or not when its eSIM is cancelled at `now`, and its state after
+/// (the module's table). A refunded package gives back its whole `price_cents`.
+pub fn package_refund(package: &PackageRecord, now: DateTime<Utc>) -> (RefundReason, PackageState) {
+    let reason = match package.state {
+        PackageState::Queued => RefundReason::Queued,
+        _ if !crate::packages::in_force(package) => return (RefundReason::Ended, package.state),
+        _ => {
+            if package.activated_at.is_some() {
+                RefundReason::Activated
+            } else if package.data_used_mb > 0 {
+                RefundReason::Used
+            } else if now - package.created_at > chrono::Duration::days(REFUND_WINDOW_DAYS) {
+                RefundReason::TooLate
+            } else {
+                RefundReason::Unused
+            }
+        }
+    };
+    let state = if reason.refunds() {
+        PackageState::Refunded
     } else {
-        RefundReason::Unused
+        PackageState::Cancelled
     };
-    let amount_cents = match reason {
-        RefundReason::Unused => order.amount_cents,
-        _ => 0,
-    };
-    Refund {
-        amount_cents,
-        reason,
-    }
+    (reason, state)
 }
 
-/// The line of a refund of `order`.
-pub fn refund_line(order: &OrderRecord, amount_cents: i64, at: DateTime<Utc>) -> LedgerLine {
+/// What a refund line gives back: an order or a top-up purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refunded<'a> {
+    /// The eSIM's order.
+    Order(&'a OrderRecord),
+    /// A top-up purchase.
+    TopUp(&'a TopUpRecord),
+}
+
+/// The line of a refund of a purchase, in full.
+pub fn refund_line(refunded: Refunded<'_>, at: DateTime<Utc>) -> LedgerLine {
+    let (partner_id, amount_cents, order_id, purchase_id, what, esim_id) = match refunded {
+        Refunded::Order(o) => (
+            &o.partner_id,
+            o.amount_cents,
+            Some(&o.id),
+            None,
+            &o.id,
+            &o.esim_id,
+        ),
+        Refunded::TopUp(t) => (
+            &t.partner_id,
+            t.amount_cents,
+            None,
+            Some(&t.id),
+            &t.id,
+            &t.esim_id,
+        ),
+    };
     LedgerLine {
-        partner_id: order.partner_id.clone(),
+        partner_id: partner_id.clone(),
         amount_cents,
         kind: LedgerKind::Refund,
-        order_id: Some(order.id.clone()),
-        description: format!("refund of {} for {}", order.id, order.esim_id),
+        order_id: order_id.cloned(),
+        purchase_id: purchase_id.cloned(),
+        description: format!("refund of {what} for {esim_id}"),
         at,
     }
 }
@@ -260,53 +347,34 @@ mod tests {
     fn refunds_follow_their_table() {
         use chrono::{Duration, Utc};
         let now = Utc::now();
-        let request = oytel_types::ProvisionRequest {
-            plan_id: "uk-lite-10".into(),
-            term_months: 1,
-            customer_email: "a@example.com".into(),
-            customer_name: "A".into(),
-            reference_id: None,
-            webhook_url: None,
-        };
-        let catalog = crate::catalog::Catalog::default_catalog();
-        let command = crate::provision::validate(&request, &catalog).unwrap();
-        let settings = crate::provision::ProvisionSettings {
-            smdp_address: "smdp.test".into(),
-            minimum_balance: DEFAULT_MINIMUM_BALANCE,
-        };
-        let scope = crate::Scope {
-            partner_id: "ptn_1".into(),
-            environment: Environment::Production,
-        };
-        let (order, esim) =
-            crate::provision::new_rows(&command, &scope, &settings, "USD", "r", now);
-        let price = order.amount_cents;
         let day = Duration::days(1);
-        let activated = EsimRecord {
-            activated_at: Some(now),
-            ..esim.clone()
+        let (order, esim) = crate::test_support::provisioned("uk-lite-10", now);
+        let first = crate::packages::first_package(&order, &esim);
+        let package = |state, activated: bool, used: u64| PackageRecord {
+            state,
+            activated_at: activated.then_some(now),
+            data_used_mb: used,
+            ..first.clone()
         };
-        let texted = EsimRecord {
-            sms_sent: 1,
-            ..esim.clone()
-        };
-        for (esim, at, amount, reason) in [
-            (&esim, now, price, RefundReason::Unused),
-            (&esim, now + day * 30, price, RefundReason::Unused),
-            (&esim, now + day * 31, 0, RefundReason::TooLate),
-            (&activated, now, 0, RefundReason::Activated),
-            (&texted, now, 0, RefundReason::Used),
+        use PackageState::*;
+        use RefundReason as R;
+        for (state, activated, used, at, reason, after) in [
+            (Queued, false, 0, now + day * 400, R::Queued, Refunded),
+            (Active, false, 0, now, R::Unused, Refunded),
+            (Active, false, 0, now + day * 30, R::Unused, Refunded),
+            (Active, false, 0, now + day * 31, R::TooLate, Cancelled),
+            (Active, true, 0, now, R::Activated, Cancelled),
+            (Depleted, true, 10_000, now, R::Activated, Cancelled),
+            (Active, false, 5, now, R::Used, Cancelled),
+            (Expired, true, 0, now, R::Ended, Expired),
         ] {
+            let got = package_refund(&package(state, activated, used), at);
             assert_eq!(
-                refund_for(&order, esim, at),
-                Refund {
-                    amount_cents: amount,
-                    reason
-                },
-                "{reason:?} at {at}"
+                got,
+                (reason, after),
+                "{state:?} activated={activated} used={used}"
             );
+            assert_eq!(RefundReason::parse(reason.as_str()), Some(reason));
         }
-        let line = refund_line(&order, price, now);
-        assert_eq!((line.amount_cents, line.kind), (price, LedgerKind::Refund));
     }
 }

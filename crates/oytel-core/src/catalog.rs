@@ -1,5 +1,6 @@
 //! The plan catalog. Prices are integer cents per month for each term length; a term costs
-//! its monthly price times its months.
+//! its monthly price times its months. Data add-ons (top-ups) belong to a region and are
+//! sold for the eSIMs whose plan is of that region.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -169,6 +170,25 @@ impl CatalogPlan {
     }
 }
 
+/// A data add-on as the catalog file states it: data added to the package in force of an
+/// eSIM whose plan is of `region`, valid until that package ends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogAddon {
+    /// Add-on id (the `topup_id` partners send).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The region of the plans it is sold for.
+    pub region: String,
+    /// Data, MB.
+    pub data_mb: u64,
+    /// Price, cents.
+    pub price_cents: i64,
+    /// Can be bought.
+    pub available: bool,
+}
+
 /// The catalog: every plan, in display order, all priced in one currency.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,6 +197,9 @@ pub struct Catalog {
     pub currency: String,
     /// The plans, in display order.
     pub plans: Vec<CatalogPlan>,
+    /// The data add-ons, in display order (a catalog file without them sells none).
+    #[serde(default)]
+    pub addons: Vec<CatalogAddon>,
 }
 
 /// Why a catalog file was refused.
@@ -232,6 +255,28 @@ impl Catalog {
                 return fail("countries are ISO 3166-1 alpha-2 codes, at least one");
             }
         }
+        let mut addon_ids = HashSet::new();
+        for addon in &catalog.addons {
+            let fail = |what: &str| Err(CatalogError(format!("add-on `{}`: {what}", addon.id)));
+            if addon.id.is_empty()
+                || addon.id.starts_with("renewal-")
+                || !addon
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return fail("ids are lowercase letters, digits and `-`, not `renewal-…`");
+            }
+            if !addon_ids.insert(addon.id.as_str()) {
+                return fail("duplicate id");
+            }
+            if addon.data_mb == 0 || addon.price_cents <= 0 {
+                return fail("data and price must be positive");
+            }
+            if !catalog.plans.iter().any(|p| p.region == addon.region) {
+                return fail("no plan of its region");
+            }
+        }
         Ok(catalog)
     }
 
@@ -244,6 +289,21 @@ impl Catalog {
     /// The plan with this id.
     pub fn get(&self, id: &str) -> Option<&CatalogPlan> {
         self.plans.iter().find(|p| p.id == id)
+    }
+
+    /// The add-ons on sale for eSIMs of `plan`, in display order.
+    pub fn addons_for<'a>(
+        &'a self,
+        plan: &'a CatalogPlan,
+    ) -> impl Iterator<Item = &'a CatalogAddon> + 'a {
+        self.addons
+            .iter()
+            .filter(move |a| a.available && a.region == plan.region)
+    }
+
+    /// The add-on with this id.
+    pub fn addon(&self, id: &str) -> Option<&CatalogAddon> {
+        self.addons.iter().find(|a| a.id == id)
     }
 
     /// The plans working in `country` and belonging to `region`, where given.
@@ -323,5 +383,32 @@ mod tests {
         let twice = format!(r#"{{"currency":"USD","plans":[{plan},{plan}]}}"#);
         let err = Catalog::from_json(&twice).unwrap_err().to_string();
         assert!(err.contains("duplicate id"), "{err}");
+        let with_addon =
+            |addon: &str| format!(r#"{}],"addons":[{addon}]}}"#, &good[..good.len() - 2]);
+        let addon = r#"{"id":"b","name":"B","region":"uk","data_mb":1000,"price_cents":300,"available":true}"#;
+        assert!(Catalog::from_json(&with_addon(addon)).is_ok());
+        for (from, to) in [
+            (r#""region":"uk""#, r#""region":"asia""#),
+            (r#""id":"b""#, r#""id":"renewal-1m""#),
+            (r#""price_cents":300"#, r#""price_cents":0"#),
+            (r#""data_mb":1000"#, r#""data_mb":0"#),
+        ] {
+            let bad = with_addon(&addon.replace(from, to));
+            assert!(Catalog::from_json(&bad).is_err(), "{to}");
+        }
+    }
+
+    #[test]
+    fn add_ons_are_sold_for_the_plans_of_their_region() {
+        let catalog = Catalog::default_catalog();
+        let eu = catalog.get("eu-roam-50").unwrap();
+        let ids: Vec<_> = catalog.addons_for(eu).map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["eu-boost-1", "eu-boost-5", "eu-boost-10"]);
+        let uk = catalog.get("uk-lite-10").unwrap();
+        assert!(catalog.addons_for(uk).all(|a| a.region == "uk"));
+        assert!(catalog
+            .plans
+            .iter()
+            .all(|p| catalog.addons_for(p).count() > 0));
     }
 }

@@ -61,6 +61,12 @@ pub enum CoreError {
     /// The operator suspended this eSIM; the partner cannot resume it.
     #[error("eSIM `{0}` was suspended by the operator; only the operator can resume it")]
     SuspendedByOperator(String),
+    /// No such top-up for this eSIM (unknown, another coverage, a plan no longer sold).
+    #[error("{0}")]
+    TopUpNotAvailable(String),
+    /// The eSIM takes no top-up of this kind now.
+    #[error("{0}")]
+    TopUpNotAllowed(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

@@ -82,6 +82,8 @@ pub enum Operation {
     Provision,
     /// `POST /api/v1/esim/{esim_id}/cancel`.
     Cancel,
+    /// `POST /api/v1/esim/{esim_id}/topups`.
+    TopUp,
 }
 
 impl Operation {
@@ -90,6 +92,7 @@ impl Operation {
         match self {
             Operation::Provision => "esim.provision",
             Operation::Cancel => "esim.cancel",
+            Operation::TopUp => "esim.topup",
         }
     }
 }
@@ -101,6 +104,8 @@ pub enum ResourceKind {
     Order,
     /// An eSIM's cancellation (the eSIM's id), with its refund.
     Cancellation,
+    /// A top-up purchase (`top_…`).
+    TopUp,
 }
 
 impl ResourceKind {
@@ -109,6 +114,7 @@ impl ResourceKind {
         match self {
             ResourceKind::Order => "order",
             ResourceKind::Cancellation => "cancellation",
+            ResourceKind::TopUp => "topup",
         }
     }
 
@@ -117,6 +123,7 @@ impl ResourceKind {
         match name {
             "order" => Some(ResourceKind::Order),
             "cancellation" => Some(ResourceKind::Cancellation),
+            "topup" => Some(ResourceKind::TopUp),
             _ => None,
         }
     }

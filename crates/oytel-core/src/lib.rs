@@ -34,11 +34,13 @@ pub mod keys;
 pub mod lifecycle;
 pub mod limits;
 pub mod numbers;
+pub mod packages;
 pub mod paging;
 pub mod paid;
 pub mod ports;
 pub mod provision;
 pub mod records;
+pub mod topup;
 pub mod validation;
 pub mod webhooks;
 
@@ -53,4 +55,41 @@ pub struct Scope {
     pub partner_id: String,
     /// The environment of the key in use.
     pub environment: Environment,
+}
+
+/// Records built as the code under test builds them, for unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use chrono::{DateTime, Utc};
+
+    use crate::ports::{EsimRecord, OrderRecord};
+
+    /// A fresh production order of `plan_id` for one month and its eSIM, made at `now`.
+    pub(crate) fn provisioned(plan_id: &str, now: DateTime<Utc>) -> (OrderRecord, EsimRecord) {
+        let request = oytel_types::ProvisionRequest {
+            plan_id: plan_id.into(),
+            term_months: 1,
+            customer_email: "user@example.com".into(),
+            customer_name: "A".into(),
+            reference_id: None,
+            webhook_url: None,
+        };
+        let command =
+            crate::provision::validate(&request, &crate::catalog::Catalog::default_catalog())
+                .expect("a plan of the shipped catalog");
+        let settings = crate::provision::ProvisionSettings {
+            smdp_address: "smdp.test".into(),
+            minimum_balance: crate::billing::DEFAULT_MINIMUM_BALANCE,
+        };
+        let scope = crate::Scope {
+            partner_id: "ptn_1".into(),
+            environment: crate::Environment::Production,
+        };
+        crate::provision::new_rows(&command, &scope, &settings, "USD", "req_1", now)
+    }
+
+    /// The eSIM of [`provisioned`], made now.
+    pub(crate) fn sample_esim(plan_id: &str) -> EsimRecord {
+        provisioned(plan_id, Utc::now()).1
+    }
 }

@@ -8,6 +8,11 @@
 //!      └────────── expire / cancel (from any live state) ──▶ expired | cancelled
 //! ```
 //!
+//! Two moves happen outside [`check_transition`], in the packages' rules
+//! (`crate::packages`): an expiry with a renewal queued starts that renewal instead (the
+//! eSIM stays as it is), and a renewal bought for an expired eSIM that was activated makes it
+//! active again.
+//!
 //! | rule | function |
 //! |---|---|
 //! | the moves above, and no others | [`check_transition`] |
@@ -326,26 +331,7 @@ mod tests {
 
     /// A freshly provisioned eSIM, as provisioning builds it.
     fn provisioned(now: DateTime<Utc>) -> EsimRecord {
-        let request = oytel_types::ProvisionRequest {
-            plan_id: "uk-massive-650".into(),
-            term_months: 1,
-            customer_email: "user@example.com".into(),
-            customer_name: "A".into(),
-            reference_id: None,
-            webhook_url: None,
-        };
-        let command =
-            crate::provision::validate(&request, &crate::catalog::Catalog::default_catalog())
-                .unwrap();
-        let settings = crate::provision::ProvisionSettings {
-            smdp_address: "smdp.test".into(),
-            minimum_balance: crate::Amount::from_cents(0),
-        };
-        let scope = crate::Scope {
-            partner_id: "ptn_1".into(),
-            environment: crate::Environment::Sandbox,
-        };
-        crate::provision::new_rows(&command, &scope, &settings, "USD", "req_1", now).1
+        crate::test_support::provisioned("uk-massive-650", now).1
     }
 
     #[test]

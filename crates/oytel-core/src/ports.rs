@@ -12,6 +12,7 @@ use crate::lifecycle::{InvalidTransition, SuspensionChange};
 use crate::{EsimStatus, Scope};
 
 pub use crate::idempotency::{ClaimRef, IdempotencyClaim, IdempotencyRequest, IdempotencyWrite};
+pub use crate::packages::{PackageRecord, TopUpRecord};
 pub use crate::paging::{PageRequest, Sequenced};
 pub use crate::records::*;
 
@@ -112,8 +113,53 @@ pub enum TransitionResult {
     Invalid(EsimStatus),
 }
 
+/// A top-up to buy. The store decides where it goes (`packages::place_topup`) on the eSIM
+/// it locks, then charges it like a provisioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopUpWrite {
+    /// Who buys.
+    pub scope: Scope,
+    /// The purchase, its `package_id` left empty for the store to fill.
+    pub purchase: TopUpRecord,
+    /// What is bought.
+    pub offer: crate::packages::Offer,
+    /// How it is paid for.
+    pub charge: Charge,
+    /// The request's idempotency key.
+    pub idempotency: Option<IdempotencyWrite>,
+}
+
+/// A top-up bought: the purchase and its package as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToppedUp {
+    /// The purchase.
+    pub purchase: TopUpRecord,
+    /// The package it made or added to.
+    pub package: PackageRecord,
+}
+
+/// What buying a top-up did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopUpResult {
+    /// Bought.
+    Done(Box<ToppedUp>),
+    /// No eSIM of the scope with that id.
+    NotFound,
+    /// The eSIM takes no such top-up now: why.
+    NotAllowed(String),
+    /// The live balance cannot pay it and keep the minimum: the balance now.
+    InsufficientBalance {
+        /// Cents.
+        balance_cents: i64,
+    },
+    /// Nothing written: the key is stored already.
+    KeyTaken,
+    /// Nothing written: another request took the claim over.
+    ClaimLost,
+}
+
 /// Everything one cancellation writes, in one transaction: the eSIM's new state, the refund
-/// (a ledger row and the balance, for a live order that qualifies), the event, and the
+/// (ledger rows and the balance, for live purchases that qualify), the event, and the
 /// request's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelWrite {
@@ -355,9 +401,9 @@ pub trait Storage: Send + Sync + 'static {
         to: EsimStatus,
         now: DateTime<Utc>,
     ) -> Result<TransitionResult, StoreError>;
-    /// Cancels an eSIM, refunding its order as `billing::refund_for` says, in one
-    /// transaction with the event `esim.cancelled`. An eSIM cancelled before answers its
-    /// first cancellation.
+    /// Cancels an eSIM, ending its packages and refunding them as
+    /// `billing::package_refund` says, in one transaction with the event `esim.cancelled`.
+    /// An eSIM cancelled before answers its first cancellation.
     async fn cancel_esim(&self, write: &CancelWrite) -> Result<CancelResult, StoreError>;
     /// The cancellation of a cancelled eSIM of the scope.
     async fn get_cancellation(
@@ -383,6 +429,18 @@ pub trait Storage: Send + Sync + 'static {
         usage: &UsageInput,
         now: DateTime<Utc>,
     ) -> Result<UsageResult, StoreError>;
+    /// The packages of an eSIM (any scope: callers find the eSIM in theirs first), the first
+    /// first, each with the purchases that bought it or added to it.
+    async fn list_packages(&self, esim_id: &str) -> Result<Vec<PackageRecord>, StoreError>;
+    /// Buys a top-up (see [`TopUpWrite`]): the charge, the purchase, its effect on the
+    /// packages, `esim.topped_up` and the idempotency key, in one transaction.
+    async fn top_up(&self, write: &TopUpWrite) -> Result<TopUpResult, StoreError>;
+    /// A top-up purchase of the scope, with its package as it is now.
+    async fn get_topup(
+        &self,
+        scope: &Scope,
+        purchase_id: &str,
+    ) -> Result<Option<ToppedUp>, StoreError>;
     /// Ids of eSIMs past `expires_at` and not yet expired, at most `limit`.
     async fn due_expiries(&self, now: DateTime<Utc>, limit: u32)
         -> Result<Vec<String>, StoreError>;

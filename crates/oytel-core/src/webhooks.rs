@@ -54,11 +54,37 @@ pub fn crossed_thresholds(used_mb: u64, limit_mb: u64, notified: i64) -> (Vec<u8
     (crossed, mask)
 }
 
+/// The thresholds of `notified` that `used_mb` of a new allowance `limit_mb` still reaches:
+/// after a data add-on, those it no longer reaches are announced again when reached.
+pub fn rearmed_thresholds(used_mb: u64, limit_mb: u64, notified: i64) -> i64 {
+    let (reached, _) = crossed_thresholds(used_mb, limit_mb, 0);
+    reached.into_iter().map(bit).fold(0, |m, b| m | b) & notified
+}
+
 /// The event of `event_type` about `esim`, ready for the outbox.
 pub fn esim_event(
     event_type: EventType,
     esim: &EsimRecord,
     threshold: Option<u8>,
+    now: DateTime<Utc>,
+) -> EventRecord {
+    esim_event_with(event_type, esim, threshold, None, now)
+}
+
+/// `esim.topped_up` about `esim`, naming `purchase`.
+pub fn topped_up_event(
+    esim: &EsimRecord,
+    purchase: oytel_types::TopUpPurchase,
+    now: DateTime<Utc>,
+) -> EventRecord {
+    esim_event_with(EventType::EsimToppedUp, esim, None, Some(purchase), now)
+}
+
+fn esim_event_with(
+    event_type: EventType,
+    esim: &EsimRecord,
+    threshold: Option<u8>,
+    topup: Option<oytel_types::TopUpPurchase>,
     now: DateTime<Utc>,
 ) -> EventRecord {
     let id = new_id("evt");
@@ -76,6 +102,7 @@ pub fn esim_event(
             threshold_percent: threshold,
             data_used_mb: threshold.map(|_| esim.data_used_mb),
             data_limit_mb: threshold.map(|_| esim.data_limit_mb),
+            topup,
         },
     };
     EventRecord {
@@ -110,6 +137,7 @@ pub fn test_event(
             threshold_percent: None,
             data_used_mb: None,
             data_limit_mb: None,
+            topup: None,
         },
     };
     EventRecord {

@@ -11,8 +11,9 @@ use oytel_core::provision::Provisioned;
 use oytel_types::{
     Activation, ActivationInstructions, Amount, Billing, CancelResponse, Connection,
     DeliveryAttempt, EndpointStatus, Environment, Esim, EsimPlan, EsimStatus, EsimStatusDetails,
-    NetworkInfo, Order, ProvisionResponse, ProvisionedEsim, RefundInfo, ResponseMeta,
-    StatusResponse, Transaction, TransactionKind, Usage, UsageDetails, WebhookEndpoint,
+    NetworkInfo, Order, PackageRefund, ProvisionResponse, ProvisionedEsim, RefundInfo,
+    ResponseMeta, StatusResponse, Transaction, TransactionKind, Usage, UsageDetails,
+    WebhookEndpoint,
 };
 
 use crate::state::Settings;
@@ -153,8 +154,41 @@ pub fn status(esim: EsimStatusRecord, meta: ResponseMeta) -> StatusResponse {
 }
 
 /// An order.
-/// A cancellation as its answer.
+/// A cancellation as its answer: the sum of what its packages gave back, and each package.
 pub fn cancellation(c: &Cancellation, currency: &str, meta: ResponseMeta) -> CancelResponse {
+    let entries = |package_id: &str| -> Vec<String> {
+        c.refund_entries
+            .iter()
+            .filter(|(p, _)| p == package_id)
+            .map(|(_, led)| led.clone())
+            .collect()
+    };
+    let packages: Vec<PackageRefund> = c
+        .packages
+        .iter()
+        .map(|p| PackageRefund {
+            package_id: p.id.clone(),
+            state: p.state,
+            amount: Amount::from_cents(p.refunded_cents),
+            amount_cents: p.refunded_cents,
+            transaction_ids: entries(&p.id),
+            explanation: p
+                .refund_reason
+                .map(|r| r.explanation())
+                .unwrap_or_else(|| "not refunded: the package had ended".into()),
+        })
+        .collect();
+    let total: i64 = packages.iter().map(|p| p.amount_cents).sum();
+    let explanation = match packages.as_slice() {
+        [only] => only.explanation.clone(),
+        all => {
+            let refunded = all.iter().filter(|p| p.amount_cents > 0).count();
+            format!(
+                "{refunded} of {} packages refunded in full; see `packages` for each",
+                all.len()
+            )
+        }
+    };
     CancelResponse {
         success: true,
         esim_id: c.esim.id.clone(),
@@ -162,12 +196,13 @@ pub fn cancellation(c: &Cancellation, currency: &str, meta: ResponseMeta) -> Can
         cancelled_at: c.cancelled_at,
         reason: c.reason.clone(),
         refund: RefundInfo {
-            refunded: c.refund.amount_cents > 0,
-            amount: Amount::from_cents(c.refund.amount_cents),
-            amount_cents: c.refund.amount_cents,
+            refunded: total > 0,
+            amount: Amount::from_cents(total),
+            amount_cents: total,
             currency: currency.to_owned(),
-            transaction_id: c.refund_entry.clone(),
-            explanation: c.refund.reason.explanation(),
+            transaction_id: c.refund_entries.first().map(|(_, led)| led.clone()),
+            explanation,
+            packages,
         },
         meta,
     }
@@ -188,6 +223,7 @@ pub fn transaction(entry: &LedgerEntry, currency: &str) -> Transaction {
         balance_after_cents: entry.balance_after_cents,
         currency: currency.to_owned(),
         order_id: entry.order_id.clone(),
+        purchase_id: entry.purchase_id.clone(),
         esim_id: entry.esim_id.clone(),
         description: entry.description.clone(),
         created_at: entry.created_at,

@@ -184,6 +184,14 @@ impl From<CoreError> for ApiError {
                 ErrorCode::SuspendedByOperator,
                 message,
             ),
+            CoreError::TopUpNotAvailable(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::TopupNotAvailable,
+                message,
+            ),
+            CoreError::TopUpNotAllowed(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::TopupNotAllowed, message)
+            }
             CoreError::Forbidden(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
             }

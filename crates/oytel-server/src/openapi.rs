@@ -8,7 +8,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::routes::{account, esims, health, operator, orders, plans, qr, sandbox, webhooks};
+use crate::routes::{
+    account, esims, health, operator, orders, plans, qr, sandbox, topups, webhooks,
+};
 use crate::state::AppState;
 
 /// The servers of the API documentation.
@@ -59,6 +61,7 @@ pub const DOCUMENTED_SERVERS: [(&str, &str); 2] = [
     tags(
         (name = "plans", description = "The plan catalog"),
         (name = "esims", description = "Provisioning eSIMs, their status and QR codes"),
+        (name = "topups", description = "After the sale: packages, top-ups on offer, buying one"),
         (name = "orders", description = "Orders and what they cost"),
         (name = "account", description = "Your balance, limits and statement"),
         (name = "webhooks", description = "Webhook endpoints, secrets, redelivery and the delivery log"),
@@ -115,6 +118,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(esims::get_esim))
         .routes(routes!(esims::esim_status))
         .routes(routes!(esims::list_esims))
+        .routes(routes!(topups::list_packages))
+        .routes(routes!(topups::list_topups, topups::buy_topup))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::list_orders))
         .routes(routes!(account::get_account, account::update_account))
@@ -332,6 +337,7 @@ pub fn examples() -> Vec<(&'static str, serde_json::Value)> {
             threshold_percent: None,
             data_used_mb: None,
             data_limit_mb: None,
+            topup: None,
         },
     };
     let mut out = vec![

@@ -176,12 +176,16 @@ pub async fn run_expiry(state: AppState, mut shutdown: watch::Receiver<bool>) {
             };
             for esim_id in &due {
                 // Another instance may win: then this one sees `Invalid` and moves on.
-                if let Ok(oytel_core::ports::TransitionResult::Done(_)) = state
+                if let Ok(oytel_core::ports::TransitionResult::Done(esim)) = state
                     .store
                     .transition_esim(esim_id, EsimStatus::Expired, now())
                     .await
                 {
-                    tracing::info!(esim_id = %esim_id, "eSIM expired");
+                    if esim.status == EsimStatus::Expired {
+                        tracing::info!(esim_id = %esim_id, "eSIM expired");
+                    } else {
+                        tracing::info!(esim_id = %esim_id, "package ended; the next one started");
+                    }
                 }
             }
             if due.len() < 500 {

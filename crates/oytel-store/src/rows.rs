@@ -1,13 +1,14 @@
 //! Row types shared by the adapters' queries, and their conversion to the core's records.
 
 use chrono::{DateTime, Utc};
-use oytel_core::billing::LedgerKind;
+use oytel_core::billing::{LedgerKind, RefundReason};
 use oytel_core::catalog::Term;
 use oytel_core::ports::{
-    ApiKeyInfo, EsimRecord, EsimStatusRecord, LedgerEntry, OrderRecord, Partner, Sequenced,
-    StoreError,
+    ApiKeyInfo, EsimRecord, EsimStatusRecord, LedgerEntry, OrderRecord, PackageRecord, Partner,
+    Sequenced, StoreError, TopUpRecord,
 };
 use oytel_core::{Environment, EsimStatus};
+use oytel_types::{PackageKind, PackageState, TopUpKind};
 
 pub(crate) fn environment(text: &str) -> Result<Environment, StoreError> {
     text.parse()
@@ -115,6 +116,7 @@ pub(crate) struct LedgerRow {
     pub balance_after_cents: i64,
     pub kind: String,
     pub order_id: Option<String>,
+    pub purchase_id: Option<String>,
     pub esim_id: Option<String>,
     pub description: String,
     pub created_at: DateTime<Utc>,
@@ -137,6 +139,7 @@ impl TryFrom<LedgerRow> for LedgerEntry {
             kind: LedgerKind::parse(&r.kind)
                 .ok_or_else(|| StoreError::Other(format!("corrupt row: kind = {}", r.kind)))?,
             order_id: r.order_id,
+            purchase_id: r.purchase_id,
             esim_id: r.esim_id,
             description: r.description,
             created_at: r.created_at,
@@ -447,5 +450,121 @@ impl From<SecretRow> for oytel_core::ports::SigningSecret {
             previous_secret: r.previous_secret,
             previous_secret_expires_at: r.previous_secret_expires_at,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PackageRow {
+    pub id: String,
+    pub esim_id: String,
+    pub position: i64,
+    pub kind: String,
+    pub order_id: Option<String>,
+    pub purchase_id: Option<String>,
+    pub plan_id: String,
+    pub term_months: i64,
+    pub data_mb: i64,
+    pub data_used_mb: i64,
+    pub price_cents: i64,
+    pub state: String,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub refund_reason: Option<String>,
+    pub refunded_cents: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<PackageRow> for PackageRecord {
+    type Error = StoreError;
+    fn try_from(r: PackageRow) -> Result<PackageRecord, StoreError> {
+        let corrupt = |what: String| StoreError::Other(format!("corrupt row: {what}"));
+        Ok(PackageRecord {
+            id: r.id,
+            esim_id: r.esim_id,
+            position: number("position", r.position)?,
+            kind: match r.kind.as_str() {
+                "plan" => PackageKind::Plan,
+                "renewal" => PackageKind::Renewal,
+                other => return Err(corrupt(format!("package kind = {other}"))),
+            },
+            order_id: r.order_id,
+            purchase_id: r.purchase_id,
+            plan_id: r.plan_id,
+            term: term(r.term_months)?,
+            data_mb: number("data_mb", r.data_mb)?,
+            data_used_mb: number("data_used_mb", r.data_used_mb)?,
+            price_cents: r.price_cents,
+            state: PackageState::parse(&r.state)
+                .ok_or_else(|| corrupt(format!("package state = {}", r.state)))?,
+            activated_at: r.activated_at,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            ended_at: r.ended_at,
+            refund_reason: r
+                .refund_reason
+                .map(|why| {
+                    RefundReason::parse(&why)
+                        .ok_or_else(|| corrupt(format!("refund_reason = {why}")))
+                })
+                .transpose()?,
+            refunded_cents: r.refunded_cents,
+            created_at: r.created_at,
+            purchase_ids: Vec::new(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TopUpRow {
+    pub id: String,
+    pub partner_id: String,
+    pub environment: String,
+    pub esim_id: String,
+    pub package_id: String,
+    pub topup_id: String,
+    pub kind: String,
+    pub data_mb: i64,
+    pub term_months: Option<i64>,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub balance_after_cents: i64,
+    pub request_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The stored name of a top-up kind.
+pub(crate) fn topup_kind_text(kind: TopUpKind) -> &'static str {
+    match kind {
+        TopUpKind::Addon => "addon",
+        TopUpKind::Renewal => "renewal",
+    }
+}
+
+impl TryFrom<TopUpRow> for TopUpRecord {
+    type Error = StoreError;
+    fn try_from(r: TopUpRow) -> Result<TopUpRecord, StoreError> {
+        Ok(TopUpRecord {
+            id: r.id,
+            partner_id: r.partner_id,
+            environment: environment(&r.environment)?,
+            esim_id: r.esim_id,
+            package_id: r.package_id,
+            topup_id: r.topup_id,
+            kind: [TopUpKind::Addon, TopUpKind::Renewal]
+                .into_iter()
+                .find(|k| topup_kind_text(*k) == r.kind)
+                .ok_or_else(|| {
+                    StoreError::Other(format!("corrupt row: topup kind = {}", r.kind))
+                })?,
+            data_mb: number("data_mb", r.data_mb)?,
+            term: r.term_months.map(term).transpose()?,
+            amount_cents: r.amount_cents,
+            currency: r.currency,
+            balance_after_cents: r.balance_after_cents,
+            request_id: r.request_id,
+            created_at: r.created_at,
+        })
     }
 }

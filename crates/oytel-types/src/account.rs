@@ -88,9 +88,9 @@ fn present<'de, D: serde::Deserializer<'de>>(
 pub enum TransactionKind {
     /// Money added to the balance by the operator (a payment received).
     Credit,
-    /// An order's price, taken from the balance when it was placed.
+    /// An order's or a top-up's price, taken from the balance when it was bought.
     Charge,
-    /// An order's price given back: its eSIM was cancelled unused.
+    /// A price given back: its eSIM was cancelled before the package was used.
     Refund,
 }
 
@@ -112,9 +112,12 @@ pub struct Transaction {
     pub balance_after_cents: i64,
     /// ISO 4217 currency code.
     pub currency: String,
-    /// The order charged, for charges.
+    /// The order charged or refunded.
     pub order_id: Option<String>,
-    /// The eSIM that order paid for.
+    /// The top-up purchase charged or refunded.
+    #[serde(default)]
+    pub purchase_id: Option<String>,
+    /// The eSIM that order or purchase paid for.
     pub esim_id: Option<String>,
     /// What it was for.
     pub description: String,

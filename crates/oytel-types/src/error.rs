@@ -78,6 +78,12 @@ error_codes! {
     InvalidStateTransition = "INVALID_STATE_TRANSITION",
     /// The operator suspended this eSIM; only the operator can resume it (409).
     SuspendedByOperator = "SUSPENDED_BY_OPERATOR",
+    /// No such top-up for this eSIM: an unknown id, an add-on for another coverage, or a
+    /// plan no longer sold (422).
+    TopupNotAvailable = "TOPUP_NOT_AVAILABLE",
+    /// The eSIM takes no top-up of this kind now: cancelled, expired without an installed
+    /// profile, nothing in force to add data to, or too many renewals queued (409).
+    TopupNotAllowed = "TOPUP_NOT_ALLOWED",
     /// No such route or resource (404).
     NotFound = "NOT_FOUND",
     /// The route exists but not with this method (405).

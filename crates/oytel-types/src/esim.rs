@@ -448,6 +448,27 @@ pub struct RefundInfo {
     pub transaction_id: Option<String>,
     /// Why it was refunded or not, in words.
     pub explanation: String,
+    /// Each package's part, the first first.
+    #[serde(default)]
+    pub packages: Vec<PackageRefund>,
+}
+
+/// What a cancellation gave back for one package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackageRefund {
+    /// The package.
+    pub package_id: String,
+    /// Its state after the cancellation.
+    pub state: crate::PackageState,
+    /// Given back for it, USD.
+    pub amount: crate::Amount,
+    /// The same, cents.
+    pub amount_cents: i64,
+    /// Its refund lines in your statement (one per purchase refunded; live keys only).
+    pub transaction_ids: Vec<String>,
+    /// Why, in words.
+    pub explanation: String,
 }
 
 /// The answer of `POST /api/v1/esim/{esim_id}/cancel` (the same for a repeat).

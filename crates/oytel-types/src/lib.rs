@@ -20,6 +20,7 @@ mod esim;
 mod health;
 mod money;
 mod orders;
+mod packages;
 mod plans;
 mod webhooks;
 mod whole;
@@ -30,6 +31,7 @@ pub use esim::*;
 pub use health::*;
 pub use money::*;
 pub use orders::*;
+pub use packages::*;
 pub use plans::*;
 pub use webhooks::*;
 

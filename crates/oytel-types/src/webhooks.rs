@@ -35,6 +35,10 @@ pub enum EventType {
     /// it; `data` is an [`AccountEventData`]).
     #[serde(rename = "account.balance_low")]
     AccountBalanceLow,
+    /// A top-up was bought for an eSIM (sent only to endpoints that list it; `data` names the
+    /// purchase, the top-up and the package).
+    #[serde(rename = "esim.topped_up")]
+    EsimToppedUp,
 }
 
 impl EventType {
@@ -50,6 +54,7 @@ impl EventType {
             EventType::EsimResumed => "esim.resumed",
             EventType::EsimCancelled => "esim.cancelled",
             EventType::AccountBalanceLow => "account.balance_low",
+            EventType::EsimToppedUp => "esim.topped_up",
         }
     }
 
@@ -65,6 +70,7 @@ impl EventType {
             EventType::EsimResumed,
             EventType::EsimCancelled,
             EventType::AccountBalanceLow,
+            EventType::EsimToppedUp,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)
@@ -119,6 +125,9 @@ pub struct WebhookEventData {
     /// For `usage.threshold`: data allowance, MB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_limit_mb: Option<u64>,
+    /// For `esim.topped_up`: what was bought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topup: Option<crate::TopUpPurchase>,
 }
 
 /// An account event as delivered (`account.balance_low`): the same envelope as

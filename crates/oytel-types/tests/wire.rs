@@ -195,6 +195,7 @@ fn event() -> WebhookEvent {
             threshold_percent: Some(80),
             data_used_mb: Some(40_000),
             data_limit_mb: Some(50_000),
+            topup: None,
         },
     }
 }

@@ -356,6 +356,26 @@ async fn webhooks_and_sandbox_simulation() {
         cancelled.refund.transaction_id, None,
         "a sandbox balance never moves"
     );
+    // After the sale: a data add-on, bought once however often it is retried with its key.
+    let offers = client.esims().topups(&esim.esim_id).await.unwrap();
+    assert!(offers.topups.iter().any(|o| o.topup_id == "uk-boost-5"));
+    let esims = client.esims();
+    let bought = esims
+        .buy_topup_with_key(&esim.esim_id, "uk-boost-5", "boost-1")
+        .await
+        .unwrap();
+    let again = esims
+        .buy_topup_with_key(&esim.esim_id, "uk-boost-5", "boost-1")
+        .await
+        .unwrap();
+    assert_eq!(again.purchase, bought.purchase);
+    let packages = esims.packages(&esim.esim_id).await.unwrap();
+    assert_eq!(packages.packages.len(), 1);
+    assert_eq!(packages.packages[0].data_allowance_mb, 15_000);
+    assert_eq!(
+        packages.packages[0].purchase_ids,
+        [bought.purchase.purchase_id]
+    );
     let test = client.webhooks().test_endpoint(&id).await.unwrap();
     // activated, usage.threshold 50 %, webhook.test (provisioned is not subscribed).
     let mut seen = Vec::new();

@@ -107,9 +107,11 @@ pub struct LedgerEntry {
     pub balance_after_cents: i64,
     /// What it is.
     pub kind: LedgerKind,
-    /// The order charged, for charges.
+    /// The order charged or refunded.
     pub order_id: Option<String>,
-    /// The eSIM that order paid for.
+    /// The top-up purchase charged or refunded.
+    pub purchase_id: Option<String>,
+    /// The eSIM that order or purchase paid for.
     pub esim_id: Option<String>,
     /// Free text.
     pub description: String,

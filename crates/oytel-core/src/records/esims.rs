@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::billing::Refund;
 use crate::catalog::Term;
 use crate::{Environment, EsimStatus};
 
@@ -162,14 +161,12 @@ pub struct EsimFilter {
 pub struct Cancellation {
     /// The eSIM, cancelled.
     pub esim: EsimRecord,
-    /// The order that paid for it.
-    pub order: OrderRecord,
     /// When it was cancelled.
     pub cancelled_at: DateTime<Utc>,
     /// The partner's reason, if it gave one.
     pub reason: Option<String>,
-    /// What was given back, and why (`billing::refund_for`).
-    pub refund: Refund,
-    /// The refund's ledger row (`led_…`), for a live refund.
-    pub refund_entry: Option<String>,
+    /// Its packages after the cancellation, each with its refund (`billing::package_refund`).
+    pub packages: Vec<crate::packages::PackageRecord>,
+    /// The refund lines of the ledger (`led_…`, live refunds), with the package each is for.
+    pub refund_entries: Vec<(String, String)>,
 }

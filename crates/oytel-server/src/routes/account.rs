@@ -195,7 +195,8 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 /// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) is prefixed with `'`.
 fn statement_csv(rows: &[Transaction]) -> String {
     let mut out = String::from(
-        "transaction_id,created_at,kind,amount,balance_after,currency,order_id,esim_id,description\r\n",
+        "transaction_id,created_at,kind,amount,balance_after,currency,order_id,purchase_id,esim_id,\
+         description\r\n",
     );
     for t in rows {
         let kind = match t.kind {
@@ -212,6 +213,7 @@ fn statement_csv(rows: &[Transaction]) -> String {
             t.balance_after.to_string(),
             t.currency.clone(),
             t.order_id.clone().unwrap_or_default(),
+            t.purchase_id.clone().unwrap_or_default(),
             t.esim_id.clone().unwrap_or_default(),
             csv_text(&t.description),
         ];

@@ -23,7 +23,7 @@ use crate::context::current_request_id;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, IdempotencyKeyHeader};
-use crate::routes::meta;
+use crate::routes::{mark_replayed, meta};
 use crate::state::AppState;
 
 /// Provision an eSIM for a customer: one transaction creates the order, the eSIM and the
@@ -84,17 +84,13 @@ pub async fn provision_esim(
         Json(body),
     )
         .into_response();
-    if done.replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
+    mark_replayed(&mut response, done.replayed);
     Ok(response)
 }
 
 /// The outcome of a paid request, with the quota it drew (or found spent) recorded for the
 /// rate-limit headers. A replay draws nothing.
-fn with_quota<T>(
+pub(super) fn with_quota<T>(
     caller: &Caller,
     kind: QuotaKind,
     result: Result<T, CoreError>,
@@ -132,6 +128,19 @@ where
         .ok_or_else(|| CoreError::EsimNotFound(esim_id.chars().take(64).collect()).into())
 }
 
+/// One of the caller's eSIMs, after drawing a unit of the status quota.
+pub(super) async fn find_esim(
+    state: &AppState,
+    caller: &Caller,
+    esim_id: &str,
+) -> Result<oytel_core::ports::EsimRecord, ApiError> {
+    let store = &state.store;
+    find(state, caller, esim_id, |scope| async move {
+        store.get_esim(&scope, esim_id).await
+    })
+    .await
+}
+
 /// An eSIM with its activation code and QR code URLs.
 #[utoipa::path(get, path = "/api/v1/esim/{esim_id}", tag = "esims",
     params(("esim_id" = String, Path, description = "eSIM id")),
@@ -146,11 +155,7 @@ pub async fn get_esim(
     caller: Caller,
     ApiPath(esim_id): ApiPath,
 ) -> Result<Json<EsimResponse>, ApiError> {
-    let (store, id) = (&state.store, esim_id.as_str());
-    let record = find(&state, &caller, id, |scope| async move {
-        store.get_esim(&scope, id).await
-    })
-    .await?;
+    let record = find_esim(&state, &caller, &esim_id).await?;
     Ok(Json(EsimResponse {
         success: true,
         esim: convert::esim(&state.settings, record),
@@ -291,9 +296,10 @@ pub async fn resume_esim(
     suspension(&state, &caller, &id, change).await
 }
 
-/// Cancel an eSIM for good, with a refund by the documented rules: an order whose eSIM was
-/// never activated and has no usage comes back in full within 30 days of the order; anything
-/// else gives nothing back. The refund is a line of your statement. Sends `esim.cancelled` to
+/// Cancel an eSIM for good, with refunds by the documented rules, package by package: a
+/// queued package comes back in full; the package in force comes back in full if it was
+/// never activated, has no usage and was bought within 30 days; anything else gives nothing
+/// back. The refund is a line of your statement. Sends `esim.cancelled` to
 /// endpoints that list it. Cancelling a cancelled eSIM answers its cancellation again; with
 /// an `Idempotency-Key`, a retry is the first answer, `Idempotent-Replayed: true`.
 #[utoipa::path(post, path = "/api/v1/esim/{esim_id}/cancel", tag = "esims",
@@ -337,14 +343,11 @@ pub async fn cancel_esim(
     let done = with_quota(&caller, QuotaKind::Status, done, |d| d.quota)?;
     if !done.replayed {
         let c = &done.value;
-        tracing::info!(esim_id = %c.esim.id, refund_cents = c.refund.amount_cents, "eSIM cancelled");
+        let refund_cents: i64 = c.packages.iter().map(|p| p.refunded_cents).sum();
+        tracing::info!(esim_id = %c.esim.id, refund_cents, "eSIM cancelled");
     }
     let body = convert::cancellation(&done.value, &state.catalog.currency, meta(&caller));
     let mut response = Json(body).into_response();
-    if done.replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
+    mark_replayed(&mut response, done.replayed);
     Ok(response)
 }

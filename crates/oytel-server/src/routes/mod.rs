@@ -9,6 +9,7 @@ pub mod orders;
 pub mod plans;
 pub mod qr;
 pub mod sandbox;
+pub mod topups;
 pub mod webhooks;
 
 use oytel_types::ResponseMeta;
@@ -22,5 +23,15 @@ pub(crate) fn meta(caller: &Caller) -> ResponseMeta {
         request_id: current_request_id().unwrap_or_default(),
         environment: caller.owner.environment,
         timestamp: oytel_core::clock::now(),
+    }
+}
+
+/// Marks `response` as the replay of an earlier request with the same `Idempotency-Key`.
+pub(crate) fn mark_replayed(response: &mut axum::response::Response, replayed: bool) {
+    if replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
     }
 }

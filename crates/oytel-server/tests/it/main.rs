@@ -24,4 +24,5 @@ mod ratelimits;
 mod receiver;
 mod robustness;
 mod slow_peers;
+mod topups;
 mod webhooks;

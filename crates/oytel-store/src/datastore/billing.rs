@@ -22,7 +22,7 @@ pub(super) fn push_ledger_line<'a>(
     push_insert(
         qb,
         "ledger_entries (id, partner_id, amount_cents, balance_after_cents, kind, \
-         order_id, description, created_at)",
+         order_id, purchase_id, description, created_at)",
         |v| {
             v.push_bind(new_id("led"))
                 .push_bind(&line.partner_id)
@@ -30,6 +30,7 @@ pub(super) fn push_ledger_line<'a>(
                 .push_bind(balance_after)
                 .push_bind(line.kind.as_str())
                 .push_bind(&line.order_id)
+                .push_bind(&line.purchase_id)
                 .push_bind(&line.description)
                 .push_bind(line.at);
         },
@@ -170,12 +171,14 @@ pub(super) async fn live_balance(store: &Store, partner_id: &str) -> Result<i64,
     balance.ok_or(StoreError::NotFound("partner"))
 }
 
-/// A partner's ledger rows with the eSIM each order paid for: the start of both reads.
+/// A partner's ledger rows with the eSIM each order or top-up paid for: the start of both
+/// reads.
 fn ledger_query(partner_id: &str) -> QueryBuilder<'_, Db> {
     let mut query = QueryBuilder::new(
         "SELECT l.seq, l.id, l.partner_id, l.amount_cents, l.balance_after_cents, l.kind, \
-         l.order_id, o.esim_id, l.description, l.created_at FROM ledger_entries l \
-         LEFT JOIN orders o ON o.id = l.order_id WHERE l.partner_id = ",
+         l.order_id, l.purchase_id, COALESCE(o.esim_id, t.esim_id) AS esim_id, l.description, \
+         l.created_at FROM ledger_entries l LEFT JOIN orders o ON o.id = l.order_id \
+         LEFT JOIN topups t ON t.id = l.purchase_id WHERE l.partner_id = ",
     );
     query.push_bind(partner_id);
     query

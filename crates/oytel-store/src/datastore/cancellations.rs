@@ -1,22 +1,23 @@
-//! Cancellations: the eSIM ended, its order refunded as `oytel_core::billing::refund_for`
-//! says (a ledger row and the balance, for live orders), the event and the idempotency key,
-//! in one transaction. A cancelled eSIM keeps when and why; its refund is found again by its
-//! order (one refund per order, a unique index).
+//! Cancellations: the eSIM ended, its packages ended and refunded as
+//! `oytel_core::billing::package_refund` says (a ledger row and the balance per purchase, for
+//! live ones), the event and the idempotency key, in one transaction. A cancelled eSIM keeps
+//! when and why; each package keeps its refund (one refund per order or purchase, a unique
+//! index).
 
-use oytel_core::billing::{self, Refund};
+use oytel_core::billing::{self, Refunded};
 use oytel_core::idempotency::{IdempotencyWrite, ResourceKind, ResourceRef};
 use oytel_core::lifecycle;
-use oytel_core::ports::{
-    CancelResult, CancelWrite, Cancellation, EsimRecord, StoreError, UniqueField,
-};
+use oytel_core::ports::{CancelResult, CancelWrite, Cancellation, EsimRecord, StoreError};
 use oytel_core::{Environment, EsimStatus, Scope};
+use oytel_types::PackageState;
 use sqlx::QueryBuilder;
 
 use super::billing::{move_balance, push_ledger_line, Moved};
 use super::esims::{lock_esim, Locked};
-use super::idempotency::{complete_claim, push_claim};
+use super::idempotency::{claim_first, complete_claim};
 use super::orders::ORDER_COLUMNS;
 use super::outbox::{fan_out, insert_event_row};
+use super::packages::{read_packages, read_topups, save_package, start_next};
 use super::sql::{begin_write, Tx};
 use super::Store;
 use crate::errors::db_error;
@@ -37,16 +38,8 @@ pub(super) async fn cancel_esim(
         kind: ResourceKind::Cancellation,
         id: esim.id.clone(),
     };
-    if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
-        let mut query = QueryBuilder::new("");
-        push_claim(&mut query, &write.scope, claim, Some(&resource));
-        match query.build().execute(&mut *tx).await.map_err(db_error) {
-            Ok(_) => {}
-            Err(StoreError::Duplicate(UniqueField::IdempotencyKey)) => {
-                return Ok(CancelResult::KeyTaken)
-            }
-            Err(e) => return Err(e),
-        }
+    if !claim_first(&mut tx, &write.scope, write.idempotency.as_ref(), &resource).await? {
+        return Ok(CancelResult::KeyTaken);
     }
     // Cancelled before: that cancellation is the answer (a new key now names it too).
     if esim.status != EsimStatus::Cancelled {
@@ -54,7 +47,13 @@ pub(super) async fn cancel_esim(
         if let Err(invalid) = lifecycle::check_transition(from, EsimStatus::Cancelled) {
             return Ok(CancelResult::Invalid(invalid));
         }
-        // Past its end, though the expiry worker has not come by yet: as good as expired.
+        // Past the end of its package, though the expiry worker has not come by yet: the
+        // next package starts then, as the worker would start it; with none queued, the eSIM
+        // is as good as expired.
+        if esim.expires_at <= write.now {
+            let ended_at = esim.expires_at;
+            start_next(&mut tx, &mut esim, PackageState::Expired, ended_at).await?;
+        }
         if esim.expires_at <= write.now {
             return Ok(CancelResult::Invalid(lifecycle::InvalidTransition {
                 from: EsimStatus::Expired,
@@ -73,8 +72,9 @@ pub(super) async fn cancel_esim(
     Ok(CancelResult::Done(Box::new(cancellation)))
 }
 
-/// Refunds the eSIM's order if `billing::refund_for` says so, marks it cancelled, and writes
-/// `esim.cancelled` with its deliveries.
+/// Ends every package of the eSIM, refunding those `billing::package_refund` says (each
+/// purchase that paid for them, a ledger line for live ones), marks the eSIM cancelled, and
+/// writes `esim.cancelled` with its deliveries.
 async fn end_and_refund(
     tx: &mut Tx<'_>,
     esim: &mut EsimRecord,
@@ -82,15 +82,40 @@ async fn end_and_refund(
     from: EsimStatus,
 ) -> Result<(), StoreError> {
     let order = read_order(tx, &esim.order_id).await?;
-    let refund = billing::refund_for(&order, esim, write.now);
-    if order.environment == Environment::Production && refund.amount_cents > 0 {
-        let line = billing::refund_line(&order, refund.amount_cents, write.now);
-        let Moved::Applied(balance, _) = move_balance(tx, &line, None).await? else {
-            return Err(StoreError::Other("a refund met a floor".into()));
-        };
-        let mut query = QueryBuilder::new("");
-        push_ledger_line(&mut query, &line, balance);
-        query.build().execute(&mut **tx).await.map_err(db_error)?;
+    let topups = read_topups(tx, &esim.id).await?;
+    for mut package in read_packages(tx, &esim.id).await? {
+        let (reason, state) = billing::package_refund(&package, write.now);
+        if state == package.state {
+            continue;
+        }
+        if reason.refunds() {
+            let purchases = package
+                .order_id
+                .iter()
+                .filter(|id| **id == order.id)
+                .map(|_| Refunded::Order(&order))
+                .chain(
+                    topups
+                        .iter()
+                        .filter(|t| t.package_id == package.id)
+                        .map(Refunded::TopUp),
+                );
+            for refunded in purchases {
+                let line = billing::refund_line(refunded, write.now);
+                package.refunded_cents += line.amount_cents;
+                if order.environment == Environment::Production && line.amount_cents > 0 {
+                    let Moved::Applied(balance, _) = move_balance(tx, &line, None).await? else {
+                        return Err(StoreError::Other("a refund met a floor".into()));
+                    };
+                    let mut query = QueryBuilder::new("");
+                    push_ledger_line(&mut query, &line, balance);
+                    query.build().execute(&mut **tx).await.map_err(db_error)?;
+                }
+            }
+        }
+        package.refund_reason = Some(reason);
+        oytel_core::packages::end(&mut package, state, write.now);
+        save_package(tx, &package).await?;
     }
     lifecycle::apply(esim, EsimStatus::Cancelled, write.now);
     sqlx::query(
@@ -139,8 +164,8 @@ fn in_scope(esim: &EsimRecord, scope: &Scope) -> bool {
     esim.partner_id == scope.partner_id && esim.environment == scope.environment
 }
 
-/// The cancellation of a cancelled eSIM: when and why from its row, its refund worked out
-/// again from the same rows (nothing about a cancelled eSIM changes).
+/// The cancellation of a cancelled eSIM: when and why from its row, what each package gave
+/// back from the packages (nothing about a cancelled eSIM changes).
 async fn read(tx: &mut Tx<'_>, esim: EsimRecord) -> Result<Cancellation, StoreError> {
     let (cancelled_at, reason): (Option<chrono::DateTime<chrono::Utc>>, Option<String>) =
         sqlx::query_as("SELECT cancelled_at, cancel_reason FROM esims WHERE id = $1")
@@ -151,16 +176,23 @@ async fn read(tx: &mut Tx<'_>, esim: EsimRecord) -> Result<Cancellation, StoreEr
     let cancelled_at = cancelled_at.ok_or_else(|| {
         StoreError::Other(format!("corrupt row: {} has no cancelled_at", esim.id))
     })?;
-    let order = read_order(tx, &esim.order_id).await?;
-    let refund: Refund = billing::refund_for(&order, &esim, cancelled_at);
-    let refund_entry = refund_entry(tx, &order.id).await?;
+    let packages = read_packages(tx, &esim.id).await?;
+    let refund_entries: Vec<(String, String)> = sqlx::query_as(
+        "SELECT p.id, l.id FROM packages p JOIN ledger_entries l ON l.kind = 'refund' AND \
+         (l.order_id = p.order_id OR l.purchase_id IN \
+         (SELECT t.id FROM topups t WHERE t.package_id = p.id)) \
+         WHERE p.esim_id = $1 ORDER BY p.position, l.seq",
+    )
+    .bind(&esim.id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
     Ok(Cancellation {
         esim,
-        order,
         cancelled_at,
         reason,
-        refund,
-        refund_entry,
+        packages,
+        refund_entries,
     })
 }
 
@@ -175,13 +207,4 @@ async fn read_order(
             .await
             .map_err(db_error)?;
     row.try_into()
-}
-
-/// The ledger row of the order's refund, if it was refunded from a live balance.
-async fn refund_entry(tx: &mut Tx<'_>, order_id: &str) -> Result<Option<String>, StoreError> {
-    sqlx::query_scalar("SELECT id FROM ledger_entries WHERE order_id = $1 AND kind = 'refund'")
-        .bind(order_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)
 }

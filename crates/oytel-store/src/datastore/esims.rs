@@ -8,10 +8,11 @@ use oytel_core::ports::{
     TransitionResult, UsageInput, UsageResult,
 };
 use oytel_core::{EsimStatus, Scope};
-use oytel_types::EventType;
+use oytel_types::{EventType, PackageState};
 use sqlx::QueryBuilder;
 
 use super::outbox::{fan_out, insert_event_row};
+use super::packages::{apply_usage, end_in_force, start_next};
 use super::sql::{begin_write, fetch_page, fetch_scoped_by_id, push_insert, scoped_list, Tx};
 use super::{Db, Store, DIALECT};
 use crate::errors::db_error;
@@ -200,6 +201,26 @@ pub(super) async fn transition_esim(
     if lifecycle::check_transition(from, to).is_err() {
         return Ok(TransitionResult::Invalid(from));
     }
+    if to == EsimStatus::Expired {
+        // The package in force ends; a queued one takes over and the eSIM lives on.
+        let ended_at = now.min(esim.expires_at);
+        if start_next(&mut tx, &mut esim, PackageState::Expired, ended_at).await? {
+            tx.commit().await.map_err(db_error)?;
+            return Ok(TransitionResult::Done(Box::new(esim)));
+        }
+        end_in_force(&mut tx, esim_id, PackageState::Expired, ended_at).await?;
+    }
+    if (from, to) == (EsimStatus::Provisioned, EsimStatus::Active) {
+        sqlx::query(
+            "UPDATE packages SET activated_at = $2 WHERE esim_id = $1 \
+             AND state IN ('active', 'depleted') AND ended_at IS NULL AND activated_at IS NULL",
+        )
+        .bind(esim_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    }
     lifecycle::apply(&mut esim, to, now);
     let changed = sqlx::query(
         "UPDATE esims SET status = $2, activated_at = $3 WHERE id = $1 AND status = $4",
@@ -348,6 +369,7 @@ pub(super) async fn record_usage(
         insert_event_row(&mut tx, &event).await?;
         fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
     }
+    apply_usage(&mut tx, &mut esim, now).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(UsageResult::Applied(Box::new(esim)))
 }

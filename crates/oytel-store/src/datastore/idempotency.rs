@@ -13,7 +13,7 @@ use oytel_core::idempotency::{
     decide_claim, ClaimDecision, ClaimRef, IdempotencyClaim, IdempotencyRequest, Operation,
     ResourceKind, ResourceRef, StoredIdempotencyKey,
 };
-use oytel_core::ports::StoreError;
+use oytel_core::ports::{IdempotencyWrite, StoreError, UniqueField};
 use oytel_core::Scope;
 use sqlx::QueryBuilder;
 
@@ -55,6 +55,27 @@ pub(super) fn push_claim<'a>(
                 .push_bind(claim.expires_at);
         },
     );
+}
+
+/// Claims `idempotency`'s key as the first write of `tx`, completed with `resource`, when it
+/// is a new claim ([`IdempotencyWrite::ClaimNew`]); anything else writes nothing. Returns
+/// `false` if the key is stored already: the caller must write nothing more.
+pub(super) async fn claim_first(
+    tx: &mut Tx<'_>,
+    scope: &Scope,
+    idempotency: Option<&IdempotencyWrite>,
+    resource: &ResourceRef,
+) -> Result<bool, StoreError> {
+    let Some(IdempotencyWrite::ClaimNew(claim)) = idempotency else {
+        return Ok(true);
+    };
+    let mut query = QueryBuilder::new("");
+    push_claim(&mut query, scope, claim, Some(resource));
+    match query.build().execute(&mut **tx).await.map_err(db_error) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Duplicate(UniqueField::IdempotencyKey)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Completes a claim taken before with `resource`, if this request still holds it. Returns

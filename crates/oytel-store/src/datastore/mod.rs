@@ -12,7 +12,8 @@
 //! | `idempotency.rs` | idempotency keys: claims, completions, expiry |
 //! | `orders.rs` | orders and the provisioning transaction |
 //! | `esims.rs` | eSIM reads, lists, state changes, suspensions and usage |
-//! | `cancellations.rs` | cancellations and their refunds |
+//! | `cancellations.rs` | cancellations and their refunds, package by package |
+//! | `packages.rs` | packages, top-ups bought, the start of a queued package |
 //! | `outbox.rs` | events and their fan-out to deliveries |
 //! | `endpoints.rs` | webhook endpoints and signing secrets |
 //! | `deliveries.rs` | the dispatcher's claims, attempts, disabling failing endpoints |
@@ -39,9 +40,9 @@ use oytel_core::ports::{
     ApiKeyInfo, AttemptOutcome, AttemptRecord, CancelResult, CancelWrite, Cancellation,
     ClaimLimits, ClaimRef, DueDelivery, EndpointRecord, EsimFilter, EsimRecord, EventRecord,
     IdempotencyClaim, IdempotencyRequest, KeyOwner, LedgerEntry, LedgerFilter, NewApiKey,
-    OrderRecord, PageRequest, Partner, PartnerSummary, ProvisionResult, ProvisionWrite, Sequenced,
-    SigningSecret, Storage, StoreError, SuspensionResult, TransitionResult, UsageInput,
-    UsageResult,
+    OrderRecord, PackageRecord, PageRequest, Partner, PartnerSummary, ProvisionResult,
+    ProvisionWrite, Sequenced, SigningSecret, Storage, StoreError, SuspensionResult, TopUpResult,
+    TopUpWrite, ToppedUp, TransitionResult, UsageInput, UsageResult,
 };
 use oytel_core::{EsimStatus, Scope};
 
@@ -56,6 +57,7 @@ mod idempotency;
 mod keys;
 mod orders;
 mod outbox;
+mod packages;
 mod partners;
 mod settings;
 mod sql;
@@ -275,6 +277,22 @@ impl Storage for Store {
         esim_id: &str,
     ) -> Result<Option<Cancellation>, StoreError> {
         cancellations::get_cancellation(self, scope, esim_id).await
+    }
+
+    async fn list_packages(&self, esim_id: &str) -> Result<Vec<PackageRecord>, StoreError> {
+        packages::list_packages(self, esim_id).await
+    }
+
+    async fn top_up(&self, write: &TopUpWrite) -> Result<TopUpResult, StoreError> {
+        packages::top_up(self, write).await
+    }
+
+    async fn get_topup(
+        &self,
+        scope: &Scope,
+        purchase_id: &str,
+    ) -> Result<Option<ToppedUp>, StoreError> {
+        packages::get_topup(self, scope, purchase_id).await
     }
 
     async fn change_suspension(

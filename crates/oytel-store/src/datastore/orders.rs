@@ -1,5 +1,5 @@
-//! Orders and provisioning: the charge, the order, the eSIM, the event and the completion of
-//! the idempotency key, in one transaction.
+//! Orders and provisioning: the charge, the order, the eSIM and its first package, the event
+//! and the completion of the idempotency key, in one transaction.
 
 use oytel_core::billing::{self, LedgerLine};
 use oytel_core::idempotency::ResourceRef;
@@ -14,6 +14,7 @@ use super::billing::{announce_low_balance, move_balance, push_ledger_line, Moved
 use super::esims::push_esim;
 use super::idempotency::{complete_claim, key_stored, push_claim};
 use super::outbox::{fan_out_after, push_event};
+use super::packages::push_package;
 use super::sql::{
     begin_write, fetch_page, fetch_scoped_by_id, push_insert, scoped_list, Chain, Tx,
 };
@@ -122,6 +123,7 @@ async fn insert_provision(
         environment: order.environment,
     };
     let resource = ResourceRef::order(&order.id);
+    let package = &oytel_core::packages::first_package(order, &write.esim);
     let mut chain = Chain::new();
     if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
         push_claim(chain.write(), &scope, claim, Some(&resource));
@@ -131,6 +133,7 @@ async fn insert_provision(
     }
     push_order(chain.write(), order, charge.balance_after());
     push_esim(chain.write(), &write.esim);
+    push_package(chain.write(), package);
     push_event(chain.write(), &write.event);
     fan_out_after(
         tx,

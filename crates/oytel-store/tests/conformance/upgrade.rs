@@ -1,8 +1,8 @@
 //! Upgrades keep data: a database written by release 0.1 (its migrations, then rows its
 //! storage wrote: `tests/fixtures/release-0.1.<backend>.sql`) is opened by this release,
 //! which migrates it; every partner, key, order, eSIM, ledger row, idempotency record and
-//! pending webhook is still there and still works, and the new schema takes what this
-//! release writes.
+//! pending webhook is still there and still works, every eSIM holds the package it was
+//! provisioned with, and the new schema takes what this release writes.
 
 use chrono::Duration;
 use oytel_core::clock::now;
@@ -106,6 +106,32 @@ async fn release_0_1_data_survives_the_upgrade(db: TestDatabase) {
         (EsimStatus::Active, 6_000)
     );
     assert_eq!(esim.order_id, order.id);
+    // Each eSIM holds the package it was provisioned with, in force, with its usage.
+    let packages = store.list_packages(&esim.id).await.unwrap();
+    let [package] = packages.as_slice() else {
+        panic!("one package: {packages:?}");
+    };
+    assert_eq!(
+        (
+            package.state,
+            package.order_id.as_deref(),
+            package.price_cents,
+            package.data_mb,
+            package.data_used_mb,
+            package.activated_at,
+            package.ends_at,
+        ),
+        (
+            oytel_types::PackageState::Active,
+            Some(order.id.as_str()),
+            600,
+            esim.data_limit_mb,
+            6_000,
+            esim.activated_at,
+            Some(esim.expires_at),
+        )
+    );
+    assert_eq!(package.id, format!("pkg_{}", &esim.id["esim_".len()..]));
     let sandbox = scope(&acme.id, Environment::Sandbox);
     assert_eq!(
         store
