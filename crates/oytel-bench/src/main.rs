@@ -354,19 +354,28 @@ async fn run(args: RunArgs) -> Result<()> {
     for &conns in &connections {
         let routes: Vec<(&str, &str, f64, load::Maker, load::Maker)> = {
             let (b, s, k) = (baseline.base.clone(), server.base.clone(), api_key.clone());
-            let (ids1, ids2, ids3, ids4) = (ids.clone(), ids.clone(), ids.clone(), ids.clone());
-            let (k2, k3, k4, s2, s3, s4, b2, b3, b4) = (
+            let (ids1, ids2, ids3, ids4, ids5) = (
+                ids.clone(),
+                ids.clone(),
+                ids.clone(),
+                ids.clone(),
+                ids.clone(),
+            );
+            let (k2, k3, k4, k5, s2, s3, s4, s5, b2, b3, b4, b5) = (
+                k.clone(),
                 k.clone(),
                 k.clone(),
                 k.clone(),
                 s.clone(),
                 s.clone(),
                 s.clone(),
+                s.clone(),
+                b.clone(),
                 b.clone(),
                 b.clone(),
                 b.clone(),
             );
-            let serial = serial.clone();
+            let (serial, serial2) = (serial.clone(), serial.clone());
             vec![
                 (
                     "GET /api/v1/plans",
@@ -418,6 +427,20 @@ async fn run(args: RunArgs) -> Result<()> {
                             .bearer_auth(&k4)
                             .header("Idempotency-Key", format!("bench-{n}"))
                             .json(&serde_json::json!({"plan_id": "uk-lite-10", "customer_email": "b@example.com", "customer_name": "B"}))
+                    }),
+                ),
+                (
+                    "POST /api/v1/esim/{id}/topups",
+                    "raw insert tx",
+                    0.4,
+                    Arc::new(move |c: &reqwest::Client, _| c.post(format!("{b5}/insert"))),
+                    Arc::new(move |c: &reqwest::Client, i| {
+                        let n = serial2.fetch_add(1, Ordering::Relaxed);
+                        let id = &ids5[(i as usize) % ids5.len()];
+                        c.post(format!("{s5}/api/v1/esim/{id}/topups"))
+                            .bearer_auth(&k5)
+                            .header("Idempotency-Key", format!("bench-topup-{n}"))
+                            .json(&serde_json::json!({"topup_id": "eu-boost-1"}))
                     }),
                 ),
             ]

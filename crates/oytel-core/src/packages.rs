@@ -148,6 +148,34 @@ pub struct TopUpRecord {
 }
 
 impl TopUpRecord {
+    /// A purchase of `offer` for `esim_id`, made now by `request_id`: its package and the
+    /// balance after its charge are the store's to fill.
+    pub fn new(
+        scope: &crate::Scope,
+        esim_id: &str,
+        offer: &Offer,
+        currency: &str,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> TopUpRecord {
+        TopUpRecord {
+            id: crate::numbers::new_id("top"),
+            partner_id: scope.partner_id.clone(),
+            environment: scope.environment,
+            esim_id: esim_id.to_owned(),
+            package_id: String::new(),
+            topup_id: offer.topup_id.clone(),
+            kind: offer.kind,
+            data_mb: offer.data_mb,
+            term: offer.term,
+            amount_cents: offer.price_cents,
+            currency: currency.to_owned(),
+            balance_after_cents: 0,
+            request_id: request_id.to_owned(),
+            created_at: now,
+        }
+    }
+
     /// The wire form.
     pub fn to_wire(&self) -> TopUpPurchase {
         TopUpPurchase {

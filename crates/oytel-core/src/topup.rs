@@ -9,7 +9,6 @@ use crate::billing::charge_for;
 use crate::catalog::Catalog;
 use crate::clock::now;
 use crate::idempotency::{request_hash, IdempotencyKey, Operation, ResourceKind};
-use crate::numbers::new_id;
 use crate::packages::{find_offer, TopUpRecord};
 use crate::paid::{self, Paid, PaidRequest, QuotaDraw, Written};
 use crate::ports::{Storage, StoreError, TopUpResult, TopUpWrite, ToppedUp};
@@ -73,22 +72,14 @@ pub async fn top_up(
         |idempotency| {
             let write = TopUpWrite {
                 scope: scope.clone(),
-                purchase: TopUpRecord {
-                    id: new_id("top"),
-                    partner_id: scope.partner_id.clone(),
-                    environment: scope.environment,
-                    esim_id: esim.id.clone(),
-                    package_id: String::new(),
-                    topup_id: offer.topup_id.clone(),
-                    kind: offer.kind,
-                    data_mb: offer.data_mb,
-                    term: offer.term,
-                    amount_cents: offer.price_cents,
-                    currency: catalog.currency.clone(),
-                    balance_after_cents: 0,
-                    request_id: request_id.to_owned(),
-                    created_at: now,
-                },
+                purchase: TopUpRecord::new(
+                    scope,
+                    &esim.id,
+                    &offer,
+                    &catalog.currency,
+                    request_id,
+                    now,
+                ),
                 offer: offer.clone(),
                 charge,
                 idempotency,

@@ -168,61 +168,119 @@ async fn a_killed_server_loses_nothing_and_charges_nothing_twice() {
     assert!(server.terminate().success());
 }
 
+/// A live partner with eSIMs of `uk-lite-10` provisioned through the SDK, and the server
+/// that is about to be killed.
+struct BeforeTheCrash {
+    db: oytel_store::testing::TestDatabase,
+    partner: oytel_server::testing::TestPartner,
+    address: String,
+    /// The server (`None` only while it is down).
+    server: Option<crate::helpers::ServerProcess>,
+    client: OytelClient,
+    esims: Vec<String>,
+    /// The live balance once the eSIMs are paid for.
+    balance: i64,
+}
+
+impl BeforeTheCrash {
+    async fn new(name: &str, n: usize) -> BeforeTheCrash {
+        let db = fresh_database(Backend::from_env()).await;
+        let partner = make_partner(db.store.as_ref(), name).await;
+        let address = free_address();
+        let server = start_server_on(&db.url, "production", &address);
+        let client = patient_client(&server.base, &partner.live_key);
+        let mut esims = Vec::new();
+        for i in 0..n {
+            let order = ProvisionRequest {
+                plan_id: "uk-lite-10".into(),
+                term_months: 1,
+                customer_email: format!("c{i}@example.com"),
+                customer_name: "Crash Test".into(),
+                reference_id: None,
+                webhook_url: None,
+            };
+            esims.push(client.orders().create(&order).await.unwrap().esim_id);
+        }
+        let balance = db.store.live_balance(&partner.id).await.unwrap();
+        BeforeTheCrash {
+            db,
+            partner,
+            address,
+            server: Some(server),
+            client,
+            esims,
+            balance,
+        }
+    }
+
+    /// Calls `call` for each eSIM, 10 ms apart, while the server is killed with SIGKILL
+    /// after 150 ms and started again on the same database and address; the answers, in
+    /// order.
+    async fn through_a_kill<T, F, Fut>(&mut self, call: F) -> Vec<oytel_client::Result<T>>
+    where
+        F: Fn(OytelClient, String) -> Fut,
+        Fut: std::future::Future<Output = oytel_client::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let calls: Vec<_> = self
+            .esims
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let call = call(self.client.clone(), id.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
+                    call.await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if let Some(server) = self.server.take() {
+            server.kill();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.server = Some(start_server_on(&self.db.url, "production", &self.address));
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        answers
+    }
+
+    /// Stops the server; whether it exited cleanly.
+    fn stop(mut self) -> bool {
+        self.server
+            .take()
+            .is_some_and(|server| server.terminate().success())
+    }
+}
+
 /// Cancellations through the Rust SDK (each with its idempotency key) while the server is
 /// killed: every eSIM ends cancelled, and every order is refunded exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_refunds_each_cancelled_order_once() {
     const CANCELS: usize = 40;
-    let db = fresh_database(Backend::from_env()).await;
-    let partner = make_partner(db.store.as_ref(), "Crash cancels").await;
-    let address = free_address();
-    let server = start_server_on(&db.url, "production", &address);
-    let client = patient_client(&server.base, &partner.live_key);
-    let mut esims = Vec::new();
-    for i in 0..CANCELS {
-        let order = ProvisionRequest {
-            plan_id: "uk-lite-10".into(),
-            term_months: 1,
-            customer_email: format!("c{i}@example.com"),
-            customer_name: "Crash Test".into(),
-            reference_id: None,
-            webhook_url: None,
-        };
-        esims.push(client.orders().create(&order).await.unwrap().esim_id);
-    }
-    let after_orders = db.store.live_balance(&partner.id).await.unwrap();
-    let cancels: Vec<_> = esims
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let (client, id) = (client.clone(), id.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
-                let request = oytel_client::types::CancelRequest { reason: None };
-                client.esims().cancel(&id, &request).await
-            })
+    let mut run = BeforeTheCrash::new("Crash cancels", CANCELS).await;
+    let answers = run
+        .through_a_kill(|client, id| async move {
+            let request = oytel_client::types::CancelRequest { reason: None };
+            client.esims().cancel(&id, &request).await
         })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    server.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let server = start_server_on(&db.url, "production", &address);
+        .await;
     let mut refunded = 0;
-    for cancel in cancels {
-        let answer = cancel
-            .await
-            .unwrap()
-            .expect("the SDK carried the cancel through");
+    for answer in answers {
+        let answer = answer.expect("the SDK carried the cancel through");
         assert!(answer.refund.refunded);
         refunded += answer.refund.amount_cents;
     }
-    let ledger = db.store.ledger(&partner.id).await.unwrap();
+    let (store, partner, after_orders) = (&run.db.store, &run.partner.id, run.balance);
+    let ledger = store.ledger(partner).await.unwrap();
     let refunds: Vec<_> = ledger
         .iter()
         .filter(|e| e.kind.as_str() == "refund")
         .collect();
     let orders: HashSet<_> = refunds.iter().map(|e| e.order_id.clone()).collect();
-    let balance = db.store.live_balance(&partner.id).await.unwrap();
+    let balance = store.live_balance(partner).await.unwrap();
     println!(
         "crash: {CANCELS} cancellations, server killed mid-way; {} refunds for {} orders \
          ({refunded} cents answered); balance {after_orders} -> {balance} = {START_BALANCE_CENTS}",
@@ -233,5 +291,57 @@ async fn a_killed_server_refunds_each_cancelled_order_once() {
     assert_eq!(orders.len(), CANCELS);
     assert_eq!(balance, START_BALANCE_CENTS, "every charge came back once");
     assert_eq!(balance - after_orders, refunded);
-    assert!(server.terminate().success());
+    assert!(run.stop());
+}
+
+/// Top-ups through the Rust SDK (each with its idempotency key) while the server is killed:
+/// every eSIM gets its add-on once, and is charged for it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_charges_each_top_up_once() {
+    const TOPUPS: usize = 40;
+    let mut run = BeforeTheCrash::new("Crash top-ups", TOPUPS).await;
+    let answers = run
+        .through_a_kill(
+            |client, id| async move { client.esims().buy_topup(&id, "uk-boost-5").await },
+        )
+        .await;
+    let mut answered = 0;
+    for answer in answers {
+        let answer = answer.expect("the SDK carried the top-up through");
+        assert_eq!(answer.package.data_allowance_mb, 15_000);
+        answered += answer.billing.cost_cents;
+    }
+    let (store, partner, after_orders) = (&run.db.store, &run.partner.id, run.balance);
+    let ledger = store.ledger(partner).await.unwrap();
+    let charges: Vec<_> = ledger.iter().filter(|e| e.purchase_id.is_some()).collect();
+    let topped: HashSet<_> = charges.iter().map(|e| e.esim_id.clone()).collect();
+    let mut allowances = HashSet::new();
+    for id in &run.esims {
+        let packages = store.list_packages(id).await.unwrap();
+        allowances.insert((
+            packages.len(),
+            packages[0].data_mb,
+            packages[0].purchase_ids.len(),
+        ));
+    }
+    let balance = store.live_balance(partner).await.unwrap();
+    println!(
+        "crash: {TOPUPS} top-ups, server killed mid-way; {} charges for {} eSIMs \
+         ({answered} cents answered); balance {after_orders} -> {balance}",
+        charges.len(),
+        topped.len()
+    );
+    assert_eq!(charges.len(), TOPUPS, "one charge per top-up");
+    assert_eq!(topped.len(), TOPUPS);
+    assert_eq!(
+        allowances,
+        HashSet::from([(1, 15_000, 1)]),
+        "each added once"
+    );
+    assert_eq!(
+        after_orders - balance,
+        answered,
+        "charged what was answered, once"
+    );
+    assert!(run.stop());
 }

@@ -318,7 +318,7 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
         }
     };
 
-    let package_id = match placement {
+    let mut package = match placement {
         Placement::AddToInForce => {
             let Some(current) = all.iter_mut().find(|p| packages::in_force(p)) else {
                 return Ok(TopUpResult::NotAllowed(format!(
@@ -335,7 +335,7 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
                 thresholds_notified,
             );
             save_esim_figures(&mut tx, &esim, mask).await?;
-            current.id.clone()
+            current.clone()
         }
         Placement::Queue | Placement::StartNow => {
             let term = write
@@ -353,10 +353,11 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
                 esim.status = EsimStatus::Active;
                 put_in_force(&mut tx, &mut esim, &package).await?;
             }
-            package.id
+            package
         }
     };
-    purchase.package_id = package_id;
+    purchase.package_id = package.id.clone();
+    package.purchase_ids.push(purchase.id.clone());
 
     let mut query = QueryBuilder::new("");
     push_topup(&mut query, &purchase);
@@ -374,7 +375,6 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
             return Ok(TopUpResult::ClaimLost);
         }
     }
-    let package = package_of(&mut tx, &purchase).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(TopUpResult::Done(Box::new(ToppedUp { purchase, package })))
 }

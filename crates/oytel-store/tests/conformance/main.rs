@@ -39,5 +39,6 @@ mod partners;
 mod quotas;
 mod settings;
 mod support;
+mod topups;
 mod upgrade;
 mod webhooks;
