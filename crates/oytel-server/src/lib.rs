@@ -17,6 +17,7 @@ pub mod context;
 pub mod convert;
 pub mod dispatch;
 pub mod error;
+pub mod examples;
 pub mod extract;
 pub mod keycache;
 pub mod listener;

@@ -778,7 +778,47 @@ export interface components {
             /** @description Why (kept with the eSIM; at most 500 characters). */
             reason?: string | null;
         };
-        /** @description The answer of `POST /api/v1/esim/{esim_id}/cancel` (the same for a repeat). */
+        /**
+         * @description The answer of `POST /api/v1/esim/{esim_id}/cancel` (the same for a repeat).
+         * @example {
+         *       "success": true,
+         *       "esim_id": "esim_123456",
+         *       "status": "cancelled",
+         *       "cancelled_at": "2026-01-20T10:30:00Z",
+         *       "reason": "trip cancelled",
+         *       "refund": {
+         *         "refunded": true,
+         *         "amount": 58.89,
+         *         "amount_cents": 5889,
+         *         "currency": "USD",
+         *         "transaction_id": null,
+         *         "explanation": "2 of 2 packages refunded in full; see `packages` for each",
+         *         "packages": [
+         *           {
+         *             "package_id": "pkg_1Hn2Kp8Qr1Vx7Zc3Wm9",
+         *             "state": "refunded",
+         *             "amount": 33.94,
+         *             "amount_cents": 3394,
+         *             "transaction_ids": [],
+         *             "explanation": "refunded in full: never activated, no usage, cancelled within 30 days"
+         *           },
+         *           {
+         *             "package_id": "pkg_2Hn2Kp8Qr1Vx7Zc3Wm9",
+         *             "state": "refunded",
+         *             "amount": 24.95,
+         *             "amount_cents": 2495,
+         *             "transaction_ids": [],
+         *             "explanation": "refunded in full: it was queued and never started"
+         *           }
+         *         ]
+         *       },
+         *       "meta": {
+         *         "request_id": "req_8Xq2LmA0pZ3vN7kQ1sRt",
+         *         "environment": "sandbox",
+         *         "timestamp": "2026-01-15T10:30:00Z"
+         *       }
+         *     }
+         */
         CancelResponse: {
             /** @description Always `true`. */
             success: boolean;
@@ -1228,7 +1268,66 @@ export interface components {
          * @enum {string}
          */
         PackageState: "queued" | "active" | "depleted" | "expired" | "cancelled" | "refunded";
-        /** @description `GET /api/v1/esim/{esim_id}/packages`: every package, the first first. */
+        /**
+         * @description `GET /api/v1/esim/{esim_id}/packages`: every package, the first first.
+         * @example {
+         *       "success": true,
+         *       "esim_id": "esim_123456",
+         *       "status": "provisioned",
+         *       "packages": [
+         *         {
+         *           "package_id": "pkg_1Hn2Kp8Qr1Vx7Zc3Wm9",
+         *           "position": 1,
+         *           "kind": "plan",
+         *           "state": "active",
+         *           "plan_id": "eu-roam-50",
+         *           "term_months": 1,
+         *           "data_allowance_mb": 55000,
+         *           "data_allowance": "55GB",
+         *           "data_used_mb": 0,
+         *           "data_remaining_mb": 55000,
+         *           "price": 33.94,
+         *           "price_cents": 3394,
+         *           "currency": "USD",
+         *           "order_id": "ord_5Hn2Kp8Qr1Vx7Zc3Wm9B",
+         *           "purchase_ids": [
+         *             "top_1Qw8Er5Ty2Ui9Op3As6D"
+         *           ],
+         *           "starts_at": "2026-01-15T10:30:00Z",
+         *           "ends_at": "2026-02-15T10:30:00Z",
+         *           "activated_at": null,
+         *           "ended_at": null,
+         *           "refunded_cents": 0,
+         *           "created_at": "2026-01-15T10:30:00Z"
+         *         },
+         *         {
+         *           "package_id": "pkg_2Hn2Kp8Qr1Vx7Zc3Wm9",
+         *           "position": 2,
+         *           "kind": "renewal",
+         *           "state": "queued",
+         *           "plan_id": "eu-roam-50",
+         *           "term_months": 1,
+         *           "data_allowance_mb": 50000,
+         *           "data_allowance": "50GB",
+         *           "data_used_mb": 0,
+         *           "data_remaining_mb": 50000,
+         *           "price": 24.95,
+         *           "price_cents": 2495,
+         *           "currency": "USD",
+         *           "order_id": null,
+         *           "purchase_ids": [
+         *             "top_2Qw8Er5Ty2Ui9Op3As6D"
+         *           ],
+         *           "starts_at": null,
+         *           "ends_at": null,
+         *           "activated_at": null,
+         *           "ended_at": null,
+         *           "refunded_cents": 0,
+         *           "created_at": "2026-01-15T10:30:00Z"
+         *         }
+         *       ]
+         *     }
+         */
         PackagesResponse: {
             /** @description Always `true`. */
             success: boolean;
@@ -1983,7 +2082,92 @@ export interface components {
             /** @description ISO 4217 currency code. */
             currency: string;
         };
-        /** @description `GET /api/v1/esim/{esim_id}/topups`: what may be bought for this eSIM now. */
+        /**
+         * @description `GET /api/v1/esim/{esim_id}/topups`: what may be bought for this eSIM now.
+         * @example {
+         *       "success": true,
+         *       "esim_id": "esim_123456",
+         *       "topups": [
+         *         {
+         *           "topup_id": "eu-boost-1",
+         *           "kind": "addon",
+         *           "name": "Europe data boost 1GB",
+         *           "data_allowance_mb": 1000,
+         *           "data_allowance": "1GB",
+         *           "term_months": null,
+         *           "price": 3,
+         *           "price_cents": 300,
+         *           "currency": "USD"
+         *         },
+         *         {
+         *           "topup_id": "eu-boost-5",
+         *           "kind": "addon",
+         *           "name": "Europe data boost 5GB",
+         *           "data_allowance_mb": 5000,
+         *           "data_allowance": "5GB",
+         *           "term_months": null,
+         *           "price": 8.99,
+         *           "price_cents": 899,
+         *           "currency": "USD"
+         *         },
+         *         {
+         *           "topup_id": "eu-boost-10",
+         *           "kind": "addon",
+         *           "name": "Europe data boost 10GB",
+         *           "data_allowance_mb": 10000,
+         *           "data_allowance": "10GB",
+         *           "term_months": null,
+         *           "price": 14.99,
+         *           "price_cents": 1499,
+         *           "currency": "USD"
+         *         },
+         *         {
+         *           "topup_id": "renewal-1m",
+         *           "kind": "renewal",
+         *           "name": "EU Roam 50 for 1 month(s)",
+         *           "data_allowance_mb": 50000,
+         *           "data_allowance": "50GB",
+         *           "term_months": 1,
+         *           "price": 24.95,
+         *           "price_cents": 2495,
+         *           "currency": "USD"
+         *         },
+         *         {
+         *           "topup_id": "renewal-3m",
+         *           "kind": "renewal",
+         *           "name": "EU Roam 50 for 3 month(s)",
+         *           "data_allowance_mb": 50000,
+         *           "data_allowance": "50GB",
+         *           "term_months": 3,
+         *           "price": 71.1,
+         *           "price_cents": 7110,
+         *           "currency": "USD"
+         *         },
+         *         {
+         *           "topup_id": "renewal-6m",
+         *           "kind": "renewal",
+         *           "name": "EU Roam 50 for 6 month(s)",
+         *           "data_allowance_mb": 50000,
+         *           "data_allowance": "50GB",
+         *           "term_months": 6,
+         *           "price": 134.7,
+         *           "price_cents": 13470,
+         *           "currency": "USD"
+         *         },
+         *         {
+         *           "topup_id": "renewal-12m",
+         *           "kind": "renewal",
+         *           "name": "EU Roam 50 for 12 month(s)",
+         *           "data_allowance_mb": 50000,
+         *           "data_allowance": "50GB",
+         *           "term_months": 12,
+         *           "price": 254.4,
+         *           "price_cents": 25440,
+         *           "currency": "USD"
+         *         }
+         *       ]
+         *     }
+         */
         TopUpOffersResponse: {
             /** @description Always `true`. */
             success: boolean;
@@ -2030,7 +2214,60 @@ export interface components {
             /** @description A `topup_id` from `GET /api/v1/esim/{esim_id}/topups`. */
             topup_id: string;
         };
-        /** @description `201` answer of `POST /api/v1/esim/{esim_id}/topups` (a replay answers the same). */
+        /**
+         * @description `201` answer of `POST /api/v1/esim/{esim_id}/topups` (a replay answers the same).
+         * @example {
+         *       "success": true,
+         *       "purchase": {
+         *         "purchase_id": "top_1Qw8Er5Ty2Ui9Op3As6D",
+         *         "esim_id": "esim_123456",
+         *         "topup_id": "eu-boost-5",
+         *         "kind": "addon",
+         *         "package_id": "pkg_1Hn2Kp8Qr1Vx7Zc3Wm9",
+         *         "data_allowance_mb": 5000,
+         *         "term_months": null,
+         *         "created_at": "2026-01-15T10:30:00Z"
+         *       },
+         *       "package": {
+         *         "package_id": "pkg_1Hn2Kp8Qr1Vx7Zc3Wm9",
+         *         "position": 1,
+         *         "kind": "plan",
+         *         "state": "active",
+         *         "plan_id": "eu-roam-50",
+         *         "term_months": 1,
+         *         "data_allowance_mb": 55000,
+         *         "data_allowance": "55GB",
+         *         "data_used_mb": 0,
+         *         "data_remaining_mb": 55000,
+         *         "price": 33.94,
+         *         "price_cents": 3394,
+         *         "currency": "USD",
+         *         "order_id": "ord_5Hn2Kp8Qr1Vx7Zc3Wm9B",
+         *         "purchase_ids": [
+         *           "top_1Qw8Er5Ty2Ui9Op3As6D"
+         *         ],
+         *         "starts_at": "2026-01-15T10:30:00Z",
+         *         "ends_at": "2026-02-15T10:30:00Z",
+         *         "activated_at": null,
+         *         "ended_at": null,
+         *         "refunded_cents": 0,
+         *         "created_at": "2026-01-15T10:30:00Z"
+         *       },
+         *       "billing": {
+         *         "cost_usd": 8.99,
+         *         "cost_cents": 899,
+         *         "currency": "USD",
+         *         "remaining_balance": 100,
+         *         "remaining_balance_cents": 10000,
+         *         "environment": "sandbox"
+         *       },
+         *       "meta": {
+         *         "request_id": "req_8Xq2LmA0pZ3vN7kQ1sRt",
+         *         "environment": "sandbox",
+         *         "timestamp": "2026-01-15T10:30:00Z"
+         *       }
+         *     }
+         */
         TopUpResponse: {
             /** @description Always `true`. */
             success: boolean;
