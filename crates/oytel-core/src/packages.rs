@@ -16,6 +16,7 @@
 //! | a package ends expired (its validity), or depleted when a queued one follows it early | [`end`] |
 //! | usage that reaches the allowance depletes the package | [`after_usage`] |
 //! | a data add-on adds to the package in force and makes a depleted one active again | [`add_data`] |
+//! | the eSIM row carries the allowance, usage and end of the package in force | [`put_in_force`] |
 //! | a queued package starts when the one in force ends (its validity, or its allowance), at the earlier of now and that end; its validity runs from its start | [`start`] |
 //! | what may be bought for an eSIM: its region's add-ons and a renewal of its plan per term | [`offers`], [`find_offer`] |
 //! | where a top-up goes, or why it is refused (table below) | [`place_topup`] |
@@ -289,6 +290,16 @@ pub fn start(package: &mut PackageRecord, at: DateTime<Utc>, esim_activated: boo
     package.starts_at = Some(at);
     package.ends_at = Some(term_end(at, package.term));
     package.activated_at = esim_activated.then_some(at);
+}
+
+/// Points `esim` at `package`, now in force: the eSIM row carries its allowance, usage and
+/// end.
+pub fn put_in_force(esim: &mut EsimRecord, package: &PackageRecord) {
+    esim.data_limit_mb = package.data_mb;
+    esim.data_used_mb = package.data_used_mb;
+    if let Some(ends_at) = package.ends_at {
+        esim.expires_at = ends_at;
+    }
 }
 
 /// When a validity of `term` that starts at `at` ends.

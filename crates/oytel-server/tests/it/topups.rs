@@ -344,6 +344,9 @@ async fn a_top_up_the_balance_cannot_pay_charges_nothing() {
         bought += 1;
     };
     assert_error(last.0, &last.1, 402, "INSUFFICIENT_BALANCE");
+    // A retry of the last purchase that went through is its replay, not a 402.
+    let (status, replay) = buy(&app, key, &id, "renewal-12m", &format!("r{}", bought - 1)).await;
+    assert_eq!(status, 201, "{replay}");
     let (_, account) = app.get(key, "/api/v1/account").await;
     let (_, packages) = app.get(key, &format!("/api/v1/esim/{id}/packages")).await;
     assert_eq!(packages["packages"].as_array().unwrap().len(), 1 + bought);

@@ -7,16 +7,18 @@ use chrono::{DateTime, Utc};
 use oytel_core::billing;
 use oytel_core::idempotency::{IdempotencyWrite, ResourceKind, ResourceRef};
 use oytel_core::packages::{self, PackageRecord, Placement, TopUpRecord};
-use oytel_core::ports::{Charge, EsimRecord, StoreError, TopUpResult, TopUpWrite, ToppedUp};
+use oytel_core::ports::{
+    Charge, EsimRecord, StoreError, TopUpResult, TopUpWrite, ToppedUp, UniqueField,
+};
 use oytel_core::{EsimStatus, Scope};
 use oytel_types::{PackageKind, PackageState};
 use sqlx::QueryBuilder;
 
 use super::billing::{announce_low_balance, move_balance, push_ledger_line, Moved};
 use super::esims::{lock_esim, Locked};
-use super::idempotency::{claim_first, complete_claim};
-use super::outbox::{fan_out, insert_event_row};
-use super::sql::{begin_write, push_insert, Tx};
+use super::idempotency::{complete_claim, key_stored, push_claim};
+use super::outbox::{fan_out_after, push_event};
+use super::sql::{begin_write, push_insert, Chain, Tx};
 use super::{Db, Store};
 use crate::errors::db_error;
 use crate::rows::{topup_kind_text, PackageRow, TopUpRow};
@@ -71,30 +73,40 @@ pub(super) fn push_package<'a>(qb: &mut QueryBuilder<'a, Db>, package: &'a Packa
     );
 }
 
+/// Pushes the update of what changes of a package: its figures, state and dates.
+fn push_save_package<'a>(qb: &mut QueryBuilder<'a, Db>, package: &'a PackageRecord) {
+    qb.push("UPDATE packages SET data_mb = ")
+        .push_bind(to_i64(package.data_mb))
+        .push(", data_used_mb = ")
+        .push_bind(to_i64(package.data_used_mb))
+        .push(", price_cents = ")
+        .push_bind(package.price_cents)
+        .push(", state = ")
+        .push_bind(package.state.as_str())
+        .push(", activated_at = ")
+        .push_bind(package.activated_at)
+        .push(", starts_at = ")
+        .push_bind(package.starts_at)
+        .push(", ends_at = ")
+        .push_bind(package.ends_at)
+        .push(", ended_at = ")
+        .push_bind(package.ended_at)
+        .push(", refund_reason = ")
+        .push_bind(package.refund_reason.map(|r| r.as_str()))
+        .push(", refunded_cents = ")
+        .push_bind(package.refunded_cents)
+        .push(" WHERE id = ")
+        .push_bind(&package.id);
+}
+
 /// Writes what changes of a package: its figures, state and dates.
 pub(super) async fn save_package(
     tx: &mut Tx<'_>,
     package: &PackageRecord,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE packages SET data_mb = $2, data_used_mb = $3, price_cents = $4, state = $5, \
-         activated_at = $6, starts_at = $7, ends_at = $8, ended_at = $9, refund_reason = $10, \
-         refunded_cents = $11 WHERE id = $1",
-    )
-    .bind(&package.id)
-    .bind(to_i64(package.data_mb))
-    .bind(to_i64(package.data_used_mb))
-    .bind(package.price_cents)
-    .bind(package.state.as_str())
-    .bind(package.activated_at)
-    .bind(package.starts_at)
-    .bind(package.ends_at)
-    .bind(package.ended_at)
-    .bind(package.refund_reason.map(|r| r.as_str()))
-    .bind(package.refunded_cents)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    let mut query = QueryBuilder::new("");
+    push_save_package(&mut query, package);
+    query.build().execute(&mut **tx).await.map_err(db_error)?;
     Ok(())
 }
 
@@ -152,27 +164,21 @@ pub(super) async fn list_packages(
     read_packages(&mut conn, esim_id).await
 }
 
-/// Writes the eSIM row's copy of the package in force: its allowance, usage and end, the
-/// usage thresholds announced, and the eSIM's state.
-pub(super) async fn save_esim_figures(
-    tx: &mut Tx<'_>,
-    esim: &EsimRecord,
-    thresholds_notified: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE esims SET status = $2, data_limit_mb = $3, data_used_mb = $4, expires_at = $5, \
-         thresholds_notified = $6 WHERE id = $1",
-    )
-    .bind(&esim.id)
-    .bind(esim.status.as_str())
-    .bind(to_i64(esim.data_limit_mb))
-    .bind(to_i64(esim.data_used_mb))
-    .bind(esim.expires_at)
-    .bind(thresholds_notified)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+/// Pushes the update of the eSIM row's copy of the package in force: its allowance, usage
+/// and end, the usage thresholds announced, and the eSIM's state.
+fn push_esim_figures<'a>(qb: &mut QueryBuilder<'a, Db>, esim: &'a EsimRecord, notified: i64) {
+    qb.push("UPDATE esims SET status = ")
+        .push_bind(esim.status.as_str())
+        .push(", data_limit_mb = ")
+        .push_bind(to_i64(esim.data_limit_mb))
+        .push(", data_used_mb = ")
+        .push_bind(to_i64(esim.data_used_mb))
+        .push(", expires_at = ")
+        .push_bind(esim.expires_at)
+        .push(", thresholds_notified = ")
+        .push_bind(notified)
+        .push(" WHERE id = ")
+        .push_bind(&esim.id);
 }
 
 /// Puts `package` in force on `esim`: the eSIM row takes its figures, thresholds re-armed.
@@ -181,13 +187,14 @@ async fn put_in_force(
     esim: &mut EsimRecord,
     package: &PackageRecord,
 ) -> Result<(), StoreError> {
-    esim.data_limit_mb = package.data_mb;
-    esim.data_used_mb = package.data_used_mb;
-    if let Some(ends_at) = package.ends_at {
-        esim.expires_at = ends_at;
-    }
-    save_package(tx, package).await?;
-    save_esim_figures(tx, esim, 0).await
+    packages::put_in_force(esim, package);
+    let mut query = QueryBuilder::new("");
+    push_save_package(&mut query, package);
+    query.build().execute(&mut **tx).await.map_err(db_error)?;
+    let mut query = QueryBuilder::new("");
+    push_esim_figures(&mut query, esim, 0);
+    query.build().execute(&mut **tx).await.map_err(db_error)?;
+    Ok(())
 }
 
 /// Ends the package in force of `esim` at `at` (expired, or depleted when followed early)
@@ -263,6 +270,9 @@ pub(super) async fn apply_usage(
     Ok(())
 }
 
+/// A top-up: the eSIM locked and its packages read; then, worked out in memory, the charge
+/// (live) and one chained statement with the claim, the package, the eSIM's figures, the
+/// purchase, its ledger row and the event (as provisioning does), and the event's deliveries.
 pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpResult, StoreError> {
     let mut tx = begin_write(store).await?;
     let mut purchase = write.purchase.clone();
@@ -277,24 +287,55 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
     if esim.partner_id != write.scope.partner_id || esim.environment != write.scope.environment {
         return Ok(TopUpResult::NotFound);
     }
-    let resource = ResourceRef {
-        kind: ResourceKind::TopUp,
-        id: purchase.id.clone(),
+    let new_claim = match &write.idempotency {
+        Some(IdempotencyWrite::ClaimNew(claim)) => Some(claim),
+        _ => None,
     };
-    if !claim_first(&mut tx, &write.scope, write.idempotency.as_ref(), &resource).await? {
-        return Ok(TopUpResult::KeyTaken);
-    }
-    let mut all = read_packages(&mut tx, &esim.id).await?;
+    let all = read_packages(&mut tx, &esim.id).await?;
     let queued = all
         .iter()
         .filter(|p| p.state == PackageState::Queued)
         .count();
     let placement = match packages::place_topup(&esim, queued, write.offer.kind) {
         Ok(placement) => placement,
-        Err(why) => return Ok(TopUpResult::NotAllowed(why)),
+        Err(why) => return refused(&mut tx, write, TopUpResult::NotAllowed(why)).await,
+    };
+    let now = purchase.created_at;
+    let mut mask = thresholds_notified;
+    let (mut package, new_package, figures_changed) = match placement {
+        Placement::AddToInForce => {
+            let Some(mut current) = all.into_iter().find(packages::in_force) else {
+                let why = format!("eSIM `{}` has no package in force to add data to", esim.id);
+                return refused(&mut tx, write, TopUpResult::NotAllowed(why)).await;
+            };
+            packages::add_data(&mut current, purchase.data_mb, purchase.amount_cents);
+            esim.data_limit_mb = current.data_mb;
+            mask = oytel_core::webhooks::rearmed_thresholds(
+                esim.data_used_mb,
+                esim.data_limit_mb,
+                thresholds_notified,
+            );
+            (current, false, true)
+        }
+        Placement::Queue | Placement::StartNow => {
+            let term = write
+                .offer
+                .term
+                .ok_or_else(|| StoreError::Other("a renewal without a term".into()))?;
+            let position = all.iter().map(|p| p.position).max().unwrap_or(0) + 1;
+            let mut package = packages::renewal(&esim, &purchase, term, position);
+            let start_now = placement == Placement::StartNow;
+            if start_now {
+                // An expired eSIM whose profile is installed: in force again at once.
+                packages::start(&mut package, now, true);
+                esim.status = EsimStatus::Active;
+                packages::put_in_force(&mut esim, &package);
+                mask = 0;
+            }
+            (package, true, start_now)
+        }
     };
 
-    let now = purchase.created_at;
     let charge = match write.charge {
         Charge::Sandbox { balance_cents } => {
             purchase.balance_after_cents = balance_cents;
@@ -312,71 +353,72 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
                     Some(line)
                 }
                 Moved::BelowFloor(balance_cents) => {
-                    return Ok(TopUpResult::InsufficientBalance { balance_cents })
+                    return refused(
+                        &mut tx,
+                        write,
+                        TopUpResult::InsufficientBalance { balance_cents },
+                    )
+                    .await
                 }
             }
         }
     };
 
-    let mut package = match placement {
-        Placement::AddToInForce => {
-            let Some(current) = all.iter_mut().find(|p| packages::in_force(p)) else {
-                return Ok(TopUpResult::NotAllowed(format!(
-                    "eSIM `{}` has no package in force to add data to",
-                    esim.id
-                )));
-            };
-            packages::add_data(current, purchase.data_mb, purchase.amount_cents);
-            esim.data_limit_mb = current.data_mb;
-            save_package(&mut tx, current).await?;
-            let mask = oytel_core::webhooks::rearmed_thresholds(
-                esim.data_used_mb,
-                esim.data_limit_mb,
-                thresholds_notified,
-            );
-            save_esim_figures(&mut tx, &esim, mask).await?;
-            current.clone()
-        }
-        Placement::Queue | Placement::StartNow => {
-            let term = write
-                .offer
-                .term
-                .ok_or_else(|| StoreError::Other("a renewal without a term".into()))?;
-            let position = all.iter().map(|p| p.position).max().unwrap_or(0) + 1;
-            let mut package = packages::renewal(&esim, &purchase, term, position);
-            let mut query = QueryBuilder::new("");
-            push_package(&mut query, &package);
-            query.build().execute(&mut *tx).await.map_err(db_error)?;
-            if placement == Placement::StartNow {
-                // An expired eSIM whose profile is installed: in force again at once.
-                packages::start(&mut package, now, true);
-                esim.status = EsimStatus::Active;
-                put_in_force(&mut tx, &mut esim, &package).await?;
-            }
-            package
-        }
-    };
     purchase.package_id = package.id.clone();
-    package.purchase_ids.push(purchase.id.clone());
-
-    let mut query = QueryBuilder::new("");
-    push_topup(&mut query, &purchase);
-    query.build().execute(&mut *tx).await.map_err(db_error)?;
-    if let Some(line) = &charge {
-        let mut query = QueryBuilder::new("");
-        push_ledger_line(&mut query, line, purchase.balance_after_cents);
-        query.build().execute(&mut *tx).await.map_err(db_error)?;
-    }
+    let resource = ResourceRef {
+        kind: ResourceKind::TopUp,
+        id: purchase.id.clone(),
+    };
     let event = oytel_core::webhooks::topped_up_event(&esim, purchase.to_wire(), now);
-    insert_event_row(&mut tx, &event).await?;
-    fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
+    let mut chain = Chain::new();
+    if let Some(claim) = new_claim {
+        push_claim(chain.write(), &write.scope, claim, Some(&resource));
+    }
+    if new_package {
+        push_package(chain.write(), &package);
+    } else {
+        push_save_package(chain.write(), &package);
+    }
+    if figures_changed {
+        push_esim_figures(chain.write(), &esim, mask);
+    }
+    push_topup(chain.write(), &purchase);
+    if let Some(line) = &charge {
+        push_ledger_line(chain.write(), line, purchase.balance_after_cents);
+    }
+    push_event(chain.write(), &event);
+    // A new claim's key already stored: a concurrent request with the same key committed
+    // first (on PostgreSQL, this statement waited for it).
+    match fan_out_after(&mut tx, chain, &event, esim.webhook_url.as_deref(), now).await {
+        Ok(_) => {}
+        Err(StoreError::Duplicate(UniqueField::IdempotencyKey)) => {
+            return Ok(TopUpResult::KeyTaken)
+        }
+        Err(e) => return Err(e),
+    }
     if let Some(IdempotencyWrite::Complete(claim)) = &write.idempotency {
         if !complete_claim(&mut tx, &write.scope, claim, &resource).await? {
             return Ok(TopUpResult::ClaimLost);
         }
     }
     tx.commit().await.map_err(db_error)?;
+    package.purchase_ids.push(purchase.id.clone());
     Ok(TopUpResult::Done(Box::new(ToppedUp { purchase, package })))
+}
+
+/// `result`, a refusal, unless the request's new key is stored now: then it is a retry whose
+/// first attempt committed (and changed what this one sees), to be answered by its replay.
+async fn refused(
+    tx: &mut Tx<'_>,
+    write: &TopUpWrite,
+    result: TopUpResult,
+) -> Result<TopUpResult, StoreError> {
+    if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
+        if key_stored(tx, &write.scope, &claim.key).await? {
+            return Ok(TopUpResult::KeyTaken);
+        }
+    }
+    Ok(result)
 }
 
 fn push_topup<'a>(qb: &mut QueryBuilder<'a, Db>, t: &'a TopUpRecord) {
