@@ -1,5 +1,15 @@
-//! Pages of lists: newest first, a limit of 1 to 100, and opaque cursors that point below a
-//! row's sequence number (so that rows added meanwhile never shift a page).
+//! Pages of lists: newest first, a limit of 1 to 100, and cursors that point below a row's
+//! sequence number (so that rows added meanwhile never shift a page).
+//!
+//! | a `cursor` | means |
+//! |---|---|
+//! | absent or empty | the first page |
+//! | 1 to 18 digits ([`CURSOR_PATTERN`]), what `next_cursor` gives | the rows below that position: any such value is a page, possibly empty |
+//! | `djE6…` (base64 of `v1:<n>`, what releases before 2026-11-30 gave) | the same, so a client paging across an upgrade carries on |
+//! | anything else | `400 INVALID_CURSOR` |
+//!
+//! Partners treat cursors as opaque; the spec states their pattern so that a generated client
+//! or a validator knows which strings are cursors.
 
 use base64::Engine as _;
 
@@ -30,13 +40,19 @@ pub struct Sequenced<T> {
     pub row: T,
 }
 
+/// What a cursor looks like (the spec states it): empty, or up to 18 digits.
+pub const CURSOR_PATTERN: &str = "^[0-9]{0,18}$";
+
 /// Encodes a cursor pointing below sequence number `seq`.
 pub fn encode_cursor(seq: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{seq}"))
+    seq.to_string()
 }
 
-/// Decodes a cursor made by [`encode_cursor`].
+/// Decodes a cursor (the module's table): a position, or a cursor of the earlier form.
 pub fn decode_cursor(cursor: &str) -> Result<i64, CoreError> {
+    if (1..=18).contains(&cursor.len()) && cursor.bytes().all(|b| b.is_ascii_digit()) {
+        return cursor.parse().map_err(|_| CoreError::InvalidCursor);
+    }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| CoreError::InvalidCursor)?;
@@ -88,7 +104,27 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
         assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
-        for bad in ["", "!!", "djE6", "djE6LTE", "eHl6"] {
+        let earlier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("v1:42");
+        assert_eq!(
+            decode_cursor(&earlier).unwrap(),
+            42,
+            "a cursor of the earlier form"
+        );
+        assert_eq!(decode_cursor("0").unwrap(), 0, "any digits are a position");
+        assert_eq!(
+            decode_cursor("999999999999999999").unwrap(),
+            999_999_999_999_999_999
+        );
+        for bad in [
+            "",
+            "!!",
+            "djE6",
+            "djE6LTE",
+            "eHl6",
+            "-1",
+            "1234567890123456789",
+            "1e3",
+        ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
         assert!(page_request(Some(0), None).is_err());

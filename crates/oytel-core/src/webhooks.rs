@@ -10,7 +10,7 @@ use rand::{Rng, RngCore};
 
 use crate::numbers::new_id;
 use crate::ports::{EndpointRecord, EsimRecord, EventRecord};
-use crate::validation::validate_text;
+use crate::validation::{has_control, validate_text};
 use crate::{CoreError, Scope};
 
 /// The usage thresholds, in percent of the data allowance, each announced once per eSIM.
@@ -310,9 +310,12 @@ pub fn validate_endpoint_url(raw: &str, allow_internal: bool) -> Result<String, 
     Ok(url)
 }
 
+/// An endpoint's note: blank means none; otherwise checked as text (the spec's pattern and
+/// length hold for blank ones too).
 fn description(text: Option<&str>) -> Result<Option<String>, CoreError> {
-    match text.map(str::trim) {
-        None | Some("") => Ok(None),
+    match text {
+        None => Ok(None),
+        Some(d) if d.trim().is_empty() && d.chars().count() <= 200 && !has_control(d) => Ok(None),
         Some(d) => validate_text("description", d, 200).map(Some),
     }
 }

@@ -184,11 +184,9 @@ impl From<CoreError> for ApiError {
                 ErrorCode::SuspendedByOperator,
                 message,
             ),
-            CoreError::TopUpNotAvailable(_) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::TopupNotAvailable,
-                message,
-            ),
+            CoreError::TopUpNotAvailable(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::TopupNotAvailable, message)
+            }
             CoreError::TopUpNotAllowed(_) => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::TopupNotAllowed, message)
             }

@@ -137,6 +137,7 @@ pub struct ListTransactionsQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 18, pattern = "^[0-9]{0,18}$"))]
     pub cursor: Option<String>,
     /// Only lines at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -79,7 +79,7 @@ error_codes! {
     /// The operator suspended this eSIM; only the operator can resume it (409).
     SuspendedByOperator = "SUSPENDED_BY_OPERATOR",
     /// No such top-up for this eSIM: an unknown id, an add-on for another coverage, or a
-    /// plan no longer sold (422).
+    /// plan no longer sold (409: what an eSIM takes depends on its plan).
     TopupNotAvailable = "TOPUP_NOT_AVAILABLE",
     /// The eSIM takes no top-up of this kind now: cancelled, expired without an installed
     /// profile, nothing in force to add data to, or too many renewals queued (409).

@@ -47,6 +47,27 @@ impl std::str::FromStr for EsimStatus {
     }
 }
 
+/// The spec's schema of `term_months`: the term lengths that can be ordered.
+#[cfg(feature = "openapi")]
+#[derive(Debug)]
+pub struct TermMonths;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for TermMonths {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .enum_values(Some([1, 3, 6, 12]))
+            .description(Some("Term length in months: 1, 3, 6 or 12."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for TermMonths {}
+
 /// `POST /api/v1/esim/provision`: order a plan for a customer. Unknown fields are rejected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -63,9 +84,18 @@ pub struct ProvisionRequest {
         default = "default_term_months",
         deserialize_with = "crate::whole::u32"
     )]
-    #[cfg_attr(feature = "openapi", schema(default = 1, minimum = 1, maximum = 12))]
+    #[cfg_attr(feature = "openapi", schema(value_type = TermMonths, default = 1))]
     pub term_months: u32,
-    /// The customer's email address.
+    /// The customer's email address: at most 254 characters; the part before the `@` 1 to 64
+    /// characters without spaces or control characters; the domain ASCII labels of letters,
+    /// digits and `-` (an internationalised domain in its `xn--` form), at least two.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 254,
+            pattern = "^[^\\s@\\u0000-\\u001F\\u007F-\\u009F]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+        )
+    )]
     pub customer_email: String,
     /// The customer's full name (at most 200 characters, no control characters).
     #[cfg_attr(
@@ -396,6 +426,7 @@ pub struct ListEsimsQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 18, pattern = "^[0-9]{0,18}$"))]
     pub cursor: Option<String>,
     /// Only eSIMs in this state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,8 +441,16 @@ pub struct ListEsimsQuery {
         )
     )]
     pub reference_id: Option<String>,
-    /// Only eSIMs of this customer (exact, case-insensitive).
+    /// Only eSIMs of this customer (exact, case-insensitive; an email address as
+    /// `customer_email` is when ordering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 254,
+            pattern = "^[^\\s@\\u0000-\\u001F\\u007F-\\u009F]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+        )
+    )]
     pub customer_email: Option<String>,
 }
 

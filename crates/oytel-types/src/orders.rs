@@ -58,6 +58,7 @@ pub struct ListOrdersQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(max_length = 18, pattern = "^[0-9]{0,18}$"))]
     pub cursor: Option<String>,
     /// Only orders with this reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]

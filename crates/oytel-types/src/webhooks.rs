@@ -224,10 +224,7 @@ pub struct CreateWebhookEndpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",
-        schema(
-            max_length = 200,
-            pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
-        )
+        schema(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")
     )]
     pub description: Option<String>,
 }
@@ -251,8 +248,12 @@ pub struct UpdateWebhookEndpoint {
     /// New event types (empty means all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventType>>,
-    /// A new note.
+    /// A new note (empty or blank removes it; at most 200 characters, no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")
+    )]
     pub description: Option<String>,
     /// `true` re-enables a disabled endpoint, `false` disables it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

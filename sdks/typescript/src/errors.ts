@@ -85,7 +85,6 @@ const VALIDATION_CODES = new Set([
   "INVALID_QUERY",
   "INVALID_CURSOR",
   "INVALID_IDEMPOTENCY_KEY",
-  "TOPUP_NOT_AVAILABLE",
 ]);
 
 /** The error for an answer of `status` with `body` (the server's error envelope, if any). */

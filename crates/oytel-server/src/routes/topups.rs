@@ -98,10 +98,10 @@ pub async fn list_topups(
         (status = 402, description = "The live balance would fall below the minimum (`INSUFFICIENT_BALANCE`)", body = ErrorBody),
         (status = 404, description = "No such eSIM for this key (`ESIM_NOT_FOUND`)", body = ErrorBody),
         (status = 408, response = crate::responses::BodyTimeout),
-        (status = 409, description = "The eSIM takes no such top-up now (`TOPUP_NOT_ALLOWED`: cancelled, expired without being installed, an add-on with nothing in force, 12 renewals queued), or a request with this key is in progress", body = ErrorBody),
+        (status = 409, description = "No such top-up for this eSIM (`TOPUP_NOT_AVAILABLE`: unknown, another region's add-on, a plan no longer sold), the eSIM takes no such top-up now (`TOPUP_NOT_ALLOWED`: cancelled, expired without being installed, an add-on with nothing in force, 12 renewals queued), or a request with this key is in progress", body = ErrorBody),
         (status = 413, response = crate::responses::BodyTooLarge),
         (status = 415, response = crate::responses::NotJson),
-        (status = 422, description = "No such top-up for this eSIM (`TOPUP_NOT_AVAILABLE`), or the key was used for another request (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorBody),
+        (status = 422, response = crate::responses::KeyReused),
         (status = 429, response = crate::responses::RateLimited)))]
 pub async fn buy_topup(
     State(state): State<AppState>,

@@ -231,10 +231,10 @@ async fn top_ups_are_refused_clearly_and_renewals_start_when_the_package_ends() 
     let path = |id: &str, tail: &str| format!("/api/v1/esim/{id}/{tail}");
 
     let (status, r) = buy(&app, key, &id, "eu-boost-5", "k1").await;
-    assert_error(status, &r, 422, "TOPUP_NOT_AVAILABLE");
+    assert_error(status, &r, 409, "TOPUP_NOT_AVAILABLE");
     assert!(r["error"].as_str().unwrap().contains("europe plans"), "{r}");
     let (status, r) = buy(&app, key, &id, "nope", "k2").await;
-    assert_error(status, &r, 422, "TOPUP_NOT_AVAILABLE");
+    assert_error(status, &r, 409, "TOPUP_NOT_AVAILABLE");
     let (status, r) = buy(&app, &app.other.sandbox_key, &id, "renewal-1m", "k3").await;
     assert_error(status, &r, 404, "ESIM_NOT_FOUND");
     let (status, r) = app

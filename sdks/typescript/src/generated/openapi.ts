@@ -1763,13 +1763,13 @@ export interface components {
         ProvisionRequest: {
             /** @description A plan id from `GET /api/v1/plans`. */
             plan_id: string;
+            /** @default 1 */
+            term_months: components["schemas"]["TermMonths"];
             /**
-             * Format: int32
-             * @description Term length in months: 1, 3, 6 or 12.
-             * @default 1
+             * @description The customer's email address: at most 254 characters; the part before the `@` 1 to 64
+             *     characters without spaces or control characters; the domain ASCII labels of letters,
+             *     digits and `-` (an internationalised domain in its `xn--` form), at least two.
              */
-            term_months: number;
-            /** @description The customer's email address. */
             customer_email: string;
             /** @description The customer's full name (at most 200 characters, no control characters). */
             customer_name: string;
@@ -2038,6 +2038,12 @@ export interface components {
             /** @description About the request. */
             meta: components["schemas"]["ResponseMeta"];
         };
+        /**
+         * Format: int32
+         * @description Term length in months: 1, 3, 6 or 12.
+         * @enum {integer}
+         */
+        TermMonths: 1 | 3 | 6 | 12;
         /** @description `POST /api/v1/webhooks/endpoints/{id}/test`. */
         TestEventResponse: {
             /** @description Always `true`. */
@@ -2339,7 +2345,7 @@ export interface components {
             url?: string | null;
             /** @description New event types (empty means all). */
             events?: components["schemas"]["EventType"][] | null;
-            /** @description A new note. */
+            /** @description A new note (empty or blank removes it; at most 200 characters, no control characters). */
             description?: string | null;
             /** @description `true` re-enables a disabled endpoint, `false` disables it. */
             enabled?: boolean | null;
@@ -3203,7 +3209,7 @@ export interface operations {
                 };
             };
             408: components["responses"]["BodyTimeout"];
-            /** @description The eSIM takes no such top-up now (`TOPUP_NOT_ALLOWED`: cancelled, expired without being installed, an add-on with nothing in force, 12 renewals queued), or a request with this key is in progress */
+            /** @description No such top-up for this eSIM (`TOPUP_NOT_AVAILABLE`: unknown, another region's add-on, a plan no longer sold), the eSIM takes no such top-up now (`TOPUP_NOT_ALLOWED`: cancelled, expired without being installed, an add-on with nothing in force, 12 renewals queued), or a request with this key is in progress */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3214,15 +3220,7 @@ export interface operations {
             };
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["NotJson"];
-            /** @description No such top-up for this eSIM (`TOPUP_NOT_AVAILABLE`), or the key was used for another request (`IDEMPOTENCY_KEY_REUSED`) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
+            422: components["responses"]["KeyReused"];
             429: components["responses"]["RateLimited"];
         };
     };
@@ -3237,7 +3235,10 @@ export interface operations {
                 status?: components["schemas"]["EsimStatus"];
                 /** @description Only eSIMs with this reference. */
                 reference_id?: string;
-                /** @description Only eSIMs of this customer (exact, case-insensitive). */
+                /**
+                 * @description Only eSIMs of this customer (exact, case-insensitive; an email address as
+                 *     `customer_email` is when ordering).
+                 */
                 customer_email?: string;
             };
             header?: never;

@@ -138,7 +138,6 @@ test("errors map to their classes by status and code", async () => {
     [error(402, "INSUFFICIENT_BALANCE", "no money", { details: { balance: 10 } }), InsufficientBalanceError],
     [error(404, "ESIM_NOT_FOUND"), NotFoundError],
     [error(400, "VALIDATION_ERROR", "bad email", { details: { field: "customer_email" } }), ValidationError],
-    [error(422, "TOPUP_NOT_AVAILABLE"), ValidationError],
   ];
   for (const [answer, kind] of cases) {
     const { fetch } = scripted([answer]);
