@@ -5,17 +5,21 @@
 //!   committed spec differs from what the code generates.
 //! - `bench [options]`: builds the release binaries and runs `oytel-bench` (the server
 //!   against bare baselines in the same run); `--smoke` for a quick run that checks it works.
+//! - `fuzz [--seconds S] [TARGET ...]`: the fuzz targets under libFuzzer (see [`fuzz`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
+mod fuzz;
+
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   openapi [--check]   write openapi/oytel-v1.{json,yaml} from the code (--check: fail if stale)
   bench [options]     build the release binaries and run the benchmark (bench --help for options)
+  fuzz [options]      run the fuzz targets under libFuzzer (fuzz --help for options)
 ";
 
 const BENCH_USAGE: &str = "usage: cargo xtask bench [options]
@@ -139,6 +143,10 @@ fn main() -> ExitCode {
         ["bench", options @ ..] if options.iter().any(|o| matches!(*o, "--help" | "-h")) => {
             help(BENCH_USAGE)
         }
+        ["fuzz", options @ ..] if options.iter().any(|o| matches!(*o, "--help" | "-h")) => {
+            help(fuzz::USAGE)
+        }
+        ["fuzz", options @ ..] => fuzz::run(&workspace_root(), options),
         ["openapi"] => openapi(false),
         ["openapi", "--check"] => openapi(true),
         ["bench", options @ ..] => bench(options),

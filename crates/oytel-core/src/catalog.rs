@@ -1,6 +1,19 @@
 //! The plan catalog. Prices are integer cents per month for each term length; a term costs
 //! its monthly price times its months. Data add-ons (top-ups) belong to a region and are
 //! sold for the eSIMs whose plan is of that region.
+//!
+//! A catalog file is refused as a whole when any rule below breaks (the server does not start
+//! with it, and says which plan and why):
+//!
+//! | field | rule |
+//! |---|---|
+//! | `currency` | an ISO 4217 code (`USD`) |
+//! | a plan's or add-on's `id` | lowercase letters, digits and `-`; unique; add-ons not `renewal-…` |
+//! | `monthly_price_cents` | a price for exactly the terms 1, 3, 6 and 12, each 1 to [`MAX_PRICE_CENTS`] |
+//! | an add-on's `price_cents` | 1 to [`MAX_PRICE_CENTS`] |
+//! | allowances and validity | above 0 |
+//! | `countries` | at least one ISO 3166-1 alpha-2 code |
+//! | an add-on's `region` | the region of some plan |
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -9,6 +22,11 @@ use serde::Deserialize;
 
 /// The catalog shipped with the server (`catalog/plans.json` in this crate).
 pub const DEFAULT_CATALOG_JSON: &str = include_str!("../catalog/plans.json");
+
+/// The largest price in a catalog, in minor units (1,000,000.00): far above any eSIM, and
+/// small enough that a twelve-month term and every sum of charges stay exact in an `i64`
+/// (the fuzzer found a catalog whose yearly price wrapped round to a credit).
+pub const MAX_PRICE_CENTS: i64 = 100_000_000;
 
 /// A term length that can be ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -236,8 +254,13 @@ impl Catalog {
             }
             for term in Term::ALL {
                 match plan.monthly_price_cents.get(&term.months().to_string()) {
-                    Some(cents) if *cents > 0 => {}
-                    _ => return fail(&format!("no positive price for {} months", term.months())),
+                    Some(cents) if (1..=MAX_PRICE_CENTS).contains(cents) => {}
+                    _ => {
+                        return fail(&format!(
+                            "the price for {} months must be 1 to {MAX_PRICE_CENTS} cents",
+                            term.months()
+                        ))
+                    }
                 }
             }
             if plan.monthly_price_cents.len() != Term::ALL.len() {
@@ -270,8 +293,10 @@ impl Catalog {
             if !addon_ids.insert(addon.id.as_str()) {
                 return fail("duplicate id");
             }
-            if addon.data_mb == 0 || addon.price_cents <= 0 {
-                return fail("data and price must be positive");
+            if addon.data_mb == 0 || !(1..=MAX_PRICE_CENTS).contains(&addon.price_cents) {
+                return fail(&format!(
+                    "data must be positive and the price 1 to {MAX_PRICE_CENTS} cents"
+                ));
             }
             if !catalog.plans.iter().any(|p| p.region == addon.region) {
                 return fail("no plan of its region");
@@ -371,6 +396,7 @@ mod tests {
         assert!(Catalog::from_json(good).is_ok());
         for (from, to) in [
             (r#""12":70"#, r#""12":0"#),
+            (r#""12":70"#, r#""12":100000001"#),
             (r#""id":"a""#, r#""id":"A B""#),
             (r#"["GB"]"#, r#"["GBR"]"#),
             (r#""USD""#, r#""usd""#),
@@ -391,6 +417,10 @@ mod tests {
             (r#""region":"uk""#, r#""region":"asia""#),
             (r#""id":"b""#, r#""id":"renewal-1m""#),
             (r#""price_cents":300"#, r#""price_cents":0"#),
+            (
+                r#""price_cents":300"#,
+                r#""price_cents":9223372036854775807"#,
+            ),
             (r#""data_mb":1000"#, r#""data_mb":0"#),
         ] {
             let bad = with_addon(&addon.replace(from, to));

@@ -56,6 +56,60 @@ pub enum AuthFailure {
     Revoked,
 }
 
+/// The key a request presents, from the raw values of its `X-API-Key` and `Authorization`
+/// headers (`None` when a header is absent). Either header may carry the key; sending both
+/// with different keys is refused, so that no proxy or library can choose for us.
+///
+/// | `X-API-Key` | `Authorization` | presented |
+/// |---|---|---|
+/// | absent | absent | none (the caller answers `MISSING_API_KEY`) |
+/// | `k` | absent | `k` |
+/// | absent | `Bearer k` (the scheme in any case) | `k` |
+/// | `k` | `Bearer k` | `k` |
+/// | `k` | `Bearer j`, `j` ≠ `k` | `Invalid` |
+/// | any | another scheme (`Basic …`) | `Invalid` |
+/// | bytes other than visible ASCII, space and tab | any | `Invalid` |
+///
+/// Surrounding spaces are trimmed; what the key itself must look like is
+/// [`authenticate`]'s business.
+pub fn presented_key(
+    x_api_key: Option<&[u8]>,
+    authorization: Option<&[u8]>,
+) -> Result<Option<String>, AuthFailure> {
+    fn text(value: Option<&[u8]>) -> Result<Option<&str>, AuthFailure> {
+        match value {
+            None => Ok(None),
+            Some(bytes)
+                if bytes
+                    .iter()
+                    .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) =>
+            {
+                // Visible ASCII, space and tab, so always UTF-8.
+                std::str::from_utf8(bytes)
+                    .map(|t| Some(t.trim()))
+                    .map_err(|_| AuthFailure::Invalid)
+            }
+            Some(_) => Err(AuthFailure::Invalid),
+        }
+    }
+    let api_key = text(x_api_key)?;
+    let bearer = match text(authorization)? {
+        None => None,
+        Some(value) => {
+            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(AuthFailure::Invalid);
+            }
+            Some(token.trim())
+        }
+    };
+    match (api_key, bearer) {
+        (Some(a), Some(b)) if a != b => Err(AuthFailure::Invalid),
+        (Some(a), _) => Ok(Some(a.to_owned())),
+        (None, b) => Ok(b.map(str::to_owned)),
+    }
+}
+
 /// Finds the owner of a presented key with `find` (given the key's hash; usually
 /// [`Storage::find_api_key`](crate::ports::Storage::find_api_key) or a cache in front of it).
 /// Malformed keys are refused without a lookup. The key's prefix must agree with the
@@ -102,6 +156,40 @@ mod tests {
             expires_at: None,
             limits: crate::limits::LimitOverrides::default(),
         }
+    }
+
+    #[test]
+    fn the_key_presented_comes_from_either_header_and_never_from_two_that_disagree() {
+        let key = Some(&b"sk_live_abc"[..]);
+        let bearer = Some(&b"Bearer sk_live_abc"[..]);
+        assert_eq!(presented_key(None, None), Ok(None));
+        assert_eq!(presented_key(key, None), Ok(Some("sk_live_abc".into())));
+        assert_eq!(presented_key(None, bearer), Ok(Some("sk_live_abc".into())));
+        assert_eq!(
+            presented_key(None, Some(b"bearer   sk_live_abc ")),
+            Ok(Some("sk_live_abc".into()))
+        );
+        assert_eq!(presented_key(key, bearer), Ok(Some("sk_live_abc".into())));
+        assert_eq!(
+            presented_key(Some(b"sk_live_xyz"), bearer),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            presented_key(None, Some(b"Basic dTpw")),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            presented_key(Some("sk_live_\u{e9}".as_bytes()), None),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            presented_key(Some(b"sk_live_\x7f"), None),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            presented_key(None, Some(b"Bearer")),
+            Ok(Some(String::new()))
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! computed here.
 
 pub mod billing;
+pub mod body;
 pub mod cancel;
 pub mod catalog;
 pub mod clock;

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | absent or empty | the first page |
 //! | 1 to 18 digits ([`CURSOR_PATTERN`]), what `next_cursor` gives | the rows below that position: any such value is a page, possibly empty |
-//! | `djE6…` (base64 of `v1:<n>`, what releases before 2026-11-30 gave) | the same, so a client paging across an upgrade carries on |
+//! | `djE6…` (base64 of `v1:<n>`, what releases before 2026-11-30 gave), `n` of 1 to 18 digits | the same, so a client paging across an upgrade carries on |
 //! | anything else | `400 INVALID_CURSOR` |
 //!
 //! Partners treat cursors as opaque; the spec states their pattern so that a generated client
@@ -43,6 +43,11 @@ pub struct Sequenced<T> {
 /// What a cursor looks like (the spec states it): empty, or up to 18 digits.
 pub const CURSOR_PATTERN: &str = "^[0-9]{0,18}$";
 
+/// The largest position a cursor holds: 18 digits, the spec's pattern. Row sequence numbers
+/// never come near it; a cursor of the earlier form beyond it is refused (the fuzzer found
+/// that one decoded to a position whose new cursor the pattern refused).
+pub const MAX_POSITION: i64 = 999_999_999_999_999_999;
+
 /// Encodes a cursor pointing below sequence number `seq`.
 pub fn encode_cursor(seq: i64) -> String {
     seq.to_string()
@@ -60,7 +65,7 @@ pub fn decode_cursor(cursor: &str) -> Result<i64, CoreError> {
         .ok()
         .and_then(|s| s.strip_prefix("v1:"))
         .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| *n > 0)
+        .filter(|n| (1..=MAX_POSITION).contains(n))
         .ok_or(CoreError::InvalidCursor)
 }
 
@@ -124,6 +129,8 @@ mod tests {
             "-1",
             "1234567890123456789",
             "1e3",
+            // `v1:01921521521921921921`, a position beyond 18 digits (found by fuzzing).
+            "djE6MDE5MjE1MjE1MjE5MjE5MjE5MjE",
         ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }

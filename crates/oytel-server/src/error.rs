@@ -3,6 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use oytel_core::body::BodyError;
 use oytel_core::keys::AuthFailure;
 use oytel_core::ports::StoreError;
 use oytel_core::CoreError;
@@ -112,6 +113,15 @@ impl From<StoreError> for ApiError {
                 )
             }
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> ApiError {
+        match error.field {
+            Some(field) => ApiError::field(error.code, field, error.message),
+            None => ApiError::new(StatusCode::BAD_REQUEST, error.code, error.message),
         }
     }
 }

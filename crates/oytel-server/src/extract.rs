@@ -10,7 +10,6 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use oytel_core::idempotency::IdempotencyKey;
-use oytel_core::keys::AuthFailure;
 use oytel_core::limits::{QuotaKey, QuotaKind, QuotaUse};
 use oytel_core::ports::KeyOwner;
 use oytel_core::{CoreError, Scope};
@@ -98,34 +97,16 @@ pub fn rate_limited(limit: &str, retry_after: Duration) -> ApiError {
     .with_retry_after(seconds)
 }
 
-/// The key presented: `X-API-Key`, else `Authorization: Bearer`. Sending both with different
-/// keys is refused.
+/// The key presented (see [`oytel_core::keys::presented_key`]).
 fn presented_key(parts: &Parts) -> Result<Option<String>, ApiError> {
-    let text = |name: header::HeaderName| -> Result<Option<String>, ApiError> {
-        match parts.headers.get(&name) {
-            None => Ok(None),
-            Some(value) => value
-                .to_str()
-                .map(|v| Some(v.trim().to_owned()))
-                .map_err(|_| ApiError::from(AuthFailure::Invalid)),
-        }
+    let raw = |name| {
+        parts
+            .headers
+            .get(name)
+            .map(|v: &header::HeaderValue| v.as_bytes())
     };
-    let api_key = text(header::HeaderName::from_static("x-api-key"))?;
-    let bearer = match text(header::AUTHORIZATION)? {
-        None => None,
-        Some(value) => {
-            let (scheme, token) = value.split_once(' ').unwrap_or((value.as_str(), ""));
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(AuthFailure::Invalid.into());
-            }
-            Some(token.trim().to_owned())
-        }
-    };
-    match (api_key, bearer) {
-        (Some(a), Some(b)) if a != b => Err(AuthFailure::Invalid.into()),
-        (Some(a), _) => Ok(Some(a)),
-        (None, b) => Ok(b),
-    }
+    oytel_core::keys::presented_key(raw("x-api-key"), raw(header::AUTHORIZATION.as_str()))
+        .map_err(ApiError::from)
 }
 
 /// The failed-authentication throttle: counts a refused credential against the client's
@@ -242,117 +223,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses a JSON body into `T`, telling a syntax error (`INVALID_JSON`) from a well-formed body
-/// of the wrong shape (`VALIDATION_ERROR`, naming the field at fault).
+/// Parses a JSON body into `T` (see [`oytel_core::body`]): `400 INVALID_JSON` or
+/// `400 VALIDATION_ERROR` naming the field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidJson,
-            "the request body is not valid UTF-8",
-        ));
-    }
-    // Syntax first, so that INVALID_JSON means exactly "not JSON" (nothing is built). Then
-    // the shape, from the bytes themselves: a `Value` would silently keep the last of two
-    // duplicated keys, and an ambiguous paid request must be refused instead.
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| invalid_json(&e))?;
-    // serde reads a struct from a list too (by position): a body is an object or nothing.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::ValidationError,
-            "the body must be a JSON object",
-        ));
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)
-}
-
-/// serde's words for a value of the wrong type or range, in words a partner reads: the
-/// expected kind instead of a Rust type (`u32` is "a whole number of 0 or more").
-///
-/// | serde expects | the message says |
-/// |---|---|
-/// | `u8` … `u64`, `usize` | a whole number of 0 or more |
-/// | `i8` … `i64`, `isize` | a whole number |
-/// | `f32`, `f64` | a number |
-/// | a string | text |
-/// | a boolean | true or false |
-/// | a sequence | a list |
-/// | a map, a struct | an object |
-fn plain_words(message: &str, field: &str) -> String {
-    let Some((got, expected)) = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        .and_then(|rest| rest.split_once(", expected "))
-    else {
-        return message.to_owned();
-    };
-    let expected = match expected.trim() {
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number of 0 or more",
-        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
-        "f32" | "f64" => "a number",
-        "a string" | "a borrowed string" | "string" => "text",
-        "a boolean" | "bool" => "true or false",
-        "a sequence" => "a list",
-        other if other == "a map" || other.starts_with("struct ") => "an object",
-        other => other,
-    };
-    let got = match got.split_once(' ') {
-        Some(("string", text)) => format!("the text {text}"),
-        Some(("integer" | "floating", value)) => value
-            .trim_start_matches("point ")
-            .trim_matches('`')
-            .to_owned(),
-        Some(("boolean", value)) => value.trim_matches('`').to_owned(),
-        _ => match got {
-            "map" => "an object".to_owned(),
-            "sequence" => "a list".to_owned(),
-            other => other.to_owned(),
-        },
-    };
-    format!("{field} must be {expected}, not {got}")
-}
-
-fn invalid_json(error: &serde_json::Error) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::InvalidJson,
-        format!(
-            "the request body is not valid JSON: {}",
-            strip_position(&error.to_string())
-        ),
-    )
-}
-
-fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let path = error.path().to_string();
-    let inner = error.into_inner();
-    let message = strip_position(&inner.to_string());
-    // serde names an unknown or missing field in its message; the path names where a value
-    // of the wrong type was found.
-    let field = field_from_message(&message).or_else(|| (path != ".").then_some(path));
-    let message = plain_words(&message, field.as_deref().unwrap_or("the body"));
-    match field {
-        Some(field) => ApiError::field(ErrorCode::ValidationError, field, message),
-        None => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::ValidationError, message),
-    }
-}
-
-fn field_from_message(message: &str) -> Option<String> {
-    for marker in ["unknown field `", "missing field `"] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            return rest.split('`').next().map(str::to_owned);
-        }
-    }
-    None
-}
-
-fn strip_position(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
+    oytel_core::body::parse_json(bytes).map_err(ApiError::from)
 }
 
 /// A query string of the right shape; unknown, repeated or malformed parameters are refused
@@ -417,63 +291,5 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
             CoreError::InvalidIdempotencyKey("Idempotency-Key must be printable ASCII".into())
         })?;
         Ok(IdempotencyKeyHeader(Some(IdempotencyKey::parse(text)?)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code, reason = "only deserialised")]
-    struct Order {
-        term_months: u32,
-        reference_id: Option<String>,
-        notify: Option<bool>,
-        tags: Option<Vec<String>>,
-    }
-
-    fn message(body: &str) -> String {
-        let error = parse_json::<Order>(body.as_bytes()).unwrap_err();
-        error.message().to_owned()
-    }
-
-    #[test]
-    fn a_wrong_type_is_told_in_words_never_as_a_rust_type() {
-        for (body, expected) in [
-            (
-                r#"{"term_months": "1"}"#,
-                r#"term_months must be a whole number of 0 or more, not the text "1""#,
-            ),
-            (
-                r#"{"term_months": -1}"#,
-                "term_months must be a whole number of 0 or more, not -1",
-            ),
-            (
-                r#"{"term_months": 1.5}"#,
-                "term_months must be a whole number of 0 or more, not 1.5",
-            ),
-            (
-                r#"{"term_months": 1, "reference_id": 7}"#,
-                "reference_id must be text, not 7",
-            ),
-            (
-                r#"{"term_months": 1, "notify": "yes"}"#,
-                r#"notify must be true or false, not the text "yes""#,
-            ),
-            (
-                r#"{"term_months": 1, "tags": {}}"#,
-                "tags must be a list, not an object",
-            ),
-            (r#"[1]"#, "the body must be a JSON object"),
-            (r#"[1, null, null, null]"#, "the body must be a JSON object"),
-        ] {
-            let text = message(body);
-            assert_eq!(text, expected, "{body}");
-            for rust in ["u32", "i64", "f64", "struct", "sequence"] {
-                assert!(!text.contains(rust), "{text}");
-            }
-        }
     }
 }
