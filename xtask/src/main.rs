@@ -36,6 +36,12 @@ options:
   --connections LIST   connection counts, comma-separated (default 32,256)
   --postgres URL       benchmark on a fresh database on this PostgreSQL server instead of SQLite
   --out FILE           where the JSON figures go (default target/bench/results.json)
+  --soak               instead: the soak, a steady mixed load on one server (API, workers,
+                       webhooks to a local receiver, usage ingestion) with figures per minute;
+                       fails on any error, a lost webhook, or RSS or descriptors that keep growing
+  --minutes M          minutes of the soak (default 10)
+  --rate R             requests per second of the soak, in all (default 400); its connections
+                       are the first of --connections
 ";
 
 fn workspace_root() -> PathBuf {

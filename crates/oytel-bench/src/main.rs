@@ -6,6 +6,7 @@
 mod baseline;
 mod load;
 mod report;
+mod soak;
 mod webhooks;
 
 use std::io::{BufRead, BufReader};
@@ -79,9 +80,20 @@ struct RunArgs {
     /// A PostgreSQL admin URL: benchmark on a fresh database there instead of SQLite.
     #[arg(long)]
     postgres: Option<String>,
-    /// Where the JSON figures go.
-    #[arg(long, default_value = "target/bench/results.json")]
-    out: PathBuf,
+    /// Where the JSON figures go (default target/bench/results.json, or soak.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Instead of the comparisons, the soak: a steady mixed load on one server, with figures
+    /// per minute; fails on any error, a lost webhook, or memory or descriptors that keep
+    /// growing.
+    #[arg(long)]
+    soak: bool,
+    /// Minutes of the soak.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Requests per second of the soak, in all.
+    #[arg(long, default_value_t = 400)]
+    rate: u32,
 }
 
 struct Proc {
@@ -96,22 +108,39 @@ impl Drop for Proc {
     }
 }
 
-fn peak_rss_mb(pid: u32) -> f64 {
+/// A figure of `/proc/<pid>/status` in kB (`VmHWM:`, `VmRSS:`), 0 where there is none.
+fn proc_status_kb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|kb| kb.parse::<f64>().ok())
             })
         })
-        .map_or(0.0, |kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
 
-fn start_server(bin: &PathBuf, url: &str, log: &PathBuf, workers: bool) -> Result<Proc> {
+fn peak_rss_mb(pid: u32) -> f64 {
+    proc_status_kb(pid, "VmHWM:") / 1024.0
+}
+
+/// Starts `oytel-server` on `url` (with its workers or without; with an operator API when a
+/// token is given) and waits until it is ready.
+fn start_server(
+    bin: &PathBuf,
+    url: &str,
+    log: &PathBuf,
+    workers: bool,
+    operator_token: Option<&str>,
+) -> Result<Proc> {
     let log_file = std::fs::File::create(log)?;
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    if let Some(token) = operator_token {
+        command.env("OYTEL_OPERATOR_TOKEN", token);
+    }
+    let child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--mode", "production"])
         .env("OYTEL_DATABASE_URL", url)
         .env("OYTEL_WORKERS", if workers { "true" } else { "false" })
@@ -255,21 +284,10 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
     Ok(sample)
 }
 
-async fn run(args: RunArgs) -> Result<()> {
-    let (esims, seconds, connections, rounds) = if args.smoke {
-        (1_000, 1, vec![32], 1)
-    } else {
-        (
-            args.esims,
-            args.seconds,
-            args.connections.clone(),
-            args.rounds,
-        )
-    };
-    let duration = Duration::from_secs(seconds.max(1));
-    let dir = std::env::temp_dir().join(format!("oytel-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let (url, backend) = match &args.postgres {
+/// A fresh database for a run: on the PostgreSQL server of `postgres` (an admin URL), or a
+/// SQLite file in `dir`. Returns its URL and the backend's name.
+async fn fresh_database(postgres: Option<&str>, dir: &std::path::Path) -> Result<(String, String)> {
+    Ok(match postgres {
         Some(admin) => {
             let name = format!("oytel_bench_{}", std::process::id());
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await?;
@@ -279,16 +297,19 @@ async fn run(args: RunArgs) -> Result<()> {
             sqlx::query(&format!("CREATE DATABASE {name}"))
                 .execute(&mut conn)
                 .await?;
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
             (format!("{base}/{name}"), "PostgreSQL".to_owned())
         }
         None => (
             format!("sqlite:{}", dir.join("bench.db").display()),
             "SQLite".to_owned(),
         ),
-    };
-    // A partner whose limits do not get in the way, with a sandbox key.
-    let opened = oytel_store::open(&url, &oytel_store::PoolOptions::default()).await?;
+    })
+}
+
+/// A partner whose limits do not get in the way, with a sandbox key: its scope and the key.
+async fn bench_partner(url: &str) -> Result<(Scope, String)> {
+    let opened = oytel_store::open(url, &oytel_store::PoolOptions::default()).await?;
     let store: Arc<dyn Storage> = opened.storage;
     let partner = Partner::new("Bench", None)?;
     store.create_partner(&partner).await?;
@@ -304,7 +325,40 @@ async fn run(args: RunArgs) -> Result<()> {
         partner_id: partner.id.clone(),
         environment: Environment::Sandbox,
     };
-    let api_key = key.plaintext;
+    Ok((scope, key.plaintext))
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    if args.soak {
+        return soak::soak(soak::SoakArgs {
+            server_bin: args.server_bin,
+            postgres: args.postgres,
+            minutes: args.minutes,
+            rate: args.rate.max(1),
+            connections: args.connections.first().copied().unwrap_or(32).max(1),
+            out: args.out.unwrap_or_else(|| "target/bench/soak.json".into()),
+        })
+        .await;
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| "target/bench/results.json".into());
+    let (esims, seconds, connections, rounds) = if args.smoke {
+        (1_000, 1, vec![32], 1)
+    } else {
+        (
+            args.esims,
+            args.seconds,
+            args.connections.clone(),
+            args.rounds,
+        )
+    };
+    let duration = Duration::from_secs(seconds.max(1));
+    let dir = std::env::temp_dir().join(format!("oytel-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (url, backend) = fresh_database(args.postgres.as_deref(), &dir).await?;
+    let (scope, api_key) = bench_partner(&url).await?;
 
     // Scale, small: 10k eSIMs.
     let small = 10_000.min(esims);
@@ -312,7 +366,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut ids = seed(&url, &scope, small).await?;
     let log = dir.join("server.log");
     // The API instance runs no workers; the webhook run starts one that does.
-    let server = start_server(&args.server_bin, &url, &log, false)?;
+    let server = start_server(&args.server_bin, &url, &log, false, None)?;
     let pid = server.child.id();
     let status_load = |base: String, key: String, ids: Arc<Vec<String>>| -> load::Maker {
         Arc::new(move |client: &reqwest::Client, i: u64| {
@@ -470,13 +524,13 @@ async fn run(args: RunArgs) -> Result<()> {
     let events = if args.smoke { 200 } else { 5_000 };
     let worker_log = dir.join("worker.log");
     let (delivered, per_second) = webhook_throughput(&server.base, &api_key, events, false, || {
-        start_server(&args.server_bin, &url, &worker_log, true)
+        start_server(&args.server_bin, &url, &worker_log, true, None)
     })
     .await?;
     eprintln!("webhook deliveries beside an endpoint that never answers…");
     let (beside_hanging, beside_hanging_per_second) =
         webhook_throughput(&server.base, &api_key, events, true, || {
-            start_server(&args.server_bin, &url, &worker_log, true)
+            start_server(&args.server_bin, &url, &worker_log, true, None)
         })
         .await?;
     let report = Report {
@@ -500,11 +554,11 @@ async fn run(args: RunArgs) -> Result<()> {
     };
     drop(server);
     print_table(&report);
-    if let Some(dir) = args.out.parent() {
+    if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
-    println!("figures written to {}", args.out.display());
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    println!("figures written to {}", out.display());
     let _ = std::fs::remove_dir_all(&dir);
     if report
         .comparisons

@@ -8,11 +8,47 @@ use anyhow::{Context, Result};
 
 use crate::Proc;
 
-/// What the webhook receiver counts: verified deliveries and when they arrived.
+/// One verified delivery: when it arrived, its `webhook-id` and its body.
+#[derive(Clone)]
+pub(crate) struct Delivery {
+    pub at: Instant,
+    pub id: String,
+    pub body: axum::body::Bytes,
+}
+
+/// What the webhook receiver keeps: the endpoint's secret (set once the endpoint exists) and
+/// every delivery whose signature it verified.
 #[derive(Clone, Default)]
-struct Received {
+pub(crate) struct Received {
     secret: Arc<std::sync::Mutex<Option<oytel_webhooks::Secret>>>,
-    times: Arc<std::sync::Mutex<Vec<Instant>>>,
+    deliveries: Arc<std::sync::Mutex<Vec<Delivery>>>,
+}
+
+impl Received {
+    /// Verifies deliveries with `secret` from now on.
+    pub fn set_secret(&self, secret: &str) -> Result<()> {
+        let secret = oytel_webhooks::Secret::parse(secret)?;
+        if let Ok(mut slot) = self.secret.lock() {
+            *slot = Some(secret);
+        }
+        Ok(())
+    }
+
+    /// The verified deliveries so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many verified deliveries arrived.
+    pub fn count(&self) -> u64 {
+        self.deliveries
+            .lock()
+            .map(|d| d.len() as u64)
+            .unwrap_or_default()
+    }
 }
 
 async fn receive(
@@ -31,9 +67,10 @@ async fn receive(
         return axum::http::StatusCode::SERVICE_UNAVAILABLE;
     };
     let now = chrono::Utc::now().timestamp();
+    let id = header("webhook-id");
     let verified = oytel_webhooks::verify(
         &secret,
-        &header("webhook-id"),
+        &id,
         &header("webhook-timestamp"),
         &header("webhook-signature"),
         &body,
@@ -42,10 +79,28 @@ async fn receive(
     if verified.is_err() {
         return axum::http::StatusCode::BAD_REQUEST;
     }
-    if let Ok(mut times) = r.times.lock() {
-        times.push(Instant::now());
+    if let Ok(mut deliveries) = r.deliveries.lock() {
+        deliveries.push(Delivery {
+            at: Instant::now(),
+            id,
+            body,
+        });
     }
     axum::http::StatusCode::NO_CONTENT
+}
+
+/// A local receiver that verifies every signature: its URL, what it received, and its task.
+pub(crate) async fn receiver() -> Result<(String, Received, tokio::task::JoinHandle<()>)> {
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(received.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, received, task))
 }
 
 /// An endpoint that accepts connections, reads, and never answers: every attempt to it runs
@@ -75,13 +130,7 @@ pub(crate) async fn webhook_throughput(
     beside_hanging: bool,
     start_worker: impl FnOnce() -> Result<Proc>,
 ) -> Result<(u64, f64)> {
-    let received = Received::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let receiver_url = format!("http://{}/hook", listener.local_addr()?);
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(received.clone());
-    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (receiver_url, received, task) = receiver().await?;
     let client = reqwest::Client::new();
     let hanging = if beside_hanging {
         Some(hanging_endpoint().await?)
@@ -100,12 +149,7 @@ pub(crate) async fn webhook_throughput(
             .json()
             .await?;
         if url == receiver_url {
-            let secret = oytel_webhooks::Secret::parse(
-                created["secret"].as_str().context("endpoint secret")?,
-            )?;
-            if let Ok(mut slot) = received.secret.lock() {
-                *slot = Some(secret);
-            }
+            received.set_secret(created["secret"].as_str().context("endpoint secret")?)?;
         }
         endpoints.push(created["id"].as_str().context("endpoint id")?.to_owned());
     }
@@ -127,14 +171,7 @@ pub(crate) async fn webhook_throughput(
     let worker = start_worker()?;
     let expected = events.div_ceil(16) * 16;
     let deadline = Instant::now() + Duration::from_secs(180);
-    let count = || {
-        received
-            .times
-            .lock()
-            .map(|t| t.len() as u64)
-            .unwrap_or_default()
-    };
-    while count() < expected && Instant::now() < deadline {
+    while received.count() < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     task.abort();
@@ -150,7 +187,7 @@ pub(crate) async fn webhook_throughput(
             .await?
             .error_for_status()?;
     }
-    let times = received.times.lock().map(|t| t.clone()).unwrap_or_default();
+    let times: Vec<Instant> = received.deliveries().iter().map(|d| d.at).collect();
     let rate = match (times.first(), times.last()) {
         (Some(first), Some(last)) if last > first => {
             times.len() as f64 / (*last - *first).as_secs_f64()
