@@ -12,8 +12,9 @@
 //! | [`headers`] | `X-API-Key`, `Authorization` and `Idempotency-Key` values | never a panic; a presented key has no surrounding space; an `Idempotency-Key` is accepted exactly when it matches the spec's `^[!-~]{1,255}$`; a key that is no key is refused before any lookup |
 //! | [`webhook`] | a delivery's `webhook-id`, `webhook-timestamp`, `webhook-signature` and body, as a receiver verifies it; a `whsec_` secret | never a panic; only a signature made with the secret passes; a signed delivery passes and the same with any byte changed fails; a secret reads back as itself |
 //! | [`catalog`] | a plan catalog file (`OYTEL_CATALOG`) | never a panic, at load or at any later use of an accepted catalog (prices of every term, the wire form, filters, top-up offers) |
+//! | [`es2plus`] | an ES2+ message: each request an SM-DP+ reads, each answer our client reads, the download notification we will read | never a panic; an accepted message writes back as JSON that reads the same; an accepted ICCID is 18 to 20 digits and its padded form reads as itself |
 //!
-//! The inventory files and ES2+ messages of the SM-DP+ work get their targets when they land.
+//! The inventory files of the SM-DP+ work get their target when they land.
 
 use std::future::Future;
 use std::pin::pin;
@@ -40,6 +41,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("headers", headers),
     ("webhook", webhook),
     ("catalog", catalog),
+    ("es2plus", es2plus),
 ];
 
 /// Words of Rust that a message to a partner must not contain, unless the partner sent them.
@@ -311,5 +313,37 @@ pub fn catalog(data: &[u8]) {
             assert!(plan.covers(country));
             assert!(catalog.filter(Some(country), Some(&plan.region)).count() > 0);
         }
+    }
+}
+
+/// An ES2+ message, read as each message type of the interface.
+pub fn es2plus(data: &[u8]) {
+    use oytel_es2plus::*;
+    fn message<T: DeserializeOwned + Serialize>(data: &[u8]) {
+        if let Ok(value) = serde_json::from_slice::<T>(data) {
+            round_trips(&value, |bytes| serde_json::from_slice::<T>(bytes).ok());
+        }
+    }
+    message::<DownloadOrderRequest>(data);
+    message::<DownloadOrderResponse>(data);
+    message::<ConfirmOrderRequest>(data);
+    message::<ConfirmOrderResponse>(data);
+    message::<CancelOrderRequest>(data);
+    message::<ReleaseProfileRequest>(data);
+    message::<HeaderOnlyResponse>(data);
+    message::<DownloadProgressInfo>(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(iccid) = Iccid::parse(text) {
+            let digits = iccid.as_str();
+            assert!(
+                (18..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+            );
+            assert_eq!(
+                Iccid::parse(&iccid.padded()),
+                Some(iccid.clone()),
+                "{text:?}"
+            );
+        }
+        let _ = Function::from_name(text).map(Function::path);
     }
 }

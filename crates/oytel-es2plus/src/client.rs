@@ -1,0 +1,351 @@
+//! The ES2+ client: the four functions the operator calls, over HTTPS with mutual TLS.
+//!
+//! Every call has a timeout per attempt and is retried only where a retry is safe: the retry
+//! carries the same `functionCallIdentifier` and body, so an SM-DP+ that did act on the first
+//! attempt answers the retry with the first answer instead of acting twice.
+//!
+//! | what happened | retried | the error |
+//! |---|---|---|
+//! | no connection (refused, TLS handshake failed, DNS) | yes | [`Es2Error::Unreachable`] once attempts run out |
+//! | no answer within the timeout | yes | [`Es2Error::Timeout`] (whether it acted is unknown: the caller reconciles) |
+//! | HTTP 5xx, 429 | yes | [`Es2Error::Protocol`] |
+//! | HTTP 200 with `Failed` or `Expired` | no | [`Es2Error::Rejected`] with the SM-DP+'s codes |
+//! | HTTP 200 with `Executed-WithWarning` | no | success; the warning is logged by the caller |
+//! | another HTTP status, a body that is not the function's answer | no | [`Es2Error::Protocol`] |
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::wire::*;
+
+/// How to reach an SM-DP+.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The ES2+ base URL (`https://smdp.example.com`); the function paths are added to it.
+    pub base_url: String,
+    /// Our `functionRequesterIdentifier`.
+    pub requester_id: String,
+    /// Our client certificate and its private key, PEM (both in one buffer).
+    pub identity_pem: Option<Vec<u8>>,
+    /// The trust anchor of the SM-DP+'s server certificate, PEM; the system's roots are not
+    /// used when it is given.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Attempts per call, the first included (at least 1).
+    pub attempts: u32,
+    /// The wait before the second attempt; doubled for each later one.
+    pub backoff: Duration,
+    /// Allow `http://` (development against a local simulator only).
+    pub allow_http: bool,
+}
+
+impl ClientConfig {
+    /// A configuration with the defaults: 10 s per attempt, 3 attempts, 200 ms backoff,
+    /// HTTPS only, no client certificate.
+    pub fn new(base_url: impl Into<String>, requester_id: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.into(),
+            requester_id: requester_id.into(),
+            identity_pem: None,
+            ca_pem: None,
+            timeout: Duration::from_secs(10),
+            attempts: 3,
+            backoff: Duration::from_millis(200),
+            allow_http: false,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The base URL is not an `https://` URL (or `http://` where allowed).
+    #[error("the SM-DP+ URL `{0}` must start with https:// (http:// only in development)")]
+    Url(String),
+    /// The client certificate, its key or the CA could not be read.
+    #[error("the SM-DP+ TLS material could not be read: {0}")]
+    Tls(String),
+}
+
+/// Why a call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Es2Error {
+    /// No connection could be made (refused, TLS, DNS): the SM-DP+ did nothing.
+    #[error("the SM-DP+ could not be reached: {0}")]
+    Unreachable(String),
+    /// No answer in time: the SM-DP+ may or may not have acted.
+    #[error("the SM-DP+ did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The SM-DP+ refused (`Failed`, `Expired`), with its codes.
+    #[error("the SM-DP+ refused {function}: {}", .data.as_deref().map(StatusCodeData::describe).unwrap_or_else(|| .status.as_str().to_owned()))]
+    Rejected {
+        /// The function refused.
+        function: &'static str,
+        /// `Failed` or `Expired` (or a word we do not know).
+        status: ExecutionStatus,
+        /// Its codes, where given.
+        data: Option<Box<StatusCodeData>>,
+    },
+    /// An answer that is not ES2+ (an HTTP error, a malformed body).
+    #[error("the SM-DP+ answered {0}")]
+    Protocol(String),
+}
+
+impl Es2Error {
+    /// A stable code for the partner's error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Es2Error::Unreachable(_) => "SMDP_UNAVAILABLE",
+            Es2Error::Timeout(_) => "SMDP_TIMEOUT",
+            Es2Error::Rejected { .. } => "SMDP_REJECTED",
+            Es2Error::Protocol(_) => "SMDP_PROTOCOL_ERROR",
+        }
+    }
+}
+
+/// An ES2+ client.
+#[derive(Debug, Clone)]
+pub struct Es2PlusClient {
+    http: reqwest::Client,
+    base_url: String,
+    requester_id: String,
+    timeout: Duration,
+    attempts: u32,
+    backoff: Duration,
+}
+
+/// A fresh `functionCallIdentifier`: keep it to retry the same call later.
+pub fn new_call_id() -> String {
+    use rand::Rng as _;
+    let n: u128 = rand::thread_rng().gen();
+    format!("oytel-{n:032x}")
+}
+
+impl Es2PlusClient {
+    /// A client for `config`.
+    pub fn new(config: &ClientConfig) -> Result<Es2PlusClient, ConfigError> {
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        let https = base.starts_with("https://");
+        if !(https || (config.allow_http && base.starts_with("http://"))) {
+            return Err(ConfigError::Url(config.base_url.clone()));
+        }
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .https_only(!config.allow_http)
+            .connect_timeout(config.timeout)
+            .timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &config.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| ConfigError::Tls(format!("client certificate and key: {e}")))?;
+            builder = builder.identity(identity);
+        }
+        if let Some(pem) = &config.ca_pem {
+            let anchors = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ConfigError::Tls(format!("CA certificate: {e}")))?;
+            if anchors.is_empty() {
+                return Err(ConfigError::Tls(
+                    "CA certificate: no certificate in the PEM".into(),
+                ));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for anchor in anchors {
+                builder = builder.add_root_certificate(anchor);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ConfigError::Tls(e.to_string()))?;
+        Ok(Es2PlusClient {
+            http,
+            base_url: base,
+            requester_id: config.requester_id.clone(),
+            timeout: config.timeout,
+            attempts: config.attempts.max(1),
+            backoff: config.backoff,
+        })
+    }
+
+    /// The request header of the call `call_id`.
+    pub fn header(&self, call_id: &str) -> RequestHeader {
+        RequestHeader {
+            function_requester_identifier: self.requester_id.clone(),
+            function_call_identifier: call_id.to_owned(),
+        }
+    }
+
+    /// `downloadOrder` of a profile of `profile_type`: the reserved ICCID.
+    pub async fn download_order(
+        &self,
+        call_id: &str,
+        profile_type: &str,
+        eid: Option<&str>,
+    ) -> Result<Iccid, Es2Error> {
+        let request = DownloadOrderRequest {
+            header: self.header(call_id),
+            eid: eid.map(str::to_owned),
+            iccid: None,
+            profile_type: Some(profile_type.to_owned()),
+        };
+        let answer: DownloadOrderResponse = self.call(Function::DownloadOrder, &request).await?;
+        outcome(Function::DownloadOrder, &answer.header)?;
+        answer
+            .iccid
+            .ok_or_else(|| Es2Error::Protocol("downloadOrder succeeded without an iccid".into()))
+    }
+
+    /// `confirmOrder` of `iccid`, released for download at once (`releaseFlag: true`): the
+    /// matching ID and, where the SM-DP+ names one, its address.
+    pub async fn confirm_order(
+        &self,
+        call_id: &str,
+        iccid: &Iccid,
+        matching_id: Option<&str>,
+    ) -> Result<(String, Option<String>), Es2Error> {
+        let request = ConfirmOrderRequest {
+            header: self.header(call_id),
+            iccid: iccid.clone(),
+            eid: None,
+            matching_id: matching_id.map(str::to_owned),
+            confirmation_code: None,
+            smds_address: None,
+            release_flag: true,
+        };
+        let answer: ConfirmOrderResponse = self.call(Function::ConfirmOrder, &request).await?;
+        outcome(Function::ConfirmOrder, &answer.header)?;
+        let matching_id = answer
+            .matching_id
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                Es2Error::Protocol("confirmOrder succeeded without a matchingId".into())
+            })?;
+        Ok((matching_id, answer.smdp_address))
+    }
+
+    /// `cancelOrder` of `iccid`: back in stock (`Available`) or retired (`Unavailable`).
+    pub async fn cancel_order(
+        &self,
+        call_id: &str,
+        iccid: &Iccid,
+        matching_id: Option<&str>,
+        final_status: FinalProfileStatus,
+    ) -> Result<(), Es2Error> {
+        let request = CancelOrderRequest {
+            header: self.header(call_id),
+            iccid: iccid.clone(),
+            eid: None,
+            matching_id: matching_id.map(str::to_owned),
+            final_profile_status_indicator: final_status,
+        };
+        let answer: HeaderOnlyResponse = self.call(Function::CancelOrder, &request).await?;
+        outcome(Function::CancelOrder, &answer.header)
+    }
+
+    /// `releaseProfile` of `iccid`.
+    pub async fn release_profile(&self, call_id: &str, iccid: &Iccid) -> Result<(), Es2Error> {
+        let request = ReleaseProfileRequest {
+            header: self.header(call_id),
+            iccid: iccid.clone(),
+        };
+        let answer: HeaderOnlyResponse = self.call(Function::ReleaseProfile, &request).await?;
+        outcome(Function::ReleaseProfile, &answer.header)
+    }
+
+    /// Sends `body` to `function`, retrying as the module's table says.
+    async fn call<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        function: Function,
+        body: &Q,
+    ) -> Result<A, Es2Error> {
+        let url = format!("{}{}", self.base_url, function.path());
+        let mut last = Es2Error::Unreachable("no attempt was made".into());
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
+            }
+            let sent = self
+                .http
+                .post(&url)
+                .header("X-Admin-Protocol", ADMIN_PROTOCOL)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/json;charset=UTF-8",
+                )
+                .json(body)
+                .send()
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(e) => {
+                    last = self.transport(&e);
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                last = Es2Error::Protocol(format!("HTTP {status} to {}", function.name()));
+                continue;
+            }
+            if status != reqwest::StatusCode::OK {
+                return Err(Es2Error::Protocol(format!(
+                    "HTTP {status} to {}",
+                    function.name()
+                )));
+            }
+            let bytes = match response.bytes().await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    last = self.transport(&e);
+                    continue;
+                }
+            };
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                Es2Error::Protocol(format!(
+                    "a {} answer that is not ES2+: {e}",
+                    function.name()
+                ))
+            });
+        }
+        Err(last)
+    }
+}
+
+impl Es2PlusClient {
+    /// A failure of the connection or of the wait for an answer.
+    fn transport(&self, error: &reqwest::Error) -> Es2Error {
+        if error.is_timeout() {
+            Es2Error::Timeout(self.timeout)
+        } else {
+            Es2Error::Unreachable(error_chain(error))
+        }
+    }
+}
+
+/// Success (with or without a warning), or the refusal with its codes.
+fn outcome(function: Function, header: &ResponseHeader) -> Result<(), Es2Error> {
+    let status = &header.function_execution_status;
+    if status.status.executed() {
+        return Ok(());
+    }
+    Err(Es2Error::Rejected {
+        function: function.name(),
+        status: status.status.clone(),
+        data: status.status_code_data.clone().map(Box::new),
+    })
+}
+
+/// An error with its causes, which say what went wrong (a TLS alert, a refused connection).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
