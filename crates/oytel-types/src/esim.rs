@@ -77,7 +77,8 @@ impl utoipa::ToSchema for TermMonths {}
 })))]
 #[serde(deny_unknown_fields)]
 pub struct ProvisionRequest {
-    /// A plan id from `GET /api/v1/plans`.
+    /// A plan id from `GET /api/v1/plans` (not blank).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "\\S"))]
     pub plan_id: String,
     /// Term length in months: 1, 3, 6 or 12.
     #[serde(

@@ -1761,7 +1761,7 @@ export interface components {
          *     }
          */
         ProvisionRequest: {
-            /** @description A plan id from `GET /api/v1/plans`. */
+            /** @description A plan id from `GET /api/v1/plans` (not blank). */
             plan_id: string;
             /** @default 1 */
             term_months: components["schemas"]["TermMonths"];
