@@ -27,7 +27,7 @@ use oytel_core::provision::{new_rows, validate, ProvisionSettings};
 use oytel_core::Scope;
 use oytel_types::{Amount, Environment, EventType, ProvisionRequest};
 
-use crate::report::{print_table, Comparison, Report};
+use crate::report::{print_table, Comparison, Report, LOGGING_ROUTE};
 use crate::webhooks::webhook_throughput;
 
 #[derive(Debug, Parser)]
@@ -126,21 +126,18 @@ fn peak_rss_mb(pid: u32) -> f64 {
     proc_status_kb(pid, "VmHWM:") / 1024.0
 }
 
-/// Starts `oytel-server` on `url` (with its workers or without; with an operator API when a
-/// token is given) and waits until it is ready.
+/// Starts `oytel-server` on `url` (with its workers or without, with more settings in `env`)
+/// and waits until it is ready.
 fn start_server(
     bin: &PathBuf,
     url: &str,
     log: &PathBuf,
     workers: bool,
-    operator_token: Option<&str>,
+    env: &[(&str, &str)],
 ) -> Result<Proc> {
     let log_file = std::fs::File::create(log)?;
-    let mut command = Command::new(bin);
-    if let Some(token) = operator_token {
-        command.env("OYTEL_OPERATOR_TOKEN", token);
-    }
-    let child = command
+    let child = Command::new(bin)
+        .envs(env.iter().copied())
         .args(["serve", "--listen", "127.0.0.1:0", "--mode", "production"])
         .env("OYTEL_DATABASE_URL", url)
         .env("OYTEL_WORKERS", if workers { "true" } else { "false" })
@@ -189,6 +186,9 @@ fn start_baseline(url: &str) -> Result<Proc> {
         child,
     })
 }
+
+/// The log filter of the instance that logs no requests.
+const QUIET_LOG: &str = "info,sqlx=warn,oytel_server::context=warn";
 
 /// eSIMs seeded so far in this run: the source of their numbers.
 static SEEDED: AtomicU64 = AtomicU64::new(0);
@@ -366,7 +366,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut ids = seed(&url, &scope, small).await?;
     let log = dir.join("server.log");
     // The API instance runs no workers; the webhook run starts one that does.
-    let server = start_server(&args.server_bin, &url, &log, false, None)?;
+    let server = start_server(&args.server_bin, &url, &log, false, &[])?;
     let pid = server.child.id();
     let status_load = |base: String, key: String, ids: Arc<Vec<String>>| -> load::Maker {
         Arc::new(move |client: &reqwest::Client, i: u64| {
@@ -501,36 +501,69 @@ async fn run(args: RunArgs) -> Result<()> {
         };
         for (route, base_name, target, base_make, ours_make) in routes {
             eprintln!("{route} at {conns} connections…");
-            let (base, ours) = load::compare(conns, duration, rounds, base_make, ours_make).await;
-            let ratio = if base.rps > 0.0 {
-                ours.rps / base.rps
-            } else {
-                0.0
-            };
-            comparisons.push(Comparison {
-                route: route.to_owned(),
-                connections: conns,
-                baseline: base_name.to_owned(),
-                ours,
-                base,
-                ratio,
+            let measured = load::compare(conns, duration, rounds, base_make, ours_make).await;
+            comparisons.push(Comparison::new(
+                route,
+                conns,
+                base_name,
+                measured,
                 target,
-                peak_rss_mb: peak_rss_mb(pid),
-            });
+                peak_rss_mb(pid),
+            ));
         }
     }
     drop(baseline);
+
+    // What request logging costs: the same route on a second instance that does not log
+    // requests (its other lines, "ready" among them, as usual), measured alternately.
+    let quiet = start_server(
+        &args.server_bin,
+        &url,
+        &dir.join("quiet.log"),
+        false,
+        &[("OYTEL_LOG", QUIET_LOG)],
+    )?;
+    for &conns in &connections {
+        let (quiet_base, loud_base, k1, k2) = (
+            quiet.base.clone(),
+            server.base.clone(),
+            api_key.clone(),
+            api_key.clone(),
+        );
+        eprintln!("GET /api/v1/plans with and without request logging at {conns} connections…");
+        let measured = load::compare(
+            conns,
+            duration,
+            rounds,
+            Arc::new(move |c: &reqwest::Client, _| {
+                c.get(format!("{quiet_base}/api/v1/plans")).bearer_auth(&k1)
+            }),
+            Arc::new(move |c: &reqwest::Client, _| {
+                c.get(format!("{loud_base}/api/v1/plans")).bearer_auth(&k2)
+            }),
+        )
+        .await;
+        comparisons.push(Comparison::new(
+            LOGGING_ROUTE,
+            conns,
+            "no request lines",
+            measured,
+            0.9,
+            peak_rss_mb(pid),
+        ));
+    }
+    drop(quiet);
     eprintln!("webhook deliveries…");
     let events = if args.smoke { 200 } else { 5_000 };
     let worker_log = dir.join("worker.log");
     let (delivered, per_second) = webhook_throughput(&server.base, &api_key, events, false, || {
-        start_server(&args.server_bin, &url, &worker_log, true, None)
+        start_server(&args.server_bin, &url, &worker_log, true, &[])
     })
     .await?;
     eprintln!("webhook deliveries beside an endpoint that never answers…");
     let (beside_hanging, beside_hanging_per_second) =
         webhook_throughput(&server.base, &api_key, events, true, || {
-            start_server(&args.server_bin, &url, &worker_log, true, None)
+            start_server(&args.server_bin, &url, &worker_log, true, &[])
         })
         .await?;
     let report = Report {

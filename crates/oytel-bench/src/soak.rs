@@ -277,7 +277,13 @@ pub(crate) async fn soak(args: SoakArgs) -> Result<()> {
     let (url, backend) = crate::fresh_database(args.postgres.as_deref(), &dir).await?;
     let (_scope, key) = crate::bench_partner(&url).await?;
     let log = dir.join("server.log");
-    let server = crate::start_server(&args.server_bin, &url, &log, true, Some(OPERATOR_TOKEN))?;
+    let server = crate::start_server(
+        &args.server_bin,
+        &url,
+        &log,
+        true,
+        &[("OYTEL_OPERATOR_TOKEN", OPERATOR_TOKEN)],
+    )?;
     let pid = server.child.id();
 
     let (hook_url, received, receiver_task) = receiver().await?;

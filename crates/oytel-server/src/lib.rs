@@ -12,6 +12,7 @@
 
 pub mod client_addr;
 pub mod completion;
+pub mod compression;
 pub mod config;
 pub mod context;
 pub mod convert;
@@ -22,6 +23,7 @@ pub mod extract;
 pub mod keycache;
 pub mod listener;
 pub mod logfmt;
+pub mod logwriter;
 pub mod openapi;
 pub mod qr;
 pub mod ratelimit;
@@ -113,6 +115,7 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(compression::layer())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             context::request_context,

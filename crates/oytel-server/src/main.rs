@@ -75,15 +75,18 @@ enum Command {
     },
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr through a queue (see [`oytel_server::logwriter`]); keep what it returns
+/// until the last line is logged.
+fn init_logging(format: LogFormat) -> oytel_server::logwriter::LogWriter {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OYTEL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     // Colours only for a person at a terminal: a log file or a collector gets plain text.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, thread) = oytel_server::logwriter::stderr();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(terminal)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder
             .fmt_fields(oytel_server::logfmt::JsonSpanFields)
@@ -91,6 +94,7 @@ fn init_logging(format: LogFormat) {
             .init(),
         LogFormat::Text => builder.init(),
     }
+    thread
 }
 
 pub(crate) async fn open(database: &DatabaseArgs) -> Result<oytel_store::Opened> {
@@ -112,7 +116,7 @@ pub(crate) fn out(line: impl std::fmt::Display) {
 }
 
 async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
-    init_logging(args.log_format);
+    let log = init_logging(args.log_format);
     let store = open(&database).await?;
     let catalog = match &args.catalog {
         Some(path) => Catalog::from_json(
@@ -172,6 +176,12 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         show_demo_key(&partner_id, &key, &public_url);
     }
     oytel_server::serve(listener, state, shutdown).await?;
+    if log.dropped() > 0 {
+        tracing::warn!(
+            dropped_lines = log.dropped(),
+            "log lines were dropped while the log queue was full: stderr was slower than the requests"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -258,4 +258,9 @@ async fn plans_are_cached_by_max_age_and_revalidated_by_etag() {
     );
     assert_eq!(seen[0].header("if-none-match"), None);
     assert_eq!(seen[1].header("if-none-match"), Some("\"v1\""));
+    let accepted = seen[0].header("accept-encoding").unwrap_or_default();
+    assert!(
+        accepted.contains("gzip") && accepted.contains("br"),
+        "the SDK asks for compressed answers: {accepted:?}"
+    );
 }

@@ -14,7 +14,8 @@ use crate::state::AppState;
 /// How long clients may reuse a plan list without asking again.
 const CACHE_CONTROL: &str = "private, max-age=300";
 
-/// A rendered answer: its bytes and their strong `ETag`.
+/// A rendered answer: its bytes and their weak `ETag` (the same compressed or not; see
+/// [`crate::compression`]).
 #[derive(Debug)]
 pub struct Rendered {
     bytes: axum::body::Bytes,
@@ -28,7 +29,7 @@ fn render<T: serde::Serialize>(body: &T) -> Result<Rendered, ApiError> {
     let etag = oytel_core::numbers::hex(&digest[..16]);
     Ok(Rendered {
         bytes: bytes.into(),
-        etag: format!("\"{etag}\""),
+        etag: format!("W/\"{etag}\""),
     })
 }
 
@@ -75,7 +76,7 @@ fn cached_json(request: &HeaderMap, rendered: &Rendered) -> Result<Response, Api
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == etag);
+        .any(|tag| tag == "*" || tag == etag.trim_start_matches("W/"));
     let etag = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
     let headers = [
         (header::ETAG, etag),

@@ -88,7 +88,10 @@ async fn plans_are_cacheable_with_etags() {
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["cache-control"], "private, max-age=300");
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
-    assert!(etag.starts_with('"') && etag.len() > 10);
+    assert!(
+        etag.starts_with("W/\"") && etag.len() > 10,
+        "a weak tag: {etag}"
+    );
     let again = get(Some(etag.clone())).await.unwrap();
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
@@ -142,5 +145,97 @@ async fn v1_paths_are_the_same_api() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 405);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn large_answers_are_compressed_as_the_client_asks_and_small_ones_are_not() {
+    use std::io::Read as _;
+    let app = TestApp::spawn().await;
+    // A client that shows the bytes as sent (whatever features reqwest is built with here).
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .build()
+        .unwrap();
+    let get = |path: &str, encoding: Option<&str>, etag: Option<&str>| {
+        let mut request = raw
+            .get(app.url(path))
+            .header("X-API-Key", &app.partner.sandbox_key);
+        if let Some(encoding) = encoding {
+            request = request.header("Accept-Encoding", encoding);
+        }
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        request.send()
+    };
+    let plain = get("/api/v1/plans", None, None).await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let plain = plain.bytes().await.unwrap();
+    assert!(
+        plain.len() > 4096,
+        "the plans answer is large: {} bytes",
+        plain.len()
+    );
+
+    let gzip = get("/api/v1/plans", Some("gzip"), None).await.unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    assert!(
+        gzip.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("accept-encoding")
+            || gzip.headers().get_all("vary").iter().any(|v| v
+                .to_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("accept-encoding"))
+    );
+    assert_eq!(
+        gzip.headers()["etag"].to_str().unwrap(),
+        etag,
+        "one tag for both forms"
+    );
+    let packed = gzip.bytes().await.unwrap();
+    let mut unpacked = Vec::new();
+    flate2::read::GzDecoder::new(&packed[..])
+        .read_to_end(&mut unpacked)
+        .unwrap();
+    assert_eq!(unpacked, plain, "the same answer");
+    println!("plans: {} bytes plain, {} gzip", plain.len(), packed.len());
+    assert!(
+        packed.len() * 3 < plain.len(),
+        "{} of {} bytes",
+        packed.len(),
+        plain.len()
+    );
+
+    let brotli = get("/api/v1/plans", Some("gzip;q=0.5, br"), None)
+        .await
+        .unwrap();
+    assert_eq!(brotli.headers()["content-encoding"], "br");
+    let packed = brotli.bytes().await.unwrap();
+    let mut unpacked = Vec::new();
+    brotli::Decompressor::new(&packed[..], 4096)
+        .read_to_end(&mut unpacked)
+        .unwrap();
+    assert_eq!(unpacked, plain);
+
+    // Revalidation works the same compressed: a 304 without a body.
+    let cached = get("/api/v1/plans", Some("gzip"), Some(&etag))
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    assert!(cached.bytes().await.unwrap().is_empty());
+
+    // A small answer is sent as it is.
+    let account = get("/api/v1/account", Some("gzip, br"), None)
+        .await
+        .unwrap();
+    assert_eq!(account.status(), 200);
+    assert!(account.headers().get("content-encoding").is_none());
     app.stop().await;
 }
