@@ -1,17 +1,24 @@
 //! The ES2+ client: the four functions the operator calls, over HTTPS with mutual TLS.
 //!
-//! Every call has a timeout per attempt and is retried only where a retry is safe: the retry
-//! carries the same `functionCallIdentifier` and body, so an SM-DP+ that did act on the first
-//! attempt answers the retry with the first answer instead of acting twice.
+//! Every call has a timeout per attempt and is retried where a retry is safe: the retry carries
+//! the same `functionCallIdentifier` and body. SGP.22 has callers reuse the identifier; an
+//! SM-DP+ that answers a repeated identifier with its first answer (as the simulator does) then
+//! acts once. Whether a given SM-DP+ does is for its vendor to confirm: where it may have acted
+//! and no answer came, the error says so ([`Es2Error::outcome_unknown`]) and the caller
+//! reconciles (for `downloadOrder`, by cancelling what it may have reserved).
 //!
-//! | what happened | retried | the error |
+//! | what happened | retried | the error once attempts run out |
 //! |---|---|---|
-//! | no connection (refused, TLS handshake failed, DNS) | yes | [`Es2Error::Unreachable`] once attempts run out |
-//! | no answer within the timeout | yes | [`Es2Error::Timeout`] (whether it acted is unknown: the caller reconciles) |
+//! | no connection (refused, DNS, the TLS handshake refused: no or a wrong client certificate, an untrusted server) | yes | [`Es2Error::Unreachable`]: nothing reached the SM-DP+ in any attempt |
+//! | no answer within the timeout | yes | [`Es2Error::Timeout`]: it may have acted |
+//! | the connection broke after the request was sent | yes | [`Es2Error::Interrupted`]: it may have acted |
 //! | HTTP 5xx, 429 | yes | [`Es2Error::Protocol`] |
 //! | HTTP 200 with `Failed` or `Expired` | no | [`Es2Error::Rejected`] with the SM-DP+'s codes |
-//! | HTTP 200 with `Executed-WithWarning` | no | success; the warning is logged by the caller |
+//! | HTTP 200 with `Executed-WithWarning` | no | success, with the warning in [`Done::warning`] |
 //! | another HTTP status, a body that is not the function's answer | no | [`Es2Error::Protocol`] |
+//!
+//! When attempts end differently, an attempt that may have acted decides the error: a timeout
+//! followed by a refused connection is a [`Es2Error::Timeout`], never `Unreachable`.
 
 use std::time::Duration;
 
@@ -20,8 +27,8 @@ use serde::Serialize;
 
 use crate::wire::*;
 
-/// How to reach an SM-DP+.
-#[derive(Debug, Clone)]
+/// How to reach an SM-DP+. Its `Debug` leaves the key out.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The ES2+ base URL (`https://smdp.example.com`); the function paths are added to it.
     pub base_url: String,
@@ -40,6 +47,27 @@ pub struct ClientConfig {
     pub backoff: Duration,
     /// Allow `http://` (development against a local simulator only).
     pub allow_http: bool,
+    /// Send 19-digit ICCIDs padded to 20 with `F`, for SM-DP+s before SGP.22 v2.2.
+    pub pad_iccid: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("requester_id", &self.requester_id)
+            .field(
+                "identity_pem",
+                &self.identity_pem.as_ref().map(|_| "(certificate and key)"),
+            )
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "(CA)"))
+            .field("timeout", &self.timeout)
+            .field("attempts", &self.attempts)
+            .field("backoff", &self.backoff)
+            .field("allow_http", &self.allow_http)
+            .field("pad_iccid", &self.pad_iccid)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -55,6 +83,7 @@ impl ClientConfig {
             attempts: 3,
             backoff: Duration::from_millis(200),
             allow_http: false,
+            pad_iccid: false,
         }
     }
 }
@@ -73,12 +102,16 @@ pub enum ConfigError {
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Es2Error {
-    /// No connection could be made (refused, TLS, DNS): the SM-DP+ did nothing.
+    /// No connection could be made in any attempt (refused, TLS, DNS): the SM-DP+ did
+    /// nothing.
     #[error("the SM-DP+ could not be reached: {0}")]
     Unreachable(String),
     /// No answer in time: the SM-DP+ may or may not have acted.
     #[error("the SM-DP+ did not answer within {0:?}")]
     Timeout(Duration),
+    /// The connection broke after the request was sent: the SM-DP+ may or may not have acted.
+    #[error("the connection to the SM-DP+ broke before its answer: {0}")]
+    Interrupted(String),
     /// The SM-DP+ refused (`Failed`, `Expired`), with its codes.
     #[error("the SM-DP+ refused {function}: {}", .data.as_deref().map(StatusCodeData::describe).unwrap_or_else(|| .status.as_str().to_owned()))]
     Rejected {
@@ -99,11 +132,41 @@ impl Es2Error {
     pub fn code(&self) -> &'static str {
         match self {
             Es2Error::Unreachable(_) => "SMDP_UNAVAILABLE",
-            Es2Error::Timeout(_) => "SMDP_TIMEOUT",
+            Es2Error::Timeout(_) | Es2Error::Interrupted(_) => "SMDP_TIMEOUT",
             Es2Error::Rejected { .. } => "SMDP_REJECTED",
             Es2Error::Protocol(_) => "SMDP_PROTOCOL_ERROR",
         }
     }
+}
+
+impl Es2Error {
+    /// Whether the SM-DP+ may have acted although no answer says so (a timeout, a connection
+    /// broken after the request): the caller must reconcile, e.g. with the same call
+    /// identifier or by cancelling.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Es2Error::Timeout(_) | Es2Error::Interrupted(_))
+    }
+}
+
+/// What a function gave back, and the SM-DP+'s warning when it answered
+/// `Executed-WithWarning`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done<T> {
+    /// The answer.
+    pub value: T,
+    /// The warning's codes, where there was one.
+    pub warning: Option<StatusCodeData>,
+}
+
+/// What `confirmOrder` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    /// The matching ID of the activation code.
+    pub matching_id: String,
+    /// The address for the activation code, where the SM-DP+ names one.
+    pub smdp_address: Option<String>,
+    /// The eUICC the profile is linked to, where known.
+    pub eid: Option<String>,
 }
 
 /// An ES2+ client.
@@ -115,6 +178,7 @@ pub struct Es2PlusClient {
     timeout: Duration,
     attempts: u32,
     backoff: Duration,
+    pad_iccid: bool,
 }
 
 /// A fresh `functionCallIdentifier`: keep it to retry the same call later.
@@ -167,6 +231,7 @@ impl Es2PlusClient {
             timeout: config.timeout,
             attempts: config.attempts.max(1),
             backoff: config.backoff,
+            pad_iccid: config.pad_iccid,
         })
     }
 
@@ -184,7 +249,7 @@ impl Es2PlusClient {
         call_id: &str,
         profile_type: &str,
         eid: Option<&str>,
-    ) -> Result<Iccid, Es2Error> {
+    ) -> Result<Done<Iccid>, Es2Error> {
         let request = DownloadOrderRequest {
             header: self.header(call_id),
             eid: eid.map(str::to_owned),
@@ -192,20 +257,21 @@ impl Es2PlusClient {
             profile_type: Some(profile_type.to_owned()),
         };
         let answer: DownloadOrderResponse = self.call(Function::DownloadOrder, &request).await?;
-        outcome(Function::DownloadOrder, &answer.header)?;
-        answer
+        let warning = outcome(Function::DownloadOrder, &answer.header)?;
+        let value = answer
             .iccid
-            .ok_or_else(|| Es2Error::Protocol("downloadOrder succeeded without an iccid".into()))
+            .ok_or_else(|| Es2Error::Protocol("downloadOrder succeeded without an iccid".into()))?;
+        Ok(Done { value, warning })
     }
 
     /// `confirmOrder` of `iccid`, released for download at once (`releaseFlag: true`): the
-    /// matching ID and, where the SM-DP+ names one, its address.
+    /// matching ID and, where the SM-DP+ names them, its address and the EID.
     pub async fn confirm_order(
         &self,
         call_id: &str,
         iccid: &Iccid,
         matching_id: Option<&str>,
-    ) -> Result<(String, Option<String>), Es2Error> {
+    ) -> Result<Done<Confirmed>, Es2Error> {
         let request = ConfirmOrderRequest {
             header: self.header(call_id),
             iccid: iccid.clone(),
@@ -216,14 +282,19 @@ impl Es2PlusClient {
             release_flag: true,
         };
         let answer: ConfirmOrderResponse = self.call(Function::ConfirmOrder, &request).await?;
-        outcome(Function::ConfirmOrder, &answer.header)?;
+        let warning = outcome(Function::ConfirmOrder, &answer.header)?;
         let matching_id = answer
             .matching_id
             .filter(|m| !m.is_empty())
             .ok_or_else(|| {
                 Es2Error::Protocol("confirmOrder succeeded without a matchingId".into())
             })?;
-        Ok((matching_id, answer.smdp_address))
+        let value = Confirmed {
+            matching_id,
+            smdp_address: answer.smdp_address,
+            eid: answer.eid,
+        };
+        Ok(Done { value, warning })
     }
 
     /// `cancelOrder` of `iccid`: back in stock (`Available`) or retired (`Unavailable`).
@@ -233,7 +304,7 @@ impl Es2PlusClient {
         iccid: &Iccid,
         matching_id: Option<&str>,
         final_status: FinalProfileStatus,
-    ) -> Result<(), Es2Error> {
+    ) -> Result<Done<()>, Es2Error> {
         let request = CancelOrderRequest {
             header: self.header(call_id),
             iccid: iccid.clone(),
@@ -242,17 +313,23 @@ impl Es2PlusClient {
             final_profile_status_indicator: final_status,
         };
         let answer: HeaderOnlyResponse = self.call(Function::CancelOrder, &request).await?;
-        outcome(Function::CancelOrder, &answer.header)
+        let warning = outcome(Function::CancelOrder, &answer.header)?;
+        Ok(Done { value: (), warning })
     }
 
     /// `releaseProfile` of `iccid`.
-    pub async fn release_profile(&self, call_id: &str, iccid: &Iccid) -> Result<(), Es2Error> {
+    pub async fn release_profile(
+        &self,
+        call_id: &str,
+        iccid: &Iccid,
+    ) -> Result<Done<()>, Es2Error> {
         let request = ReleaseProfileRequest {
             header: self.header(call_id),
             iccid: iccid.clone(),
         };
         let answer: HeaderOnlyResponse = self.call(Function::ReleaseProfile, &request).await?;
-        outcome(Function::ReleaseProfile, &answer.header)
+        let warning = outcome(Function::ReleaseProfile, &answer.header)?;
+        Ok(Done { value: (), warning })
     }
 
     /// Sends `body` to `function`, retrying as the module's table says.
@@ -262,7 +339,18 @@ impl Es2PlusClient {
         body: &Q,
     ) -> Result<A, Es2Error> {
         let url = format!("{}{}", self.base_url, function.path());
+        let mut body = serde_json::to_value(body)
+            .map_err(|e| Es2Error::Protocol(format!("a request that is not JSON: {e}")))?;
+        if self.pad_iccid {
+            if let Some(iccid) = body.get_mut("iccid") {
+                if let Some(padded) = iccid.as_str().and_then(Iccid::parse).map(|i| i.padded()) {
+                    *iccid = serde_json::Value::String(padded);
+                }
+            }
+        }
         let mut last = Es2Error::Unreachable("no attempt was made".into());
+        // The latest attempt that may have reached the SM-DP+ without an answer.
+        let mut uncertain: Option<Es2Error> = None;
         for attempt in 0..self.attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
@@ -275,61 +363,79 @@ impl Es2PlusClient {
                     reqwest::header::CONTENT_TYPE,
                     "application/json;charset=UTF-8",
                 )
-                .json(body)
+                .json(&body)
                 .send()
                 .await;
-            let response = match sent {
-                Ok(response) => response,
+            let answer = match sent {
+                Ok(response) => {
+                    let status = response.status();
+                    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    {
+                        last = Es2Error::Protocol(format!("HTTP {status} to {}", function.name()));
+                        continue;
+                    }
+                    if status != reqwest::StatusCode::OK {
+                        return Err(uncertain.unwrap_or(Es2Error::Protocol(format!(
+                            "HTTP {status} to {}",
+                            function.name()
+                        ))));
+                    }
+                    response.bytes().await
+                }
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(bytes) => {
+                    return serde_json::from_slice(&bytes).map_err(|e| {
+                        Es2Error::Protocol(format!(
+                            "a {} answer that is not ES2+: {e}",
+                            function.name()
+                        ))
+                    });
+                }
                 Err(e) => {
                     last = self.transport(&e);
-                    continue;
+                    if last.outcome_unknown() {
+                        uncertain = Some(last.clone());
+                    }
                 }
-            };
-            let status = response.status();
-            if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                last = Es2Error::Protocol(format!("HTTP {status} to {}", function.name()));
-                continue;
             }
-            if status != reqwest::StatusCode::OK {
-                return Err(Es2Error::Protocol(format!(
-                    "HTTP {status} to {}",
-                    function.name()
-                )));
-            }
-            let bytes = match response.bytes().await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    last = self.transport(&e);
-                    continue;
-                }
-            };
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                Es2Error::Protocol(format!(
-                    "a {} answer that is not ES2+: {e}",
-                    function.name()
-                ))
-            });
         }
-        Err(last)
+        Err(uncertain.unwrap_or(last))
     }
 }
 
 impl Es2PlusClient {
-    /// A failure of the connection or of the wait for an answer.
+    /// A failure of the connection or of the wait for an answer: `Unreachable` only where no
+    /// request can have reached the SM-DP+ (no connection, or a TLS handshake it refused).
     fn transport(&self, error: &reqwest::Error) -> Es2Error {
+        let chain = error_chain(error);
         if error.is_timeout() {
             Es2Error::Timeout(self.timeout)
+        } else if error.is_connect() || refused_handshake(&chain) {
+            Es2Error::Unreachable(chain)
         } else {
-            Es2Error::Unreachable(error_chain(error))
+            Es2Error::Interrupted(chain)
         }
     }
 }
 
-/// Success (with or without a warning), or the refusal with its codes.
-fn outcome(function: Function, header: &ResponseHeader) -> Result<(), Es2Error> {
+/// Whether an error is the peer refusing our TLS handshake (an alert such as
+/// `CertificateRequired`, `BadCertificate`, `UnknownCA`): with TLS 1.3 a client certificate is
+/// refused after the client has finished its side, so the error comes with the first read,
+/// yet the server processed nothing.
+fn refused_handshake(chain: &str) -> bool {
+    chain.contains("received fatal alert")
+}
+
+/// Success (with the warning, if any), or the refusal with its codes.
+fn outcome(
+    function: Function,
+    header: &ResponseHeader,
+) -> Result<Option<StatusCodeData>, Es2Error> {
     let status = &header.function_execution_status;
     if status.status.executed() {
-        return Ok(());
+        return Ok(status.status_code_data.clone());
     }
     Err(Es2Error::Rejected {
         function: function.name(),

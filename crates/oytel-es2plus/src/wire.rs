@@ -4,8 +4,8 @@
 //!
 //! | we send / read | how |
 //! |---|---|
-//! | ICCID | 18 to 20 digits; a 19-digit one padded with a trailing `F` (before v2.2) is read as the 19 digits; we send it unpadded |
-//! | `timestamp` | `YYYY-MM-DDThh:mm:ssZ`; any RFC 3339 time is read |
+//! | ICCID | 18 to 20 digits; a 19-digit one padded with a trailing `F` (before v2.2) is read as the 19 digits; sent unpadded unless the client is told to pad |
+//! | `timestamp` | `YYYY-MM-DDThh:mm:ssZ`: UTC (`Z`), years 0000 to 9999; fractions of a second are read |
 //! | `status` | `Executed-Success`, `Executed-WithWarning`, `Failed`, `Expired`; another word is kept as it came |
 //! | optional fields | left out when absent, never `null` |
 
@@ -210,7 +210,7 @@ impl StatusCodeData {
             "8.9" | "8.9.1" => "SM-DP+ address",
             "1.2" => "function requester",
             "1.6" => "function",
-            _ => "subject",
+            _ => "a subject this version does not know",
         };
         let reason = match self.reason_code.as_str() {
             "1.1" => "not allowed",
@@ -228,7 +228,7 @@ impl StatusCodeData {
             "5.1" => "inaccessible",
             "6.1" => "expired",
             "6.4" => "maximum number of attempts exceeded",
-            _ => "refused",
+            _ => "a reason this version does not know",
         };
         let mut text = format!(
             "{}/{} ({subject}: {reason})",
@@ -475,14 +475,19 @@ mod es2_time {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<DateTime<Utc>, D::Error> {
+        use chrono::Datelike as _;
         let text = String::deserialize(deserializer)?;
+        let refused = || {
+            serde::de::Error::custom(format!("`{text}` is not a UTC time (YYYY-MM-DDThh:mm:ssZ)"))
+        };
+        if !text.ends_with(['Z', 'z']) {
+            return Err(refused());
+        }
         DateTime::parse_from_rfc3339(&text)
+            .ok()
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "`{text}` is not a UTC time (YYYY-MM-DDThh:mm:ssZ)"
-                ))
-            })
+            .filter(|t| (0..=9999).contains(&t.year()))
+            .ok_or_else(refused)
     }
 }
 
@@ -634,5 +639,19 @@ mod tests {
         assert_eq!(written["timestamp"], "2026-11-30T10:15:00Z");
         assert_eq!(written["notificationPointId"], 4);
         assert_eq!(NotificationPoint::from_id(9), NotificationPoint::Other(9));
+        // Only UTC, as written; an offset that moves the time out of four-digit years is
+        // refused (a review found it: written back, it would not read).
+        for refused in [
+            "2026-11-30T10:15:00+01:00",
+            "0000-01-01T00:00:00+01:00",
+            "2026-11-30",
+        ] {
+            let mut other = text.clone();
+            other["timestamp"] = json!(refused);
+            assert!(
+                serde_json::from_value::<DownloadProgressInfo>(other).is_err(),
+                "{refused}"
+            );
+        }
     }
 }

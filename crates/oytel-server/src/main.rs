@@ -117,6 +117,22 @@ pub(crate) fn out(line: impl std::fmt::Display) {
 
 async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
     let log = init_logging(args.log_format);
+    let served = serve_logged(database, args).await;
+    report_dropped(&log);
+    served
+}
+
+/// Says on stderr itself (not through the queue that was full) how many log lines were lost.
+fn report_dropped(log: &oytel_server::logwriter::LogWriter) {
+    if log.dropped() > 0 {
+        note(format_args!(
+            "oytel-server: {} log lines were dropped while the log queue was full (stderr was slower than the requests)",
+            log.dropped()
+        ));
+    }
+}
+
+async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
     let store = open(&database).await?;
     let catalog = match &args.catalog {
         Some(path) => Catalog::from_json(
@@ -176,12 +192,6 @@ async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         show_demo_key(&partner_id, &key, &public_url);
     }
     oytel_server::serve(listener, state, shutdown).await?;
-    if log.dropped() > 0 {
-        tracing::warn!(
-            dropped_lines = log.dropped(),
-            "log lines were dropped while the log queue was full: stderr was slower than the requests"
-        );
-    }
     tracing::info!("stopped");
     Ok(())
 }

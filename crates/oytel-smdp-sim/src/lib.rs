@@ -32,8 +32,9 @@ use serde_json::{json, Value};
 
 use crate::state::{Inventory, ProfileState};
 
-/// Where and how the simulator tells the operator about downloads.
-#[derive(Debug, Clone, Default)]
+/// Where and how the simulator tells the operator about downloads. Its `Debug` leaves the
+/// key out.
+#[derive(Clone, Default)]
 pub struct NotifyConfig {
     /// The operator's ES2+ base URL (the function path is added); none: nothing is sent.
     pub base_url: Option<String>,
@@ -44,6 +45,20 @@ pub struct NotifyConfig {
     /// The `notificationPointId` used for a deletion forwarded from the eUICC (products
     /// differ; SGP.22 leaves it to them).
     pub deletion_point: u32,
+}
+
+impl std::fmt::Debug for NotifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyConfig")
+            .field("base_url", &self.base_url)
+            .field(
+                "identity_pem",
+                &self.identity_pem.as_ref().map(|_| "(certificate and key)"),
+            )
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "(CA)"))
+            .field("deletion_point", &self.deletion_point)
+            .finish()
+    }
 }
 
 /// What the simulator is told at start.
@@ -225,57 +240,47 @@ async fn es2plus(
         header.function_call_identifier.clone(),
     );
 
-    // A fault for this call, taken from the queue.
-    let fault = {
+    // One lock for the decision: a repeated call identifier gets its first answer; a new
+    // call may meet an injected fault, whose refusal is then its answer for good.
+    let (fault, body) = {
         let mut shared = sim.lock();
         *shared.calls.entry(function.name()).or_default() += 1;
-        let index = shared
-            .faults
-            .iter()
-            .position(|f| f.function.as_deref().is_none_or(|n| n == function.name()));
-        index.map(|i| {
-            let fault = shared.faults[i].clone();
-            shared.faults[i].count -= 1;
-            if shared.faults[i].count == 0 {
-                shared.faults.remove(i);
-            }
-            fault
-        })
-    };
-    if let Some(fault) = &fault {
-        if let Some(status) = fault.http_status {
+        let replay = shared.answers.get(&key).cloned();
+        let fault = take_fault(&mut shared.faults, function, replay.is_some());
+        if let Some(status) = fault.as_ref().and_then(|f| f.http_status) {
+            drop(shared);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             return (status, "injected fault").into_response();
         }
-        if let Some(reject) = &fault.reject {
-            return answer(header_only(FunctionExecutionStatus::failed(
-                &reject.subject_code,
-                &reject.reason_code,
-                reject.message.as_deref().unwrap_or("injected refusal"),
-            )));
-        }
-    }
-
-    let body = {
-        let mut shared = sim.lock();
-        if let Some((first, value)) = shared.answers.get(&key).cloned() {
-            shared.replays += 1;
-            if first == function {
-                value
-            } else {
-                header_only(FunctionExecutionStatus::failed(
-                    "1.6",
-                    "3.3",
-                    "this functionCallIdentifier was used for another function",
-                ))
+        let body = match replay {
+            Some((first, value)) => {
+                shared.replays += 1;
+                if first == function {
+                    value
+                } else {
+                    header_only(FunctionExecutionStatus::failed(
+                        "1.6",
+                        "3.3",
+                        "this functionCallIdentifier was used for another function",
+                    ))
+                }
             }
-        } else {
-            let value = match execute(&sim, &mut shared.inventory, function, &body) {
-                Ok(value) | Err(value) => value,
-            };
-            shared.answers.insert(key, (function, value.clone()));
-            value
-        }
+            None => {
+                let value = match fault.as_ref().and_then(|f| f.reject.as_ref()) {
+                    Some(reject) => header_only(FunctionExecutionStatus::failed(
+                        &reject.subject_code,
+                        &reject.reason_code,
+                        reject.message.as_deref().unwrap_or("injected refusal"),
+                    )),
+                    None => match execute(&sim, &mut shared.inventory, function, &body) {
+                        Ok(value) | Err(value) => value,
+                    },
+                };
+                shared.answers.insert(key, (function, value.clone()));
+                value
+            }
+        };
+        (fault, body)
     };
     // A slow SM-DP+: it acted, and answers late (a client that gave up retries, and gets
     // this answer again by its functionCallIdentifier).
@@ -283,6 +288,22 @@ async fn es2plus(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     answer(body)
+}
+
+/// The fault that applies to this call, counted off its queue entry: a delay or an HTTP
+/// error applies to any call of the function; a refusal only to a new call (a repeated call
+/// identifier keeps its first answer).
+fn take_fault(faults: &mut Vec<Fault>, function: Function, replay: bool) -> Option<Fault> {
+    let index = faults.iter().position(|f| {
+        f.function.as_deref().is_none_or(|n| n == function.name())
+            && !(replay && f.reject.is_some())
+    })?;
+    let fault = faults[index].clone();
+    faults[index].count -= 1;
+    if faults[index].count == 0 {
+        faults.remove(index);
+    }
+    Some(fault)
 }
 
 fn success() -> Value {

@@ -3,12 +3,12 @@
 //!
 //! | function / device step | from | to | refused with (`subjectCode`/`reasonCode`) |
 //! |---|---|---|---|
-//! | `downloadOrder` by type | an `Available` profile of the type | `Allocated` | none of the type: `8.2.5/3.7`; unknown type: `8.2.5/3.9` |
-//! | `downloadOrder` by ICCID | `Available` | `Allocated` | unknown: `8.2.1/3.9`; not available: `8.2.1/3.3` |
-//! | `confirmOrder` | `Allocated` | `Linked` (with an EID), then `Confirmed`, or `Released` with `releaseFlag` | unknown: `8.2.1/3.9`; another state: `8.2.1/3.3`; matching ID in use: `8.2.6/3.3` |
+//! | `downloadOrder` by type | an `Available` profile of the type | `Allocated`, or `Linked` with an EID | none of the type: `8.2.5/3.7`; unknown type: `8.2.5/3.9` |
+//! | `downloadOrder` by ICCID | `Available` | `Allocated`, or `Linked` with an EID | unknown: `8.2.1/3.9`; not available: `8.2.1/3.3` |
+//! | `confirmOrder` | `Allocated`, `Linked` | `Confirmed`, or `Released` with `releaseFlag` (linked to the EID given, if any) | unknown: `8.2.1/3.9`; another state: `8.2.1/3.3`; matching ID in use: `8.2.6/3.3`; another EID than the linked one: `8.1.1/3.10` |
 //! | `releaseProfile` | `Confirmed` | `Released` | unknown: `8.2.1/3.9`; another state: `8.2.1/3.5` |
-//! | `cancelOrder` | `Allocated`, `Linked`, `Confirmed`, `Released` | `Available` or `Unavailable` | unknown: `8.2.1/3.9`; downloaded or later: `8.2.1/3.5`; another matching ID: `8.2.6/3.10` |
-//! | device: download | `Released` | `Downloaded` (notification point 3) | |
+//! | `cancelOrder` | `Allocated`, `Linked`, `Confirmed`, `Released`, `Error` | `Available` or `Unavailable` | unknown: `8.2.1/3.9`; downloaded or installed: `8.2.1/3.5`; another matching ID: `8.2.6/3.10` |
+//! | device: download | `Released` | `Downloaded` (notification point 3) | a phone with another EID than the linked one: refused |
 //! | device: install | `Downloaded` | `Installed` (point 4) | |
 //! | device: fail at a point | `Released`, `Downloaded` | `Error` (that point, `Failed`) | |
 //! | device: delete | `Installed` | `Unavailable` (the deletion point) | |
@@ -158,7 +158,11 @@ impl Inventory {
             }
         };
         let profile = self.known(&chosen)?;
-        profile.state = ProfileState::Allocated;
+        profile.state = if eid.is_some() {
+            ProfileState::Linked
+        } else {
+            ProfileState::Allocated
+        };
         profile.eid = eid.map(str::to_owned);
         Ok(chosen)
     }
@@ -186,12 +190,24 @@ impl Inventory {
             }
         }
         let profile = self.known(iccid)?;
-        if profile.state != ProfileState::Allocated {
+        if !matches!(
+            profile.state,
+            ProfileState::Allocated | ProfileState::Linked
+        ) {
             return Err(refuse(
                 "8.2.1",
                 "3.3",
                 format!("profile {iccid} is {:?}, not Allocated", profile.state),
             ));
+        }
+        if let (Some(given), Some(linked)) = (eid, profile.eid.as_deref()) {
+            if given != linked {
+                return Err(refuse(
+                    "8.1.1",
+                    "3.10",
+                    "the profile is linked to another EID",
+                ));
+            }
         }
         let matching_id = matching_id.map_or_else(generate_matching_id, str::to_owned);
         if let Some(eid) = eid {
@@ -229,7 +245,10 @@ impl Inventory {
     ) -> Result<(), Refusal> {
         let profile = self.known(iccid)?;
         use ProfileState::*;
-        if !matches!(profile.state, Allocated | Linked | Confirmed | Released) {
+        if !matches!(
+            profile.state,
+            Allocated | Linked | Confirmed | Released | Error
+        ) {
             return Err(refuse(
                 "8.2.1",
                 "3.5",
@@ -274,6 +293,11 @@ impl Inventory {
                 "profile {iccid} is {:?}; this step needs {from:?}",
                 profile.state
             ));
+        }
+        if let (Some(given), Some(linked)) = (eid, profile.eid.as_deref()) {
+            if given != linked {
+                return Err(format!("profile {iccid} is linked to another EID"));
+            }
         }
         profile.state = to;
         if let Some(eid) = eid {
@@ -459,6 +483,51 @@ mod tests {
                     .unwrap_err()
             ),
             "8.2.1/3.5"
+        );
+    }
+
+    #[test]
+    fn an_order_for_a_known_phone_is_linked_and_keeps_to_that_phone() {
+        let mut inventory = stocked();
+        let iccid = inventory
+            .download_order(None, Some("uk-5g"), Some("8904A"))
+            .unwrap();
+        assert_eq!(inventory.get(&iccid).unwrap().state, ProfileState::Linked);
+        assert_eq!(
+            code(
+                inventory
+                    .confirm_order(&iccid, Some("8904B"), None, true)
+                    .unwrap_err()
+            ),
+            "8.1.1/3.10"
+        );
+        inventory
+            .confirm_order(&iccid, Some("8904A"), None, true)
+            .unwrap();
+        assert!(inventory
+            .device_step(
+                &iccid,
+                &[ProfileState::Released],
+                ProfileState::Downloaded,
+                Some("8904B")
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn a_failed_download_can_be_cancelled_back_into_stock() {
+        let mut inventory = stocked();
+        let iccid = inventory.download_order(None, Some("uk-5g"), None).unwrap();
+        inventory.confirm_order(&iccid, None, None, true).unwrap();
+        inventory
+            .device_step(&iccid, &[ProfileState::Released], ProfileState::Error, None)
+            .unwrap();
+        inventory
+            .cancel_order(&iccid, None, FinalProfileStatus::Available)
+            .unwrap();
+        assert_eq!(
+            inventory.get(&iccid).unwrap().state,
+            ProfileState::Available
         );
     }
 

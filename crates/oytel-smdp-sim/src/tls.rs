@@ -46,6 +46,9 @@ pub fn server_config(
     Ok(config)
 }
 
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `app` on `listener`, over TLS when `tls` is given, until the task is dropped.
 pub async fn serve(
     listener: TcpListener,
@@ -58,13 +61,27 @@ pub async fn serve(
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     loop {
-        let (stream, peer) = listener.accept().await?;
+        // A failed accept (no file descriptor left, a connection reset in the backlog) ends
+        // that connection, not the server.
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
-            let stream = match acceptor.accept(stream).await {
-                Ok(stream) => stream,
-                Err(e) => {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
                     tracing::info!(client = %peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(client = %peer, "TLS handshake timed out");
                     return;
                 }
             };
