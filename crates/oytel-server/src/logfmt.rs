@@ -12,6 +12,8 @@
 
 use std::fmt::{self, Write as _};
 
+use chrono::{Datelike as _, Timelike as _};
+
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
@@ -38,10 +40,20 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
+        // The timestamp written field by field: `format("%Y-…")` parses its pattern again for
+        // every line.
+        let now = chrono::Utc::now();
         write!(
             writer,
-            "{{\"timestamp\":\"{}\",\"level\":\"{}\",\"fields\":{{",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+            "{{\"timestamp\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z\",\"level\":\"{}\",\"fields\":{{",
+            now.year(),
+            now.month(),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            // A leap second's nanoseconds run past 10^9: keep six digits.
+            (now.nanosecond() / 1000).min(999_999),
             meta.level()
         )?;
         let mut members = Members::new(&mut writer, true);
