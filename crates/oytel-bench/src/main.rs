@@ -166,6 +166,10 @@ fn start_server(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Not left running behind a failed run.
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
     bail!("oytel-server did not become ready; see {}", log.display())
 }
 

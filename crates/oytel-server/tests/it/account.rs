@@ -204,7 +204,8 @@ async fn the_low_balance_threshold_is_set_with_a_live_key_or_by_the_operator() {
         &app.partner.id,
         "--threshold",
         "99.90",
-    ]);
+    ])
+    .await;
     let (_, account) = app.get(key, "/api/v1/account").await;
     assert_eq!(account["low_balance_threshold"], 99.9);
     app.stop().await;

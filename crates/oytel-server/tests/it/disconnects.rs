@@ -579,22 +579,8 @@ async fn assert_every_route_answers(app: &TestApp, endpoint: &str, event: &str, 
 
 /// The admin command line, beside the running server, gets the database.
 async fn assert_cli_works_beside_the_server(app: &TestApp) {
-    let url = app.database.url.clone();
-    let partner = app.partner.id.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_oytel-server"))
-            .args(["partner", "credit", &partner, "--amount", "1.00"])
-            .env("OYTEL_DATABASE_URL", url)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    app.admin(&["partner", "credit", &app.partner.id, "--amount", "1.00"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

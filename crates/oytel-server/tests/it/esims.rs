@@ -241,15 +241,17 @@ async fn suspend_and_resume_by_the_partner_and_by_the_operator() {
     assert_eq!((status, s["status"].as_str()), (200, Some("active")), "{s}");
 
     // The operator's suspension.
-    let cli =
-        |args: &[&str]| serde_json::from_slice::<serde_json::Value>(&app.admin(args)).unwrap();
-    let printed = cli(&[
-        "esim",
-        "suspend",
-        &id,
-        "--reason",
-        "chargeback under review",
-    ]);
+    let printed: serde_json::Value = serde_json::from_slice(
+        &app.admin(&[
+            "esim",
+            "suspend",
+            &id,
+            "--reason",
+            "chargeback under review",
+        ])
+        .await,
+    )
+    .unwrap();
     assert_eq!(
         printed,
         json!({"esim_id": id, "status": "suspended", "changed": true})
@@ -258,7 +260,9 @@ async fn suspend_and_resume_by_the_partner_and_by_the_operator() {
     assert_error(status, &r, 409, "SUSPENDED_BY_OPERATOR");
     let (status, s) = app.post(key, &at("suspend"), &json!({})).await;
     assert_eq!((status, s["status"].as_str()), (200, Some("suspended")));
-    assert_eq!(cli(&["esim", "resume", &id])["status"], "active");
+    let resumed: serde_json::Value =
+        serde_json::from_slice(&app.admin(&["esim", "resume", &id]).await).unwrap();
+    assert_eq!(resumed["status"], "active");
     let (_, s) = app.get(key, &format!("/api/v1/esim/{id}/status")).await;
     assert_eq!(s["status"], "active");
     app.stop().await;
@@ -378,7 +382,7 @@ async fn operator_commands_show_a_partner_its_esims_and_rotate_a_key() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
-    let shown = &json(app.admin(&["partner", "show", &app.partner.id]))[0];
+    let shown = &json(app.admin(&["partner", "show", &app.partner.id]).await)[0];
     assert_eq!(shown["id"], app.partner.id.as_str());
     assert_eq!(
         shown["esims"],
@@ -395,24 +399,33 @@ async fn operator_commands_show_a_partner_its_esims_and_rotate_a_key() {
         format!("{:.2}", account["balance"]["available"].as_f64().unwrap())
     );
 
-    let listed = json(app.admin(&[
-        "esim",
-        "list",
-        "--partner",
-        &app.partner.id,
-        "--env",
-        "live",
-    ]));
+    let listed = json(
+        app.admin(&[
+            "esim",
+            "list",
+            "--partner",
+            &app.partner.id,
+            "--env",
+            "live",
+        ])
+        .await,
+    );
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[1]["id"], first["esim_id"]);
-    let one = &json(app.admin(&["esim", "show", first["esim_id"].as_str().unwrap()]))[0];
+    let one = &json(
+        app.admin(&["esim", "show", first["esim_id"].as_str().unwrap()])
+            .await,
+    )[0];
     assert_eq!(one["iccid"], first["iccid"]);
     assert!(
         one.get("activation_code").is_none(),
         "the customer's secret stays out"
     );
 
-    let keys = json(app.admin(&["key", "list", "--partner", &app.partner.id]));
+    let keys = json(
+        app.admin(&["key", "list", "--partner", &app.partner.id])
+            .await,
+    );
     let old = keys
         .iter()
         .find(|k| k["environment"] == "production")
@@ -420,7 +433,7 @@ async fn operator_commands_show_a_partner_its_esims_and_rotate_a_key() {
         .as_str()
         .unwrap()
         .to_owned();
-    let rotated = String::from_utf8(app.admin(&["key", "rotate", &old])).unwrap();
+    let rotated = String::from_utf8(app.admin(&["key", "rotate", &old]).await).unwrap();
     let rotated = rotated.trim();
     assert!(rotated.starts_with("sk_live_"), "{rotated}");
     let (status, _) = app.get(rotated, "/api/v1/account").await;
@@ -429,20 +442,29 @@ async fn operator_commands_show_a_partner_its_esims_and_rotate_a_key() {
     assert_error(status, &r, 401, "API_KEY_REVOKED");
 
     // With a grace period, the replaced key keeps working meanwhile.
-    let current = json(app.admin(&["key", "list", "--partner", &app.partner.id]))
-        .into_iter()
-        .find(|k| k["environment"] == "production" && k["revoked_at"].is_null())
-        .unwrap()["id"]
+    let current = json(
+        app.admin(&["key", "list", "--partner", &app.partner.id])
+            .await,
+    )
+    .into_iter()
+    .find(|k| k["environment"] == "production" && k["revoked_at"].is_null())
+    .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let next =
-        String::from_utf8(app.admin(&["key", "rotate", &current, "--grace-hours", "2"])).unwrap();
+    let next = String::from_utf8(
+        app.admin(&["key", "rotate", &current, "--grace-hours", "2"])
+            .await,
+    )
+    .unwrap();
     for key in [rotated, next.trim()] {
         let (status, _) = app.get(key, "/api/v1/account").await;
         assert_eq!(status, 200, "both work during the grace period");
     }
-    let listed = json(app.admin(&["key", "list", "--partner", &app.partner.id]));
+    let listed = json(
+        app.admin(&["key", "list", "--partner", &app.partner.id])
+            .await,
+    );
     let expiring = listed.iter().find(|k| k["id"] == current.as_str()).unwrap();
     assert!(expiring["expires_at"].is_string(), "{expiring}");
     app.stop().await;

@@ -86,13 +86,24 @@ impl TestApp {
     }
 
     /// Runs an admin command of the `oytel-server` binary on this server's database; its
-    /// standard output, after asserting that it succeeded.
-    pub fn admin(&self, args: &[&str]) -> Vec<u8> {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_oytel-server"))
-            .args(args)
-            .env("OYTEL_DATABASE_URL", &self.database.url)
-            .output()
-            .unwrap();
+    /// standard output, after asserting that it succeeded. The command runs on a blocking
+    /// thread: the server shares this test's runtime, and must go on (finishing a write it
+    /// started, say) while the command waits for the database.
+    pub async fn admin(&self, args: &[&str]) -> Vec<u8> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let url = self.database.url.clone();
+        let output = tokio::task::spawn_blocking({
+            let args = args.clone();
+            move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_oytel-server"))
+                    .args(&args)
+                    .env("OYTEL_DATABASE_URL", &url)
+                    .output()
+            }
+        })
+        .await
+        .unwrap()
+        .unwrap();
         assert!(
             output.status.success(),
             "{args:?}: {}",
