@@ -7,7 +7,7 @@
 //!
 //! | target | reads | the rule |
 //! |---|---|---|
-//! | [`body`] | a request body, as every JSON route reads it (each request type), then the domain's checks of it | never a panic; a refusal is `INVALID_JSON` or `VALIDATION_ERROR` in plain words (no Rust type the input did not contain); an accepted body writes back as JSON that reads the same |
+//! | [`body`] | a request body, as every JSON route reads it (each request type), then the domain's checks of it | never a panic; a refusal is `INVALID_JSON` or `VALIDATION_ERROR` in plain words (no Rust type the input did not contain); an accepted body writes back as JSON that reads the same; a stored webhook URL is an absolute http(s) URL that passes the checks again (its length aside: normalising can lengthen it) |
 //! | [`cursor`] | a `cursor` query parameter and a `limit` | never a panic; every string of the spec's pattern `^[0-9]{0,18}$` is accepted; an accepted cursor is a position ≥ 0 that encodes back to itself |
 //! | [`headers`] | `X-API-Key`, `Authorization` and `Idempotency-Key` values | never a panic; a presented key has no surrounding space; an `Idempotency-Key` is accepted exactly when it matches the spec's `^[!-~]{1,255}$`; a key that is no key is refused before any lookup |
 //! | [`webhook`] | a delivery's `webhook-id`, `webhook-timestamp`, `webhook-signature` and body, as a receiver verifies it; a `whsec_` secret | never a panic; only a signature made with the secret passes; a signed delivery passes and the same with its first byte changed fails; a secret reads back as itself |
@@ -64,9 +64,18 @@ pub fn body(data: &[u8]) {
     }
     if let Some(request) = read_body::<CreateWebhookEndpoint>(data) {
         if let Ok(endpoint) = oytel_core::webhooks::new_endpoint(&scope, &request, false, now) {
+            // Normalising can lengthen a URL past the limit on what is sent (`xn--` domains,
+            // percent-encoding): every other check holds for what is stored.
+            let within = endpoint.url.chars().count() <= oytel_core::validation::MAX_URL_CHARS;
             assert!(
-                oytel_core::webhooks::validate_endpoint_url(&endpoint.url, false).is_ok(),
+                !within
+                    || oytel_core::webhooks::validate_endpoint_url(&endpoint.url, false).is_ok(),
                 "a stored URL is one the checks accept: {:?}",
+                endpoint.url
+            );
+            assert!(
+                url_is_http(&endpoint.url),
+                "a stored URL is an absolute http(s) URL: {:?}",
                 endpoint.url
             );
             if let Some(update) = read_body::<UpdateWebhookEndpoint>(data) {
@@ -91,6 +100,16 @@ pub fn body(data: &[u8]) {
             serde_json::from_slice::<WebhookEvent>(bytes).ok()
         });
     }
+}
+
+/// Whether `text` parses as an absolute http(s) URL with a host and no credentials.
+fn url_is_http(text: &str) -> bool {
+    text.parse::<url::Url>().is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| !h.is_empty())
+            && u.username().is_empty()
+            && u.password().is_none()
+    })
 }
 
 /// Reads `data` as the server reads a body of type `T`, and checks the outcome's rule.
