@@ -34,9 +34,21 @@ impl Visitor<'_> for Whole {
     }
 }
 
-/// A `u64` field that takes any whole JSON number.
+/// The largest count a field takes: what the spec's `int64` format allows (and the
+/// databases store).
+const MAX_COUNT: u64 = i64::MAX as u64;
+
+/// A `u64` field that takes any whole JSON number from 0 to [`MAX_COUNT`] (schemathesis sent
+/// 2^63 SMS: the spec's `int64` refuses it, so must we).
 pub(crate) fn u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    deserializer.deserialize_any(Whole)
+    let value = deserializer.deserialize_any(Whole)?;
+    if value > MAX_COUNT {
+        return Err(D::Error::invalid_value(
+            Unexpected::Unsigned(value),
+            &"a whole number from 0 to 9223372036854775807",
+        ));
+    }
+    Ok(value)
 }
 
 /// A `u32` field that takes any whole JSON number in its range.
@@ -77,6 +89,20 @@ mod tests {
             assert!(
                 message.contains("a whole number of 0 or more"),
                 "{bad}: {message}"
+            );
+        }
+        assert_eq!(
+            read(r#"{"big": 9223372036854775807, "small": 1}"#),
+            Ok((9_223_372_036_854_775_807, 1))
+        );
+        for too_big in [
+            r#"{"big": 9223372036854775808, "small": 1}"#,
+            r#"{"big": 1e19, "small": 1}"#,
+        ] {
+            let message = read(too_big).unwrap_err();
+            assert!(
+                message.contains("a whole number from 0 to 9223372036854775807"),
+                "{too_big}: {message}"
             );
         }
     }
