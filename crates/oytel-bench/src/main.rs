@@ -212,6 +212,7 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
     let settings = ProvisionSettings {
         smdp_address: "smdp.bench".into(),
         minimum_balance: Amount::ZERO,
+        smdp: None,
     };
     let pool = oytel_store::PoolOptions::default();
     let (sqlite, pg) = if url.starts_with("sqlite:") {
@@ -252,6 +253,7 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
                     },
                     idempotency: None,
                     event,
+                    reservation: None,
                 }
             })
             .collect();

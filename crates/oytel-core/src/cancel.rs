@@ -46,6 +46,7 @@ pub async fn cancel(
         request_hash: hash,
         quota,
         now,
+        hold: None,
     };
     let not_found = || CoreError::EsimNotFound(esim_id.chars().take(64).collect());
     paid::run(

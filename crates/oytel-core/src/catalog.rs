@@ -14,6 +14,7 @@
 //! | allowances and validity | above 0 |
 //! | `countries` | at least one ISO 3166-1 alpha-2 code |
 //! | an add-on's `region` | the region of some plan |
+//! | a plan's `profile_type` (optional: its region when absent) | 1 to 64 letters, digits, `-`, `_`, `.` |
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -122,9 +123,18 @@ pub struct CatalogPlan {
     pub popular: bool,
     /// Can be ordered.
     pub available: bool,
+    /// The SM-DP+ profile type its eSIMs get (`downloadOrder`'s `profileType`); the plan's
+    /// region when not named.
+    #[serde(default)]
+    pub profile_type: Option<String>,
 }
 
 impl CatalogPlan {
+    /// The SM-DP+ profile type of its eSIMs.
+    pub fn profile_type(&self) -> &str {
+        self.profile_type.as_deref().unwrap_or(&self.region)
+    }
+
     /// The monthly price on a term.
     pub fn monthly_price(&self, term: Term) -> Amount {
         // `Catalog::from_json` checked that every term has a price.
@@ -277,6 +287,16 @@ impl Catalog {
             {
                 return fail("countries are ISO 3166-1 alpha-2 codes, at least one");
             }
+            if let Some(kind) = &plan.profile_type {
+                if kind.is_empty()
+                    || kind.len() > 64
+                    || !kind
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
+                    return fail("a profile type is 1 to 64 letters, digits, `-`, `_` or `.`");
+                }
+            }
         }
         let mut addon_ids = HashSet::new();
         for addon in &catalog.addons {
@@ -393,7 +413,18 @@ mod tests {
             "countries":["GB"],"region":"uk","data_allowance_mb":1000,"validity_days":30,
             "monthly_price_cents":{"1":100,"3":90,"6":80,"12":70},
             "features":{"network":"5G","hotspot":true,"calls_and_sms":true},"available":true}]}"#;
-        assert!(Catalog::from_json(good).is_ok());
+        let catalog = Catalog::from_json(good).unwrap();
+        assert_eq!(
+            catalog.plans[0].profile_type(),
+            "uk",
+            "a plan's region by default"
+        );
+        let named = good.replace(
+            r#""available":true"#,
+            r#""available":true,"profile_type":"uk-5g.v2""#,
+        );
+        let named = Catalog::from_json(&named).unwrap();
+        assert_eq!(named.plans[0].profile_type(), "uk-5g.v2");
         for (from, to) in [
             (r#""12":70"#, r#""12":0"#),
             (r#""12":70"#, r#""12":100000001"#),
@@ -401,6 +432,14 @@ mod tests {
             (r#"["GB"]"#, r#"["GBR"]"#),
             (r#""USD""#, r#""usd""#),
             (r#""validity_days":30"#, r#""validity_days":0"#),
+            (
+                r#""available":true"#,
+                r#""available":true,"profile_type":"""#,
+            ),
+            (
+                r#""available":true"#,
+                r#""available":true,"profile_type":"a b""#,
+            ),
         ] {
             let bad = good.replace(from, to);
             assert!(Catalog::from_json(&bad).is_err(), "{to}");

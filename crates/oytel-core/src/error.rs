@@ -81,6 +81,9 @@ pub enum CoreError {
     /// A cursor that this server did not issue.
     #[error("the cursor is not valid")]
     InvalidCursor,
+    /// The SM-DP+ did not provide a profile; nothing was charged.
+    #[error(transparent)]
+    Smdp(#[from] crate::profiles::ProfileError),
     /// The storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -7,6 +7,8 @@
 //!   retries on number collisions.
 //! - [`idempotency`]: the rules of idempotency keys, for every paid or state-changing write.
 //! - [`paid`]: the one idempotent, paid-write path those writes go through.
+//! - [`profiles`]: where a profile comes from (builtin, or an SM-DP+ behind a port) and the
+//!   saga that reserves one at an SM-DP+, with its reconciler.
 //! - [`validation`], [`paging`], [`clock`]: checks of partners' text, pages and cursors of
 //!   lists, and the time the domain reads.
 //! - [`billing`]: the charging rules (sandbox never depletes, live keeps a minimum balance)
@@ -17,8 +19,8 @@
 //! - [`keys`]: API key generation, hashing and authentication.
 //! - [`webhooks`]: events, usage thresholds, the retry schedule, the SSRF guard's rules.
 //! - [`records`]: the rows the domain reads and writes.
-//! - [`ports`]: the async traits to the outside (storage), with `mockall` mocks under the
-//!   `mock` feature.
+//! - [`ports`]: the async traits to the outside (storage; the SM-DP+'s is in [`profiles`]),
+//!   with `mockall` mocks under the `mock` feature.
 //!
 //! This crate must not depend on axum, sqlx, reqwest or any HTTP or SQL crate: the server
 //! and the storage adapters depend on it, never the other way round. Money is only ever
@@ -39,6 +41,7 @@ pub mod packages;
 pub mod paging;
 pub mod paid;
 pub mod ports;
+pub mod profiles;
 pub mod provision;
 pub mod records;
 pub mod topup;
@@ -81,6 +84,7 @@ pub(crate) mod test_support {
         let settings = crate::provision::ProvisionSettings {
             smdp_address: "smdp.test".into(),
             minimum_balance: crate::billing::DEFAULT_MINIMUM_BALANCE,
+            smdp: None,
         };
         let scope = crate::Scope {
             partner_id: "ptn_1".into(),

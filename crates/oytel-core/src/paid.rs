@@ -6,6 +6,7 @@
 //! |---|---|
 //! | has no `Idempotency-Key` | draw a unit of the quota; write |
 //! | has a key never seen (the common case) | draw; write, the claim of the key being the transaction's first row, completed with what the write created: one transaction |
+//! | has a key, and the write calls the outside first (`hold`) | claim it apart (below), held for the call's length |
 //! | … and the key turns out to be stored | give the unit back; then claim it apart (below) |
 //! | has a key completed before | replay: the first answer, rebuilt from the resource the key names; no quota drawn, even from a spent one |
 //! | has a key in use by a running request, or used for another request | refused: in progress, or reused |
@@ -63,6 +64,10 @@ pub struct PaidRequest<'a> {
     pub quota: Option<QuotaDraw<'a>>,
     /// Now.
     pub now: DateTime<Utc>,
+    /// For a write that calls the outside before its transaction (an SM-DP+): a request
+    /// with a key claims it first, apart, and holds it this long, so that a retry during the
+    /// call is told it is in progress instead of calling again. None: the common path.
+    pub hold: Option<Duration>,
 }
 
 /// What one attempt at an operation's write did.
@@ -107,6 +112,7 @@ where
         request_hash,
         quota,
         now,
+        hold,
     } = request;
     let quota = quota.as_ref();
     let written = |value| Paid {
@@ -133,30 +139,33 @@ where
         token: crate::numbers::random_base62(24),
         request_hash,
         now,
-        lease_until: now + Duration::seconds(IDEMPOTENCY_LEASE_SECONDS),
+        lease_until: now + hold.unwrap_or(Duration::seconds(IDEMPOTENCY_LEASE_SECONDS)),
         expires_at: now + Duration::hours(IDEMPOTENCY_TTL_HOURS),
     };
 
-    match draw(quota, now).await {
-        Ok(used) => match write(Some(IdempotencyWrite::ClaimNew(claim.clone()))).await? {
-            Written::Done(value) => {
-                return Ok(Paid {
-                    quota: used,
-                    ..written(value)
-                })
-            }
-            Written::ClaimLost => return Err(CoreError::IdempotencyInProgress),
-            Written::KeyTaken => {
-                if let (Some(q), Some(_)) = (quota, used) {
-                    // A replay draws nothing. Should this fail, the hour's count is one too
-                    // high; no money or order is affected.
-                    let _ = q.quotas.refund(&q.key, now).await;
+    // Held: nothing is drawn or written before the claim apart.
+    if hold.is_none() {
+        match draw(quota, now).await {
+            Ok(used) => match write(Some(IdempotencyWrite::ClaimNew(claim.clone()))).await? {
+                Written::Done(value) => {
+                    return Ok(Paid {
+                        quota: used,
+                        ..written(value)
+                    })
                 }
-            }
-        },
-        // A spent quota does not refuse a replay: the claim decides.
-        Err(CoreError::QuotaExceeded { .. }) => {}
-        Err(e) => return Err(e),
+                Written::ClaimLost => return Err(CoreError::IdempotencyInProgress),
+                Written::KeyTaken => {
+                    if let (Some(q), Some(_)) = (quota, used) {
+                        // A replay draws nothing. Should this fail, the hour's count is one
+                        // too high; no money or order is affected.
+                        let _ = q.quotas.refund(&q.key, now).await;
+                    }
+                }
+            },
+            // A spent quota does not refuse a replay: the claim decides.
+            Err(CoreError::QuotaExceeded { .. }) => {}
+            Err(e) => return Err(e),
+        }
     }
 
     match store.claim_idempotency_key(scope, &claim).await? {
@@ -257,6 +266,7 @@ pub(crate) mod tests {
             request_hash: "h".into(),
             quota,
             now: Utc::now(),
+            hold: None,
         };
         run(
             store,
@@ -399,6 +409,46 @@ pub(crate) mod tests {
                     .is_err()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_held_request_claims_its_key_for_the_hold_before_it_writes() {
+        let mut store = MockStorage::new();
+        store
+            .expect_claim_idempotency_key()
+            .withf(|_, claim| claim.lease_until - claim.now == Duration::seconds(90))
+            .times(1)
+            .returning(|_, _| Ok(IdempotencyClaim::Claimed));
+        let key = IdempotencyKey::parse("k").unwrap();
+        let scope = scope();
+        let writes = Mutex::new(Vec::new());
+        let request = PaidRequest {
+            scope: &scope,
+            operation: Operation::Provision,
+            key: Some(&key),
+            request_hash: "h".into(),
+            quota: None,
+            now: Utc::now(),
+            hold: Some(Duration::seconds(90)),
+        };
+        let done = run(
+            &store,
+            request,
+            |idempotency| {
+                writes.lock().unwrap().push(idempotency);
+                async { Ok(Written::Done("ord_1".to_owned())) }
+            },
+            |_| async { unreachable!("nothing to replay") },
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.value, "ord_1");
+        // One write, completing the claim made apart: never a claim inside the write.
+        let writes = writes.lock().unwrap();
+        assert!(
+            matches!(writes.as_slice(), [Some(IdempotencyWrite::Complete(_))]),
+            "{writes:?}"
+        );
     }
 
     #[tokio::test]

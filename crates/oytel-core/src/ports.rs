@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::lifecycle::{InvalidTransition, SuspensionChange};
+use crate::profiles::{Reservation, ReservationState};
 use crate::{EsimStatus, Scope};
 
 pub use crate::idempotency::{ClaimRef, IdempotencyClaim, IdempotencyRequest, IdempotencyWrite};
@@ -80,6 +81,9 @@ pub struct ProvisionWrite {
     pub idempotency: Option<IdempotencyWrite>,
     /// The `esim.provisioned` event, written to the outbox in the same transaction.
     pub event: EventRecord,
+    /// The SM-DP+ reservation of the eSIM's profile, marked sold in the same transaction
+    /// (from `released`); none for a builtin profile.
+    pub reservation: Option<String>,
 }
 
 /// The result of a provisioning write.
@@ -100,6 +104,9 @@ pub enum ProvisionResult {
     ClaimLost,
     /// Nothing written: [`IdempotencyWrite::ClaimNew`] found the key already stored.
     KeyTaken,
+    /// Nothing written: the profile's reservation is no longer `released` (the reconciler
+    /// took it over).
+    ReservationLost,
 }
 
 /// The result of a state change.
@@ -444,6 +451,25 @@ pub trait Storage: Send + Sync + 'static {
     /// Ids of eSIMs past `expires_at` and not yet expired, at most `limit`.
     async fn due_expiries(&self, now: DateTime<Utc>, limit: u32)
         -> Result<Vec<String>, StoreError>;
+
+    /// Journals a new SM-DP+ reservation ([`crate::profiles`]).
+    async fn create_reservation(&self, reservation: &Reservation) -> Result<(), StoreError>;
+    /// Writes a reservation's fields if it is still in state `from`; whether it was.
+    async fn advance_reservation(
+        &self,
+        reservation: &Reservation,
+        from: ReservationState,
+    ) -> Result<bool, StoreError>;
+    /// Reservations the reconciler should look at, oldest first, at most `limit`: those in
+    /// flight unchanged since `stale_before`, and those `cancelling` due by `now`.
+    async fn due_reservations(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, StoreError>;
+    /// How many reservations are in each state.
+    async fn reservation_counts(&self) -> Result<Vec<(ReservationState, u64)>, StoreError>;
 
     /// Stores an endpoint.
     async fn create_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError>;

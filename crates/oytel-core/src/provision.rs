@@ -2,6 +2,13 @@
 //! and the charge in one transaction, retrying with fresh numbers if a generated ICCID or
 //! mobile number collides with an existing one. The idempotency rules are
 //! [`idempotency`](crate::idempotency)'s.
+//!
+//! Where an SM-DP+ serves the key's environment ([`ProvisionSettings::smdp_for`]), the
+//! profile is reserved there first ([`profiles::reserve`], the saga), the key being claimed
+//! and held meanwhile ([`SmdpRoute::hold`]); the transaction then also marks the
+//! reservation sold, and anything that stops it from committing puts the profile back.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Months, Utc};
 use oytel_types::ProvisionRequest;
@@ -16,9 +23,10 @@ use crate::numbers::{
 };
 use crate::paid::{self, PaidRequest, QuotaDraw, Written};
 use crate::ports::{
-    EsimRecord, IdempotencyWrite, OrderRecord, ProvisionResult, ProvisionWrite, Storage,
+    Charge, EsimRecord, IdempotencyWrite, OrderRecord, ProvisionResult, ProvisionWrite, Storage,
     StoreError, UniqueField,
 };
+use crate::profiles::{self, Held, ProfileError, ProfileSource, ReserveError};
 use crate::validation::{validate_email, validate_text, validate_webhook_url};
 use crate::{Amount, CoreError, EsimStatus, Scope};
 
@@ -28,10 +36,44 @@ const NUMBER_ATTEMPTS: usize = 8;
 /// Server-wide settings of provisioning.
 #[derive(Debug, Clone)]
 pub struct ProvisionSettings {
-    /// The SM-DP+ address in activation codes.
+    /// The SM-DP+ address in activation codes (of builtin profiles, and of an SM-DP+'s when
+    /// it names none).
     pub smdp_address: String,
     /// The live balance that must remain after a charge.
     pub minimum_balance: Amount,
+    /// The SM-DP+ profiles come from, where one is configured; builtin profiles otherwise.
+    pub smdp: Option<SmdpRoute>,
+}
+
+impl ProvisionSettings {
+    /// The SM-DP+ serving `environment`, or none for builtin profiles.
+    pub fn smdp_for(&self, environment: crate::Environment) -> Option<&SmdpRoute> {
+        let route = self.smdp.as_ref()?;
+        (environment == crate::Environment::Production || route.sandbox).then_some(route)
+    }
+}
+
+/// An SM-DP+ and the keys it serves: live keys always, sandbox keys when `sandbox`.
+#[derive(Clone)]
+pub struct SmdpRoute {
+    /// The SM-DP+.
+    pub source: Arc<dyn ProfileSource>,
+    /// Whether sandbox keys get their profiles from it too.
+    pub sandbox: bool,
+    /// How long a request that reserves a profile holds its `Idempotency-Key`: longer than
+    /// its calls may take, shorter than `stale_after`.
+    pub hold: std::time::Duration,
+    /// When the reconciler takes over an unfinished reservation
+    /// ([`profiles::STALE_AFTER`] by default).
+    pub stale_after: std::time::Duration,
+}
+
+impl std::fmt::Debug for SmdpRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmdpRoute")
+            .field("sandbox", &self.sandbox)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A validated order.
@@ -192,6 +234,7 @@ pub async fn provision(
 ) -> Result<Provisioned, CoreError> {
     let command = validate(request, catalog)?;
     let now = now();
+    let smdp = settings.smdp_for(scope.environment);
     let paid = PaidRequest {
         scope,
         operation: Operation::Provision,
@@ -199,22 +242,21 @@ pub async fn provision(
         request_hash: request_hash(request),
         quota,
         now,
+        hold: smdp.map(|route| Duration::from_std(route.hold).unwrap_or(Duration::seconds(90))),
+    };
+    let order = Order {
+        store,
+        command: &command,
+        catalog,
+        settings,
+        scope,
+        request_id,
+        now,
     };
     let done = paid::run(
         store,
         paid,
-        |idempotency| {
-            write_with_fresh_numbers(
-                store,
-                &command,
-                catalog,
-                settings,
-                scope,
-                idempotency,
-                request_id,
-                now,
-            )
-        },
+        |idempotency| order.write(smdp.map(|route| route.source.as_ref()), idempotency),
         |resource| replay(store, scope, resource),
     )
     .await?;
@@ -227,58 +269,160 @@ pub async fn provision(
     })
 }
 
-/// Writes the provisioning, drawing fresh numbers on a collision.
-#[allow(clippy::too_many_arguments)]
-async fn write_with_fresh_numbers(
-    store: &dyn Storage,
-    command: &ProvisionCommand,
-    catalog: &Catalog,
-    settings: &ProvisionSettings,
-    scope: &Scope,
-    idempotency: Option<IdempotencyWrite>,
-    request_id: &str,
+/// One provisioning's write, as [`paid::run`] calls it.
+struct Order<'a> {
+    store: &'a dyn Storage,
+    command: &'a ProvisionCommand,
+    catalog: &'a Catalog,
+    settings: &'a ProvisionSettings,
+    scope: &'a Scope,
+    request_id: &'a str,
     now: DateTime<Utc>,
-) -> Result<Written<(OrderRecord, EsimRecord)>, CoreError> {
-    let charge = charge_for(scope.environment, settings.minimum_balance);
-    let mut last_collision = UniqueField::Other;
-    for _ in 0..NUMBER_ATTEMPTS {
-        let (order, esim) = new_rows(command, scope, settings, &catalog.currency, request_id, now);
-        let event =
-            crate::webhooks::esim_event(oytel_types::EventType::EsimProvisioned, &esim, None, now);
-        let write = ProvisionWrite {
-            order,
-            esim,
-            charge,
-            idempotency: idempotency.clone(),
-            event,
+}
+
+impl Order<'_> {
+    /// Writes the provisioning with a builtin profile, or with one reserved at `smdp`.
+    async fn write(
+        &self,
+        smdp: Option<&dyn ProfileSource>,
+        idempotency: Option<IdempotencyWrite>,
+    ) -> Result<Written<(OrderRecord, EsimRecord)>, CoreError> {
+        let Some(source) = smdp else {
+            return self.commit(None, idempotency).await;
         };
-        match store.provision(&write).await {
-            Ok(ProvisionResult::Committed {
-                balance_after_cents,
-            }) => {
-                let ProvisionWrite {
-                    mut order, esim, ..
-                } = write;
-                order.balance_after_cents = balance_after_cents;
-                return Ok(Written::Done((order, esim)));
-            }
-            Ok(ProvisionResult::InsufficientBalance { balance_cents }) => {
-                return Err(CoreError::InsufficientBalance {
-                    balance: Amount::from_cents(balance_cents),
-                    required: Amount::from_cents(write.order.amount_cents),
-                    minimum: settings.minimum_balance,
-                });
-            }
-            Ok(ProvisionResult::ClaimLost) => return Ok(Written::ClaimLost),
-            Ok(ProvisionResult::KeyTaken) => return Ok(Written::KeyTaken),
-            Err(StoreError::Duplicate(field)) => last_collision = field,
-            Err(e) => return Err(e.into()),
+        self.check_balance().await?;
+        let held = profiles::reserve(
+            self.store,
+            source,
+            self.scope,
+            self.command.plan.profile_type(),
+        )
+        .await
+        .map_err(|e| match e {
+            ReserveError::Smdp(e) => CoreError::Smdp(e),
+            ReserveError::Store(e) => CoreError::Store(e),
+        })?;
+        let reservation = held.reservation.clone();
+        let result = self.commit(Some(&held), idempotency).await;
+        if !matches!(result, Ok(Written::Done(_))) {
+            // Not sold: put it back. Should the transaction have committed after all (an
+            // error on commit), the reservation is `sold` and this changes nothing.
+            let why = match &result {
+                Err(e) => e.to_string(),
+                Ok(_) => "the Idempotency-Key was taken by another request".into(),
+            };
+            profiles::give_back(self.store, source, reservation, &why).await;
         }
+        result
     }
-    Err(StoreError::Other(format!(
-        "could not allocate unique numbers after {NUMBER_ATTEMPTS} attempts (last collision: {last_collision:?})"
-    ))
-    .into())
+
+    /// A live order that cannot be paid is refused before a profile is reserved for it. The
+    /// transaction checks again: this only spares the SM-DP+ a reservation.
+    async fn check_balance(&self) -> Result<(), CoreError> {
+        let Charge::Live {
+            minimum_balance_cents,
+        } = charge_for(self.scope.environment, self.settings.minimum_balance)
+        else {
+            return Ok(());
+        };
+        let balance = self.store.live_balance(&self.scope.partner_id).await?;
+        let price = self.command.plan.term_price(self.command.term).cents();
+        if balance.saturating_sub(price) < minimum_balance_cents {
+            return Err(CoreError::InsufficientBalance {
+                balance: Amount::from_cents(balance),
+                required: Amount::from_cents(price),
+                minimum: self.settings.minimum_balance,
+            });
+        }
+        Ok(())
+    }
+
+    /// The provisioning transaction, drawing fresh numbers on a collision; with `held`, the
+    /// eSIM takes its profile (ICCID, matching ID) and the transaction marks it sold.
+    async fn commit(
+        &self,
+        held: Option<&Held>,
+        idempotency: Option<IdempotencyWrite>,
+    ) -> Result<Written<(OrderRecord, EsimRecord)>, CoreError> {
+        let Order {
+            store,
+            command,
+            catalog,
+            settings,
+            scope,
+            request_id,
+            now,
+        } = *self;
+        let charge = charge_for(scope.environment, settings.minimum_balance);
+        let mut last_collision = UniqueField::Other;
+        for _ in 0..NUMBER_ATTEMPTS {
+            let (order, mut esim) =
+                new_rows(command, scope, settings, &catalog.currency, request_id, now);
+            if let Some(held) = held {
+                let address = held
+                    .smdp_address
+                    .as_deref()
+                    .unwrap_or(&settings.smdp_address);
+                esim.iccid = held.iccid.clone();
+                esim.activation_code = activation_code(address, &held.matching_id);
+                esim.matching_id = held.matching_id.clone();
+            }
+            let event = crate::webhooks::esim_event(
+                oytel_types::EventType::EsimProvisioned,
+                &esim,
+                None,
+                now,
+            );
+            let write = ProvisionWrite {
+                order,
+                esim,
+                charge,
+                idempotency: idempotency.clone(),
+                event,
+                reservation: held.map(|h| h.reservation.id.clone()),
+            };
+            match store.provision(&write).await {
+                Ok(ProvisionResult::Committed {
+                    balance_after_cents,
+                }) => {
+                    let ProvisionWrite {
+                        mut order, esim, ..
+                    } = write;
+                    order.balance_after_cents = balance_after_cents;
+                    return Ok(Written::Done((order, esim)));
+                }
+                Ok(ProvisionResult::InsufficientBalance { balance_cents }) => {
+                    return Err(CoreError::InsufficientBalance {
+                        balance: Amount::from_cents(balance_cents),
+                        required: Amount::from_cents(write.order.amount_cents),
+                        minimum: settings.minimum_balance,
+                    });
+                }
+                Ok(ProvisionResult::ClaimLost) => return Ok(Written::ClaimLost),
+                Ok(ProvisionResult::KeyTaken) => return Ok(Written::KeyTaken),
+                Ok(ProvisionResult::ReservationLost) => {
+                    return Err(ProfileError::Timeout(
+                        "the profile's reservation went stale before the order committed".into(),
+                    )
+                    .into())
+                }
+                Err(StoreError::Duplicate(
+                    field @ (UniqueField::Iccid | UniqueField::MatchingId),
+                )) if held.is_some() => {
+                    return Err(ProfileError::Protocol(format!(
+                        "the SM-DP+ gave a profile whose {field:?} an eSIM already has"
+                    ))
+                    .into())
+                }
+                Err(StoreError::Duplicate(field)) => last_collision = field,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Other(format!(
+            "could not allocate unique numbers after {NUMBER_ATTEMPTS} attempts (last collision: {last_collision:?})"
+        ))
+        .into())
+    }
 }
 
 /// The answer to a replay: the order the key names (its rows never change) and its eSIM as
@@ -346,6 +490,7 @@ mod tests {
         ProvisionSettings {
             smdp_address: "smdp.test".into(),
             minimum_balance: Amount::from_cents(2500),
+            smdp: None,
         }
     }
 

@@ -64,6 +64,7 @@ pub async fn top_up(
         request_hash: request_hash(&Request { esim_id, topup_id }),
         quota,
         now,
+        hold: None,
     };
     let charge = charge_for(scope.environment, minimum_balance);
     paid::run(

@@ -220,9 +220,66 @@ pub struct ServeArgs {
         value_parser = crate::client_addr::TrustedProxies::parse)]
     pub trusted_proxies: crate::client_addr::TrustedProxies,
 
-    /// Run the background workers (webhook delivery, expiry) in this instance.
+    /// Run the background workers (webhook delivery, expiry, the SM-DP+ reconciler) in this
+    /// instance.
     #[arg(long, env = "OYTEL_WORKERS", hide_env_values = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub workers: bool,
+
+    /// The SM-DP+ (see docs/smdp.md).
+    #[command(flatten)]
+    pub smdp: SmdpArgs,
+}
+
+/// The SM-DP+ that live profiles come from (GSMA ES2+); none: builtin profiles.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "SM-DP+ (ES2+)")]
+pub struct SmdpArgs {
+    /// The SM-DP+'s ES2+ base URL (`https://…`; `http://` in development mode only). Setting
+    /// it makes live keys' profiles come from this SM-DP+; unset, the server makes them.
+    #[arg(long, env = "OYTEL_SMDP_URL", hide_env_values = true)]
+    pub smdp_url: Option<String>,
+
+    /// Our client certificate for the SM-DP+'s mutual TLS (PEM file).
+    #[arg(long, env = "OYTEL_SMDP_CLIENT_CERT", hide_env_values = true)]
+    pub smdp_client_cert: Option<PathBuf>,
+
+    /// The private key of that certificate (PEM file).
+    #[arg(long, env = "OYTEL_SMDP_CLIENT_KEY", hide_env_values = true)]
+    pub smdp_client_key: Option<PathBuf>,
+
+    /// The CA that signs the SM-DP+'s server certificate (PEM file); the system's roots when
+    /// unset.
+    #[arg(long, env = "OYTEL_SMDP_CA_CERT", hide_env_values = true)]
+    pub smdp_ca_cert: Option<PathBuf>,
+
+    /// Our `functionRequesterIdentifier`, as the SM-DP+ knows us.
+    #[arg(
+        long,
+        env = "OYTEL_SMDP_REQUESTER_ID",
+        hide_env_values = true,
+        default_value = "oytel"
+    )]
+    pub smdp_requester_id: String,
+
+    /// Seconds one ES2+ call attempt may take (3 attempts per call).
+    #[arg(long, env = "OYTEL_SMDP_TIMEOUT_SECONDS", hide_env_values = true, default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub smdp_timeout_seconds: u64,
+
+    /// Sandbox keys' profiles come from the SM-DP+ too (a test SM-DP+ or the simulator);
+    /// by default sandbox keys keep builtin profiles.
+    #[arg(long, env = "OYTEL_SMDP_SANDBOX", hide_env_values = true, default_value_t = false, action = clap::ArgAction::Set)]
+    pub smdp_sandbox: bool,
+
+    /// Send 19-digit ICCIDs padded with `F` (SM-DP+s before SGP.22 v2.2).
+    #[arg(long, env = "OYTEL_SMDP_PAD_ICCID", hide_env_values = true, default_value_t = false, action = clap::ArgAction::Set)]
+    pub smdp_pad_iccid: bool,
+
+    /// Seconds after which an unfinished reservation (its server stopped) is put back by the
+    /// reconciler; a request's `Idempotency-Key` is held for three quarters of it.
+    #[arg(long, env = "OYTEL_SMDP_STALE_AFTER_SECONDS", hide_env_values = true, default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub smdp_stale_after_seconds: u64,
 }
 
 impl ServeArgs {

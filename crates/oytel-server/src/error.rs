@@ -216,6 +216,23 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidCursor => {
                 ApiError::field(ErrorCode::InvalidCursor, "cursor", message)
             }
+            CoreError::Smdp(smdp) => {
+                use oytel_core::profiles::ProfileError;
+                tracing::warn!(error = %smdp.detail(), "the SM-DP+ did not provide a profile");
+                let (status, code) = match smdp {
+                    ProfileError::Unreachable(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::SmdpUnavailable)
+                    }
+                    ProfileError::Timeout(_) => {
+                        (StatusCode::GATEWAY_TIMEOUT, ErrorCode::SmdpTimeout)
+                    }
+                    ProfileError::Rejected(_) => (StatusCode::BAD_GATEWAY, ErrorCode::SmdpRejected),
+                    ProfileError::Protocol(_) => {
+                        (StatusCode::BAD_GATEWAY, ErrorCode::SmdpProtocolError)
+                    }
+                };
+                ApiError::new(status, code, message)
+            }
             CoreError::Store(store) => store.into(),
         }
     }

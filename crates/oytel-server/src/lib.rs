@@ -29,6 +29,7 @@ pub mod qr;
 pub mod ratelimit;
 pub mod responses;
 pub mod routes;
+pub mod smdp;
 pub mod state;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -161,6 +162,10 @@ pub async fn serve(
     ];
     if state.settings.workers {
         background.push(tokio::spawn(dispatch::run_deliveries(
+            state.clone(),
+            stop_rx.clone(),
+        )));
+        background.push(tokio::spawn(smdp::run_reconciler(
             state.clone(),
             stop_rx.clone(),
         )));

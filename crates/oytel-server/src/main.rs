@@ -50,7 +50,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
     /// Manage partners.
@@ -157,6 +157,7 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         provision: ProvisionSettings {
             smdp_address: args.smdp_address.clone(),
             minimum_balance: args.min_balance_usd,
+            smdp: oytel_server::smdp::route(&args.smdp, args.mode == Mode::Development)?,
         },
         limits: args.limits(),
         webhooks: args.webhooks(),
@@ -274,7 +275,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             None => serve(cli.database, cli.serve).await,
-            Some(Command::Serve(args)) => serve(cli.database, args).await,
+            Some(Command::Serve(args)) => serve(cli.database, *args).await,
             Some(Command::Migrate) => open(&cli.database).await.map(|_| ()),
             Some(Command::Partner(command)) => admin::partner(cli.database, command).await,
             Some(Command::Key(command)) => admin::key(cli.database, command).await,

@@ -134,6 +134,7 @@ impl TestServer {
             provision: ProvisionSettings {
                 smdp_address: "smdp.test.oytel".into(),
                 minimum_balance: Amount::from_cents(2_500),
+                smdp: None,
             },
             limits: Limits {
                 provision_per_hour: 100,

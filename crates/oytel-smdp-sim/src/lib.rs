@@ -15,6 +15,8 @@
 //! The control API is for tests and demonstrations: serve the simulator on a private address.
 
 pub mod state;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};

@@ -7,147 +7,10 @@ use std::time::Duration;
 
 use oytel_es2plus::client::{new_call_id, ClientConfig, Es2Error, Es2PlusClient};
 use oytel_es2plus::{DownloadProgressInfo, ExecutionStatus, FinalProfileStatus, NotificationPoint};
-use oytel_smdp_sim::{tls, NotifyConfig, SimConfig, Simulator};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use oytel_smdp_sim::testing::{Pki, Sim};
+use oytel_smdp_sim::{tls, NotifyConfig};
+use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::{json, Value};
-
-/// A CA and what it signs.
-struct Pki {
-    ca_pem: String,
-    ca: rcgen::Certificate,
-    ca_key: KeyPair,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let ca_key = KeyPair::generate().expect("a key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let ca = params.self_signed(&ca_key).expect("a CA");
-        Pki {
-            ca_pem: ca.pem(),
-            ca,
-            ca_key,
-        }
-    }
-
-    /// A certificate for `name` and its key, PEM.
-    fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let key = KeyPair::generate().expect("a key");
-        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
-        let cert = params
-            .signed_by(&key, &self.ca, &self.ca_key)
-            .expect("signed");
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// The simulator on an HTTPS port that requires client certificates of `pki`.
-struct Sim {
-    base: String,
-    control: reqwest::Client,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Sim {
-    async fn start(pki: &Pki, notify: NotifyConfig) -> Sim {
-        let simulator = Simulator::new(SimConfig {
-            stock: vec![("uk-5g".into(), 3)],
-            smdp_address: "smdp.sim.test".into(),
-            requester_id: "sim".into(),
-            notify,
-        })
-        .expect("a simulator");
-        let (cert, key) = pki.issue("localhost", ExtendedKeyUsagePurpose::ServerAuth);
-        let config =
-            tls::server_config(cert.as_bytes(), key.as_bytes(), Some(pki.ca_pem.as_bytes()))
-                .expect("TLS config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let task = tokio::spawn(async move {
-            let _ = tls::serve(listener, simulator.router(), Some(config)).await;
-        });
-        // The control API over the same mutual TLS.
-        let (cert, key) = pki.issue("test-control", ExtendedKeyUsagePurpose::ClientAuth);
-        let control = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).expect("CA"),
-            )
-            .identity(
-                reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).expect("identity"),
-            )
-            .build()
-            .expect("a client");
-        Sim {
-            base: format!("https://localhost:{port}"),
-            control,
-            task,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let response = self
-            .control
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("control GET");
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.expect("JSON")
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .control
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("control POST");
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn state(&self, iccid: &str) -> String {
-        self.get(&format!("/control/profiles/{iccid}")).await["state"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    async fn stock(&self, state: &str) -> u64 {
-        self.get("/control/stats").await["stock"]["uk-5g"][state]
-            .as_u64()
-            .unwrap_or(0)
-    }
-
-    async fn calls(&self, function: &str) -> u64 {
-        self.get("/control/stats").await["calls"][function]
-            .as_u64()
-            .unwrap_or(0)
-    }
-}
 
 /// Our client, with the certificate `identity` (or none) and trusting `ca`.
 fn client(
@@ -212,7 +75,7 @@ async fn a_profile_is_ordered_released_and_cancelled_over_mutual_tls() {
         .expect("cancelOrder");
     assert_eq!(sim.state(iccid.as_str()).await, "Available");
     assert_eq!(
-        sim.stock("Available").await,
+        sim.stock("uk-5g", "Available").await,
         3,
         "the profile is back in stock"
     );
@@ -286,7 +149,7 @@ async fn without_our_certificate_or_with_another_ca_no_call_gets_through() {
         0,
         "nothing reached the SM-DP+"
     );
-    assert_eq!(sim.stock("Available").await, 3);
+    assert_eq!(sim.stock("uk-5g", "Available").await, 3);
 }
 
 #[tokio::test]
@@ -338,7 +201,11 @@ async fn a_refusal_carries_the_smdp_codes_and_reserves_nothing() {
         2,
         "a refusal is not retried"
     );
-    assert_eq!(sim.stock("Available").await, 3, "nothing was reserved");
+    assert_eq!(
+        sim.stock("uk-5g", "Available").await,
+        3,
+        "nothing was reserved"
+    );
 }
 
 #[tokio::test]
@@ -369,7 +236,7 @@ async fn a_slow_answer_is_retried_as_the_same_call_and_reserves_one_profile() {
         "every retry was answered from the first call"
     );
     assert_eq!(
-        sim.stock("Allocated").await,
+        sim.stock("uk-5g", "Allocated").await,
         1,
         "one profile reserved, not two"
     );
@@ -394,7 +261,7 @@ async fn a_slow_answer_is_retried_as_the_same_call_and_reserves_one_profile() {
         .expect("the first answer")
         .value;
     assert!(!confirmed.matching_id.is_empty());
-    assert_eq!(sim.stock("Released").await, 1);
+    assert_eq!(sim.stock("uk-5g", "Released").await, 1);
 }
 
 #[tokio::test]
@@ -412,7 +279,7 @@ async fn a_server_error_is_retried_and_a_client_error_is_not() {
         .await
         .expect("the retry succeeds");
     assert_eq!(
-        sim.stock("Allocated").await,
+        sim.stock("uk-5g", "Allocated").await,
         1,
         "the 503 did nothing; the retry reserved one"
     );
@@ -448,7 +315,7 @@ async fn a_repeated_call_identifier_gets_the_first_answer_and_nothing_twice() {
         .expect("again")
         .value;
     assert_eq!(first, again);
-    assert_eq!(sim.stock("Allocated").await, 1);
+    assert_eq!(sim.stock("uk-5g", "Allocated").await, 1);
     // A refusal waiting for the next call does not change the answer to a repeated one...
     sim.post(
         "/control/faults",
@@ -473,7 +340,7 @@ async fn a_repeated_call_identifier_gets_the_first_answer_and_nothing_twice() {
         .await
         .unwrap_err();
     assert_eq!(still, refused);
-    assert_eq!(sim.stock("Allocated").await, 1);
+    assert_eq!(sim.stock("uk-5g", "Allocated").await, 1);
     // The same identifier for another function is refused.
     let misuse = es2.release_profile(&call, &first).await.unwrap_err();
     assert!(misuse.to_string().contains("1.6/3.3"), "{misuse}");

@@ -568,3 +568,52 @@ impl TryFrom<TopUpRow> for TopUpRecord {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReservationRow {
+    pub id: String,
+    pub partner_id: String,
+    pub environment: String,
+    pub profile_type: String,
+    pub state: String,
+    pub iccid: Option<String>,
+    pub matching_id: Option<String>,
+    pub smdp_address: Option<String>,
+    pub esim_id: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn reservation_state(
+    text: &str,
+) -> Result<oytel_core::profiles::ReservationState, StoreError> {
+    oytel_core::profiles::ReservationState::parse(text)
+        .ok_or_else(|| StoreError::Other(format!("corrupt row: reservation state `{text}`")))
+}
+
+impl TryFrom<ReservationRow> for oytel_core::profiles::Reservation {
+    type Error = StoreError;
+    fn try_from(r: ReservationRow) -> Result<Self, StoreError> {
+        Ok(oytel_core::profiles::Reservation {
+            id: r.id,
+            scope: oytel_core::Scope {
+                partner_id: r.partner_id,
+                environment: environment(&r.environment)?,
+            },
+            profile_type: r.profile_type,
+            state: reservation_state(&r.state)?,
+            iccid: r.iccid,
+            matching_id: r.matching_id,
+            smdp_address: r.smdp_address,
+            esim_id: r.esim_id,
+            attempts: number("attempts", r.attempts)?,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            next_attempt_at: r.next_attempt_at,
+        })
+    }
+}

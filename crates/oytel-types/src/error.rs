@@ -98,6 +98,17 @@ error_codes! {
     InternalError = "INTERNAL_ERROR",
     /// The server cannot serve now, e.g. its database is unreachable (503).
     ServiceUnavailable = "SERVICE_UNAVAILABLE",
+    /// The SM-DP+ that holds the profiles could not be reached (503): nothing was ordered or
+    /// charged; retry later.
+    SmdpUnavailable = "SMDP_UNAVAILABLE",
+    /// The SM-DP+ did not answer in time (504): nothing was charged, and anything it may have
+    /// reserved is put back. Retry with the same `Idempotency-Key`.
+    SmdpTimeout = "SMDP_TIMEOUT",
+    /// The SM-DP+ refused to provide a profile (502); the message gives its reason (e.g. no
+    /// stock of the plan's profile type). Nothing was charged.
+    SmdpRejected = "SMDP_REJECTED",
+    /// The SM-DP+ gave an answer that is not ES2+ (502). Nothing was charged.
+    SmdpProtocolError = "SMDP_PROTOCOL_ERROR",
     /// The server did not answer within its request timeout (503). A request that changes
     /// something may still complete: retry a provisioning with the same `Idempotency-Key` to
     /// learn its outcome; read the resource before retrying any other write.

@@ -29,6 +29,8 @@ use crate::state::AppState;
 /// Provision an eSIM for a customer: one transaction creates the order, the eSIM and the
 /// charge. Send an `Idempotency-Key` to retry safely: a repeat with the same key and body
 /// returns the first answer (with `Idempotent-Replayed: true`) and never charges twice.
+/// Where the operator's profiles come from an SM-DP+, it is reserved there first; a fault
+/// there is a 502, 503 or 504 with nothing charged.
 #[utoipa::path(post, path = "/api/v1/esim/provision", tag = "esims",
     request_body = ProvisionRequest,
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
@@ -47,7 +49,10 @@ use crate::state::AppState;
         (status = 408, response = crate::responses::BodyTimeout),
         (status = 415, response = crate::responses::NotJson),
         (status = 422, response = crate::responses::KeyReused),
-        (status = 429, response = crate::responses::RateLimited)))]
+        (status = 429, response = crate::responses::RateLimited),
+        (status = 502, description = "The SM-DP+ refused (`SMDP_REJECTED`, its reason in the message) or answered outside ES2+ (`SMDP_PROTOCOL_ERROR`); nothing was charged", body = ErrorBody),
+        (status = 503, description = "The SM-DP+ could not be reached (`SMDP_UNAVAILABLE`), or the service is unavailable; nothing was charged", body = ErrorBody),
+        (status = 504, description = "The SM-DP+ did not answer in time (`SMDP_TIMEOUT`); nothing was charged and anything reserved is put back: retry with the same key", body = ErrorBody)))]
 pub async fn provision_esim(
     State(state): State<AppState>,
     caller: Caller,

@@ -24,5 +24,6 @@ mod ratelimits;
 mod receiver;
 mod robustness;
 mod slow_peers;
+mod smdp;
 mod topups;
 mod webhooks;

@@ -702,6 +702,7 @@ async fn the_scheduler_expires_esims_whose_term_ended() {
     let settings = oytel_core::provision::ProvisionSettings {
         smdp_address: "smdp.test".into(),
         minimum_balance: oytel_types::Amount::from_cents(0),
+        smdp: None,
     };
     let then = oytel_core::clock::now() - chrono::Duration::days(62);
     let (order, esim) =
@@ -721,6 +722,7 @@ async fn the_scheduler_expires_esims_whose_term_ended() {
             },
             idempotency: None,
             event,
+            reservation: None,
         })
         .await
         .unwrap();

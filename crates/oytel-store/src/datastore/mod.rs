@@ -14,6 +14,7 @@
 //! | `esims.rs` | eSIM reads, lists, state changes, suspensions and usage |
 //! | `cancellations.rs` | cancellations and their refunds, package by package |
 //! | `packages.rs` | packages, top-ups bought, the start of a queued package |
+//! | `reservations.rs` | profiles reserved at an SM-DP+: the saga's journal |
 //! | `outbox.rs` | events and their fan-out to deliveries |
 //! | `endpoints.rs` | webhook endpoints and signing secrets |
 //! | `deliveries.rs` | the dispatcher's claims, attempts, disabling failing endpoints |
@@ -44,6 +45,7 @@ use oytel_core::ports::{
     ProvisionWrite, Sequenced, SigningSecret, Storage, StoreError, SuspensionResult, TopUpResult,
     TopUpWrite, ToppedUp, TransitionResult, UsageInput, UsageResult,
 };
+use oytel_core::profiles::{Reservation, ReservationState};
 use oytel_core::{EsimStatus, Scope};
 
 use super::{Db, Store, DIALECT};
@@ -59,6 +61,7 @@ mod orders;
 mod outbox;
 mod packages;
 mod partners;
+mod reservations;
 mod settings;
 mod sql;
 
@@ -320,6 +323,31 @@ impl Storage for Store {
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
         esims::due_expiries(self, now, limit).await
+    }
+
+    async fn create_reservation(&self, r: &Reservation) -> Result<(), StoreError> {
+        reservations::create_reservation(self, r).await
+    }
+
+    async fn advance_reservation(
+        &self,
+        r: &Reservation,
+        from: ReservationState,
+    ) -> Result<bool, StoreError> {
+        reservations::advance_reservation(self, r, from).await
+    }
+
+    async fn due_reservations(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        reservations::due_reservations(self, now, stale_before, limit).await
+    }
+
+    async fn reservation_counts(&self) -> Result<Vec<(ReservationState, u64)>, StoreError> {
+        reservations::reservation_counts(self).await
     }
 
     async fn create_endpoint(&self, e: &EndpointRecord) -> Result<(), StoreError> {

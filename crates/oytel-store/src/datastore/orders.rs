@@ -1,5 +1,6 @@
-//! Orders and provisioning: the charge, the order, the eSIM and its first package, the event
-//! and the completion of the idempotency key, in one transaction.
+//! Orders and provisioning: the charge, the order, the eSIM and its first package, the event,
+//! the sale of its SM-DP+ reservation and the completion of the idempotency key, in one
+//! transaction.
 
 use oytel_core::billing::{self, LedgerLine};
 use oytel_core::idempotency::ResourceRef;
@@ -15,6 +16,7 @@ use super::esims::push_esim;
 use super::idempotency::{complete_claim, key_stored, push_claim};
 use super::outbox::{fan_out_after, push_event};
 use super::packages::push_package;
+use super::reservations::sell;
 use super::sql::{
     begin_write, fetch_page, fetch_scoped_by_id, push_insert, scoped_list, Chain, Tx,
 };
@@ -75,6 +77,13 @@ pub(super) async fn provision(
             return Ok(ProvisionResult::KeyTaken)
         }
         Err(e) => return Err(e),
+    }
+
+    if let Some(reservation) = &write.reservation {
+        if !sell(&mut tx, reservation, &write.esim.id, write.esim.created_at).await? {
+            // Taken over by the reconciler: it puts the profile back; nothing is charged.
+            return Ok(ProvisionResult::ReservationLost);
+        }
     }
 
     if let Some(IdempotencyWrite::Complete(claim)) = &write.idempotency {

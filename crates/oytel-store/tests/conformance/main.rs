@@ -37,6 +37,7 @@ mod idempotency;
 mod orders;
 mod partners;
 mod quotas;
+mod reservations;
 mod settings;
 mod support;
 mod topups;

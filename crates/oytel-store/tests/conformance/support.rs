@@ -89,6 +89,7 @@ pub(crate) fn write(
             payload: "{}".into(),
             created_at,
         },
+        reservation: None,
     }
 }
 

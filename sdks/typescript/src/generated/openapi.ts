@@ -62,6 +62,8 @@ export interface paths {
          * Provision an eSIM for a customer: one transaction creates the order, the eSIM and the
          *     charge. Send an `Idempotency-Key` to retry safely: a repeat with the same key and body
          *     returns the first answer (with `Idempotent-Replayed: true`) and never charges twice.
+         *     Where the operator's profiles come from an SM-DP+, it is reserved there first; a fault
+         *     there is a 502, 503 or 504 with nothing charged.
          */
         post: operations["provision_esim"];
         delete?: never;
@@ -959,7 +961,7 @@ export interface components {
          * @description A stable error code. Clients must accept codes not listed here.
          * @enum {string}
          */
-        ErrorCode: "MISSING_API_KEY" | "INVALID_API_KEY" | "API_KEY_REVOKED" | "FORBIDDEN" | "INVALID_JSON" | "VALIDATION_ERROR" | "INVALID_QUERY" | "INVALID_CURSOR" | "INVALID_IDEMPOTENCY_KEY" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "REQUEST_BODY_TIMEOUT" | "INSUFFICIENT_BALANCE" | "PLAN_NOT_FOUND" | "ESIM_NOT_FOUND" | "ORDER_NOT_FOUND" | "WEBHOOK_ENDPOINT_NOT_FOUND" | "EVENT_NOT_FOUND" | "INVALID_STATE_TRANSITION" | "SUSPENDED_BY_OPERATOR" | "TOPUP_NOT_AVAILABLE" | "TOPUP_NOT_ALLOWED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "REQUEST_TIMEOUT";
+        ErrorCode: "MISSING_API_KEY" | "INVALID_API_KEY" | "API_KEY_REVOKED" | "FORBIDDEN" | "INVALID_JSON" | "VALIDATION_ERROR" | "INVALID_QUERY" | "INVALID_CURSOR" | "INVALID_IDEMPOTENCY_KEY" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "REQUEST_BODY_TIMEOUT" | "INSUFFICIENT_BALANCE" | "PLAN_NOT_FOUND" | "ESIM_NOT_FOUND" | "ORDER_NOT_FOUND" | "WEBHOOK_ENDPOINT_NOT_FOUND" | "EVENT_NOT_FOUND" | "INVALID_STATE_TRANSITION" | "SUSPENDED_BY_OPERATOR" | "TOPUP_NOT_AVAILABLE" | "TOPUP_NOT_ALLOWED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "SMDP_UNAVAILABLE" | "SMDP_TIMEOUT" | "SMDP_REJECTED" | "SMDP_PROTOCOL_ERROR" | "REQUEST_TIMEOUT";
         /** @description Details of an error. */
         ErrorDetails: {
             /** @description The request field (or header, or query parameter) at fault. */
@@ -2861,6 +2863,33 @@ export interface operations {
             415: components["responses"]["NotJson"];
             422: components["responses"]["KeyReused"];
             429: components["responses"]["RateLimited"];
+            /** @description The SM-DP+ refused (`SMDP_REJECTED`, its reason in the message) or answered outside ES2+ (`SMDP_PROTOCOL_ERROR`); nothing was charged */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The SM-DP+ could not be reached (`SMDP_UNAVAILABLE`), or the service is unavailable; nothing was charged */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The SM-DP+ did not answer in time (`SMDP_TIMEOUT`); nothing was charged and anything reserved is put back: retry with the same key */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_esim: {

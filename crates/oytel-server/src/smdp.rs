@@ -1,0 +1,200 @@
+//! The server's side of the SM-DP+: the ES2+ adapter of the core's profile port, built from
+//! the `OYTEL_SMDP_*` settings, and the reconciler that puts back what a failed or crashed
+//! provisioning left reserved (the saga is `oytel_core::profiles`).
+//!
+//! | ES2+ client error | the partner sees | the reservation |
+//! |---|---|---|
+//! | `Unreachable` (refused, TLS, DNS, in every attempt) | `503 SMDP_UNAVAILABLE` | nothing held |
+//! | `Timeout`, `Interrupted` (it may have acted) | `504 SMDP_TIMEOUT` | put back (the ICCID learnt by repeating the call) |
+//! | `Rejected` (`Failed` with its codes) | `502 SMDP_REJECTED`, the codes in words | nothing held (`downloadOrder`), or put back |
+//! | `Protocol` (HTTP 5xx, an answer that is not ES2+) | `502 SMDP_PROTOCOL_ERROR` | put back, as it may have acted |
+//!
+//! In every case nothing is charged and no order is written.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use async_trait::async_trait;
+use oytel_core::profiles::{self, ProfileError, ProfileSource, ReleasedProfile};
+use oytel_core::provision::SmdpRoute;
+use oytel_es2plus::client::{ClientConfig, Es2Error, Es2PlusClient};
+use oytel_es2plus::{FinalProfileStatus, Iccid};
+use tokio::sync::watch;
+
+use crate::config::SmdpArgs;
+use crate::state::AppState;
+
+/// How often the reconciler looks for reservations to put back.
+pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// An SM-DP+ reached over ES2+.
+#[derive(Debug)]
+pub struct Es2PlusSource {
+    client: Es2PlusClient,
+}
+
+impl Es2PlusSource {
+    /// The source for a client.
+    pub fn new(client: Es2PlusClient) -> Es2PlusSource {
+        Es2PlusSource { client }
+    }
+}
+
+fn profile_error(e: Es2Error) -> ProfileError {
+    let text = e.to_string();
+    match e {
+        Es2Error::Unreachable(_) => ProfileError::Unreachable(text),
+        Es2Error::Timeout(_) | Es2Error::Interrupted(_) => ProfileError::Timeout(text),
+        Es2Error::Rejected {
+            function,
+            data,
+            status,
+        } => ProfileError::Rejected(format!(
+            "{function}: {}",
+            data.as_deref()
+                .map(|d| d.describe())
+                .unwrap_or_else(|| status.as_str().to_owned())
+        )),
+        Es2Error::Protocol(_) => ProfileError::Protocol(text),
+    }
+}
+
+fn iccid(text: &str) -> Result<Iccid, ProfileError> {
+    Iccid::parse(text).ok_or_else(|| ProfileError::Protocol(format!("`{text}` is not an ICCID")))
+}
+
+#[async_trait]
+impl ProfileSource for Es2PlusSource {
+    async fn order(&self, call_id: &str, profile_type: &str) -> Result<String, ProfileError> {
+        let done = self
+            .client
+            .download_order(call_id, profile_type, None)
+            .await
+            .map_err(profile_error)?;
+        if let Some(warning) = done.warning {
+            tracing::warn!(call_id, warning = %warning.describe(), "downloadOrder succeeded with a warning");
+        }
+        Ok(done.value.as_str().to_owned())
+    }
+
+    async fn release(
+        &self,
+        call_id: &str,
+        iccid_text: &str,
+    ) -> Result<ReleasedProfile, ProfileError> {
+        let done = self
+            .client
+            .confirm_order(call_id, &iccid(iccid_text)?, None)
+            .await
+            .map_err(profile_error)?;
+        if let Some(warning) = done.warning {
+            tracing::warn!(call_id, warning = %warning.describe(), "confirmOrder succeeded with a warning");
+        }
+        Ok(ReleasedProfile {
+            matching_id: done.value.matching_id,
+            smdp_address: done.value.smdp_address,
+        })
+    }
+
+    async fn put_back(&self, call_id: &str, iccid_text: &str) -> Result<(), ProfileError> {
+        self.client
+            .cancel_order(
+                call_id,
+                &iccid(iccid_text)?,
+                None,
+                FinalProfileStatus::Available,
+            )
+            .await
+            .map(|_| ())
+            .map_err(profile_error)
+    }
+}
+
+/// The SM-DP+ route of `args`, or `None` when no `OYTEL_SMDP_URL` is set (builtin profiles).
+/// Refuses settings that cannot work: an `http://` URL outside development, half a client
+/// identity, unreadable files, or calls that could outlast the key's hold.
+pub fn route(args: &SmdpArgs, development: bool) -> anyhow::Result<Option<SmdpRoute>> {
+    let Some(url) = args.smdp_url.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
+    };
+    let mut config = ClientConfig::new(url, &args.smdp_requester_id);
+    config.allow_http = development;
+    config.timeout = Duration::from_secs(args.smdp_timeout_seconds);
+    config.pad_iccid = args.smdp_pad_iccid;
+    config.identity_pem = match (&args.smdp_client_cert, &args.smdp_client_key) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read(cert, "SM-DP+ client certificate (OYTEL_SMDP_CLIENT_CERT)")?;
+            pem.push(b'\n');
+            pem.extend(read(key, "SM-DP+ client key (OYTEL_SMDP_CLIENT_KEY)")?);
+            Some(pem)
+        }
+        (None, None) => None,
+        _ => bail!(
+            "OYTEL_SMDP_CLIENT_CERT and OYTEL_SMDP_CLIENT_KEY go together: set both or neither"
+        ),
+    };
+    if let Some(ca) = &args.smdp_ca_cert {
+        config.ca_pem = Some(read(ca, "SM-DP+ CA certificate (OYTEL_SMDP_CA_CERT)")?);
+    }
+    let stale_after = Duration::from_secs(args.smdp_stale_after_seconds);
+    let hold = stale_after * 3 / 4;
+    // Two calls (downloadOrder, confirmOrder), each with its attempts and backoffs.
+    let backoff: Duration = (0..config.attempts.saturating_sub(1))
+        .map(|i| config.backoff * 2u32.pow(i))
+        .sum();
+    let longest = 2 * (config.timeout * config.attempts + backoff);
+    if longest >= hold {
+        bail!(
+            "OYTEL_SMDP_TIMEOUT_SECONDS ({}) is too long for OYTEL_SMDP_STALE_AFTER_SECONDS ({}): \
+             a provisioning's calls may take {longest:?}, and must end within three quarters of it",
+            args.smdp_timeout_seconds,
+            args.smdp_stale_after_seconds
+        );
+    }
+    let client = Es2PlusClient::new(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(SmdpRoute {
+        source: Arc::new(Es2PlusSource::new(client)),
+        sandbox: args.smdp_sandbox,
+        hold,
+        stale_after,
+    }))
+}
+
+/// Puts back, every [`RECONCILE_INTERVAL`] until `shutdown`, what provisionings left
+/// reserved at the SM-DP+ (nothing to do without one).
+pub async fn run_reconciler(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let Some(route) = state.settings.provision.smdp.clone() else {
+        return;
+    };
+    loop {
+        match profiles::reconcile(
+            state.store.as_ref(),
+            route.source.as_ref(),
+            route.stale_after,
+            100,
+        )
+        .await
+        {
+            Ok(done) if done != profiles::Reconciled::default() => {
+                tracing::info!(
+                    taken_over = done.taken_over,
+                    put_back = done.put_back,
+                    failed = done.failed,
+                    "SM-DP+ reservations reconciled"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for SM-DP+ reservations to put back")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

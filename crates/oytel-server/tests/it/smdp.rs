@@ -1,0 +1,363 @@
+//! Provisioning through an SM-DP+: the real server binary and the simulator, over HTTPS with
+//! mutual TLS on port 0, on SQLite or PostgreSQL. Each fault of the saga is tested; the last
+//! test kills the server (SIGKILL) between `downloadOrder` and `confirmOrder`.
+
+use std::time::Duration;
+
+use oytel_server::testing::{fresh_database, make_partner, TestPartner};
+use oytel_smdp_sim::testing::{Pki, Sim};
+use oytel_smdp_sim::{NotifyConfig, SimConfig};
+use oytel_store::testing::{Backend, TestDatabase};
+use rcgen::ExtendedKeyUsagePurpose;
+use serde_json::{json, Value};
+
+use crate::helpers::{order, start_server_with, ServerProcess};
+
+/// The plan ordered: its profile type is its region, `uk`.
+const PLAN: &str = "uk-lite-10";
+const STOCK: u64 = 6;
+
+/// The simulator with `STOCK` profiles of type `uk`, and the files the server reads.
+struct Smdp {
+    sim: Sim,
+    files: tempfile::TempDir,
+}
+
+impl Smdp {
+    async fn start() -> Smdp {
+        let pki = Pki::new("ES2+ test CA");
+        let sim = Sim::start_with(
+            &pki,
+            SimConfig {
+                stock: vec![("uk".into(), STOCK as u32)],
+                smdp_address: "smdp.sim.test".into(),
+                requester_id: "sim".into(),
+                notify: NotifyConfig::default(),
+            },
+        )
+        .await;
+        let files = tempfile::tempdir().unwrap();
+        let (cert, key) = pki.issue("oytel-operator", ExtendedKeyUsagePurpose::ClientAuth);
+        std::fs::write(files.path().join("ca.pem"), &pki.ca_pem).unwrap();
+        std::fs::write(files.path().join("operator.pem"), cert).unwrap();
+        std::fs::write(files.path().join("operator.key"), key).unwrap();
+        Smdp { sim, files }
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.files.path().join(name).display().to_string()
+    }
+
+    /// The server in production mode, its live profiles from `url` (the simulator's unless
+    /// given), with a reconciler that takes over reservations after `stale_seconds`.
+    fn server(&self, db: &TestDatabase, url: Option<&str>, stale_seconds: u64) -> ServerProcess {
+        let url = url.unwrap_or(&self.sim.base).to_owned();
+        let (ca, cert, key) = (
+            self.file("ca.pem"),
+            self.file("operator.pem"),
+            self.file("operator.key"),
+        );
+        let stale = stale_seconds.to_string();
+        start_server_with(
+            &db.url,
+            "production",
+            "127.0.0.1:0",
+            &[
+                ("OYTEL_SMDP_URL", &url),
+                ("OYTEL_SMDP_CA_CERT", &ca),
+                ("OYTEL_SMDP_CLIENT_CERT", &cert),
+                ("OYTEL_SMDP_CLIENT_KEY", &key),
+                ("OYTEL_SMDP_REQUESTER_ID", "oytel-test"),
+                ("OYTEL_SMDP_TIMEOUT_SECONDS", "1"),
+                ("OYTEL_SMDP_STALE_AFTER_SECONDS", &stale),
+            ],
+        )
+    }
+
+    async fn stock(&self, state: &str) -> u64 {
+        self.sim.stock("uk", state).await
+    }
+
+    async fn fault(&self, fault: Value) {
+        self.sim.post("/control/faults", fault).await;
+    }
+
+    /// Waits until `state` holds `count` profiles, or fails after `seconds`.
+    async fn wait_for(&self, state: &str, count: u64, seconds: u64) {
+        let until = std::time::Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let now = self.stock(state).await;
+            if now == count {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{state}: {now} profiles, expected {count} within {seconds} s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn provision(server: &ServerProcess, key: &str, idempotency_key: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/esim/provision", server.base))
+        .bearer_auth(key)
+        .header("Idempotency-Key", idempotency_key)
+        .json(&order(PLAN))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Live charges in the ledger, and live orders.
+async fn charges_and_orders(db: &TestDatabase, partner: &TestPartner) -> (usize, usize) {
+    let charges = db
+        .store
+        .ledger(&partner.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind.as_str() == "charge")
+        .count();
+    let scope = oytel_core::Scope {
+        partner_id: partner.id.clone(),
+        environment: oytel_types::Environment::Production,
+    };
+    let orders = db
+        .store
+        .list_orders(
+            &scope,
+            None,
+            oytel_core::ports::PageRequest {
+                limit: 100,
+                before: None,
+            },
+        )
+        .await
+        .unwrap()
+        .len();
+    (charges, orders)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_esim_gets_its_profile_from_the_smdp_and_sandbox_keeps_builtin_ones() {
+    let smdp = Smdp::start().await;
+    let db = fresh_database(Backend::from_env()).await;
+    let partner = make_partner(db.store.as_ref(), "Smdp").await;
+    let server = smdp.server(&db, None, 120);
+
+    let (status, body) = provision(&server, &partner.live_key, "live-1").await;
+    assert_eq!(status, 201, "{body}");
+    let iccid = body["esim"]["iccid"].as_str().unwrap();
+    let profile = smdp.sim.get(&format!("/control/profiles/{iccid}")).await;
+    assert_eq!(profile["state"], "Released", "{profile}");
+    let matching_id = profile["matching_id"].as_str().unwrap();
+    assert_eq!(
+        body["esim"]["activation_code"],
+        format!("LPA:1$smdp.sim.test${matching_id}")
+    );
+    assert_eq!(smdp.stock("Available").await, STOCK - 1);
+    assert_eq!(charges_and_orders(&db, &partner).await, (1, 1));
+
+    // A retry of the same request is its replay: no second profile, no second charge.
+    let (status, again) = provision(&server, &partner.live_key, "live-1").await;
+    assert_eq!(
+        (status, &again["esim"]["iccid"]),
+        (201, &body["esim"]["iccid"])
+    );
+    assert_eq!(smdp.stock("Available").await, STOCK - 1);
+
+    // Sandbox keys keep the builtin profiles unless configured otherwise.
+    let (status, sandbox) = provision(&server, &partner.sandbox_key, "sandbox-1").await;
+    assert_eq!(status, 201, "{sandbox}");
+    assert!(sandbox["esim"]["activation_code"]
+        .as_str()
+        .unwrap()
+        .starts_with("LPA:1$smdp.oytel.online$"));
+    assert_eq!(smdp.stock("Available").await, STOCK - 1);
+    assert_eq!(smdp.sim.calls("downloadOrder").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_charges_nothing_and_leaves_no_profile_held_for_nobody() {
+    let smdp = Smdp::start().await;
+    let db = fresh_database(Backend::from_env()).await;
+    let partner = make_partner(db.store.as_ref(), "Faults").await;
+    let server = smdp.server(&db, None, 120);
+    let live = partner.live_key.as_str();
+
+    // fault, injected fault, expected status and code, words the message must have
+    let cases: [(&str, Value, u16, &str, &str); 4] = [
+        (
+            "refused (no stock of the type)",
+            json!({"function": "downloadOrder", "reject": {"subject_code": "8.2.5", "reason_code": "3.7", "message": "no stock"}}),
+            502,
+            "SMDP_REJECTED",
+            "profile type",
+        ),
+        (
+            "downloadOrder answered late (after acting)",
+            json!({"function": "downloadOrder", "count": 3, "delay_ms": 2500}),
+            504,
+            "SMDP_TIMEOUT",
+            "in time",
+        ),
+        (
+            "confirmOrder failing with HTTP 503",
+            json!({"function": "confirmOrder", "count": 3, "http_status": 503}),
+            502,
+            "SMDP_PROTOCOL_ERROR",
+            "could not be understood",
+        ),
+        (
+            "confirmOrder refused",
+            json!({"function": "confirmOrder", "reject": {"subject_code": "8.2.1", "reason_code": "3.8", "message": "refused"}}),
+            502,
+            "SMDP_REJECTED",
+            "confirmOrder",
+        ),
+    ];
+    println!("| fault | answer | charged | put back (cancelOrder) | held for nobody | the retry with its key | profiles sold | charges |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut sold = 0;
+    for (i, (what, fault, status, code, words)) in cases.into_iter().enumerate() {
+        smdp.fault(fault).await;
+        let cancels = smdp.sim.calls("cancelOrder").await;
+        let key = format!("fault-{i}");
+        let (got, body) = provision(&server, live, &key).await;
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {body}"
+        );
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains(words), "{what}: {message}");
+        let charged = charges_and_orders(&db, &partner).await.0 - sold;
+        assert_eq!(
+            charges_and_orders(&db, &partner).await,
+            (sold, sold),
+            "{what}"
+        );
+        // Whatever it may have reserved goes back to Available (the reconciler repeats a
+        // timed-out downloadOrder to learn its ICCID: within its 5 s interval).
+        smdp.sim.post("/control/faults", json!({})).await;
+        smdp.wait_for("Available", STOCK - sold as u64, 20).await;
+        let held = smdp.stock("Released").await + smdp.stock("Allocated").await - sold as u64;
+        assert_eq!(held, 0, "{what}: held for nobody");
+        let put_back = smdp.sim.calls("cancelOrder").await - cancels;
+
+        // The retry with the same key, the fault gone: one profile, one charge.
+        let (got, retried) = provision(&server, live, &key).await;
+        assert_eq!(got, 201, "{what}: {retried}");
+        sold += 1;
+        let (charges, orders) = charges_and_orders(&db, &partner).await;
+        assert_eq!((charges, orders), (sold, sold), "{what}");
+        assert_eq!(smdp.stock("Released").await, sold as u64);
+        println!(
+            "| {what} | {status} {code} | {charged} | {put_back} | {held} | 201 | {sold} | {charges} |"
+        );
+    }
+    // Refused before any call: a live balance that cannot pay reserves nothing.
+    let poor = oytel_core::ports::Partner::new("Poor", None).unwrap();
+    db.store.create_partner(&poor).await.unwrap();
+    let key = oytel_core::keys::generate_api_key(&poor.id, oytel_types::Environment::Production);
+    db.store.create_api_key(&key.record).await.unwrap();
+    let calls = smdp.sim.calls("downloadOrder").await;
+    let (got, body) = provision(&server, &key.plaintext, "poor-1").await;
+    assert_eq!(
+        (got, body["code"].as_str()),
+        (402, Some("INSUFFICIENT_BALANCE")),
+        "{body}"
+    );
+    assert_eq!(smdp.sim.calls("downloadOrder").await, calls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_smdp_is_a_503_with_nothing_ordered_or_charged() {
+    let smdp = Smdp::start().await;
+    let db = fresh_database(Backend::from_env()).await;
+    let partner = make_partner(db.store.as_ref(), "Down").await;
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("https://localhost:{}", probe.local_addr().unwrap().port())
+    };
+    let server = smdp.server(&db, Some(&closed), 120);
+    let (status, body) = provision(&server, &partner.live_key, "down-1").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("SMDP_UNAVAILABLE")),
+        "{body}"
+    );
+    assert_eq!(charges_and_orders(&db, &partner).await, (0, 0));
+    let counts = db.store.reservation_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        [(oytel_core::profiles::ReservationState::Cancelled, 1)],
+        "nothing held"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_between_download_and_confirm_charges_nothing_and_puts_the_profile_back() {
+    let smdp = Smdp::start().await;
+    let db = fresh_database(Backend::from_env()).await;
+    let partner = make_partner(db.store.as_ref(), "Killed").await;
+    // Stale after 12 s: the key is held 9 s, longer than two calls of 3 attempts of 1 s.
+    let server = smdp.server(&db, None, 12);
+    smdp.fault(json!({"function": "confirmOrder", "count": 3, "delay_ms": 5000}))
+        .await;
+    let base = server.base.clone();
+    let live = partner.live_key.clone();
+    let pending = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/esim/provision"))
+            .bearer_auth(live)
+            .header("Idempotency-Key", "killed-1")
+            .json(&order(PLAN))
+            .send()
+            .await
+    });
+    // Killed once the profile is allocated and confirmOrder is under way.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while smdp.sim.calls("confirmOrder").await == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "confirmOrder never called"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client lost its connection"
+    );
+    assert_eq!(smdp.stock("Available").await, STOCK - 1, "one profile held");
+    smdp.sim.post("/control/faults", json!({})).await;
+
+    // Started again: the reconciler takes the reservation over and puts the profile back.
+    let server = smdp.server(&db, None, 12);
+    smdp.wait_for("Available", STOCK, 30).await;
+    assert_eq!(charges_and_orders(&db, &partner).await, (0, 0));
+
+    // The partner's retry with the same key: one profile, one charge.
+    let mut answer = provision(&server, &partner.live_key, "killed-1").await;
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while answer.0 == 409 && std::time::Instant::now() < until {
+        // The key is still held by the request that died (9 s from its claim).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        answer = provision(&server, &partner.live_key, "killed-1").await;
+    }
+    assert_eq!(answer.0, 201, "{}", answer.1);
+    assert_eq!(charges_and_orders(&db, &partner).await, (1, 1));
+    assert_eq!(
+        (smdp.stock("Available").await, smdp.stock("Released").await),
+        (STOCK - 1, 1)
+    );
+    let counts = db.store.reservation_counts().await.unwrap();
+    println!("reservations after the kill, the restart and the retry: {counts:?}");
+    use oytel_core::profiles::ReservationState::{Cancelled, Sold};
+    assert_eq!(counts, [(Cancelled, 1), (Sold, 1)]);
+}
