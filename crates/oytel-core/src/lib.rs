@@ -7,6 +7,7 @@
 //!   retries on number collisions.
 //! - [`idempotency`]: the rules of idempotency keys, for every paid or state-changing write.
 //! - [`paid`]: the one idempotent, paid-write path those writes go through.
+//! - [`downloads`]: what the SM-DP+'s reports on a profile's download change.
 //! - [`profiles`]: where a profile comes from (builtin, or an SM-DP+ behind a port) and the
 //!   saga that reserves one at an SM-DP+, with its reconciler.
 //! - [`validation`], [`paging`], [`clock`]: checks of partners' text, pages and cursors of
@@ -31,6 +32,7 @@ pub mod body;
 pub mod cancel;
 pub mod catalog;
 pub mod clock;
+pub mod downloads;
 mod error;
 pub mod idempotency;
 pub mod keys;

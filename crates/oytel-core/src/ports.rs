@@ -468,6 +468,13 @@ pub trait Storage: Send + Sync + 'static {
         stale_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Reservation>, StoreError>;
+    /// Keeps a report from the SM-DP+ (once per call identifier) and applies it to the eSIM
+    /// of its ICCID, with its event and any activation, in one transaction
+    /// ([`crate::downloads`]).
+    async fn record_profile_notice(
+        &self,
+        notice: &crate::downloads::ProfileNotice,
+    ) -> Result<crate::downloads::NoticeOutcome, StoreError>;
     /// How many reservations are in each state.
     async fn reservation_counts(&self) -> Result<Vec<(ReservationState, u64)>, StoreError>;
 

@@ -213,6 +213,7 @@ pub fn new_rows(
         activated_at: None,
         expires_at,
         created_at: now,
+        profile: None,
     };
     (order, esim)
 }
@@ -366,6 +367,7 @@ impl Order<'_> {
                 esim.iccid = held.iccid.clone();
                 esim.activation_code = activation_code(address, &held.matching_id);
                 esim.matching_id = held.matching_id.clone();
+                esim.profile = Some(crate::downloads::released());
             }
             let event = crate::webhooks::esim_event(
                 oytel_types::EventType::EsimProvisioned,
@@ -464,6 +466,7 @@ pub fn as_provisioned(esim: EsimRecord) -> EsimRecord {
         data_used_mb: 0,
         calls_made: 0,
         sms_sent: 0,
+        profile: esim.profile.map(|_| crate::downloads::released()),
         ..esim
     }
 }

@@ -103,6 +103,12 @@ fn esim_event_with(
             data_used_mb: threshold.map(|_| esim.data_used_mb),
             data_limit_mb: threshold.map(|_| esim.data_limit_mb),
             topup,
+            profile: match event_type {
+                EventType::EsimProfileDownloaded
+                | EventType::EsimInstallationFailed
+                | EventType::EsimActivated => esim.profile.clone(),
+                _ => None,
+            },
         },
     };
     EventRecord {
@@ -138,6 +144,7 @@ pub fn test_event(
             data_used_mb: None,
             data_limit_mb: None,
             topup: None,
+            profile: None,
         },
     };
     EventRecord {

@@ -5,11 +5,16 @@
 //!
 //! [`wire`] is the format, shared by our server, the SM-DP+ simulator
 //! (`crates/oytel-smdp-sim`) and the fuzzer; [`client`] (feature `client`) calls a real
-//! SM-DP+ over HTTPS with mutual TLS. `docs/smdp.md` says how they fit together.
+//! SM-DP+ over HTTPS with mutual TLS; [`tls`] (feature `server`) serves ES2+ over TLS with
+//! client certificates (the simulator, and the operator's notification listener).
+//! `docs/smdp.md` says how they fit together.
 
 pub mod wire;
 
 #[cfg(feature = "client")]
 pub mod client;
+
+#[cfg(feature = "server")]
+pub mod tls;
 
 pub use wire::*;

@@ -228,6 +228,37 @@ pub struct ServeArgs {
     /// The SM-DP+ (see docs/smdp.md).
     #[command(flatten)]
     pub smdp: SmdpArgs,
+
+    /// Where the SM-DP+ sends its reports (see docs/smdp.md).
+    #[command(flatten)]
+    pub es2plus: Es2PlusListenArgs,
+}
+
+/// The listener for the SM-DP+'s reports on downloads (ES2+ `handleDownloadProgressInfo`).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "SM-DP+ notifications (ES2+)")]
+pub struct Es2PlusListenArgs {
+    /// Address and port where the SM-DP+ sends `handleDownloadProgressInfo` (its own port,
+    /// never the partners'); register `https://<this>/` with the SM-DP+. Unset: no listener.
+    #[arg(long, env = "OYTEL_ES2PLUS_LISTEN", hide_env_values = true)]
+    pub es2plus_listen: Option<SocketAddr>,
+
+    /// Our server certificate on that port (PEM file).
+    #[arg(long, env = "OYTEL_ES2PLUS_TLS_CERT", hide_env_values = true)]
+    pub es2plus_tls_cert: Option<PathBuf>,
+
+    /// Its private key (PEM file).
+    #[arg(long, env = "OYTEL_ES2PLUS_TLS_KEY", hide_env_values = true)]
+    pub es2plus_tls_key: Option<PathBuf>,
+
+    /// The CA whose client certificates are accepted (PEM file): only the SM-DP+ gets in.
+    #[arg(long, env = "OYTEL_ES2PLUS_CLIENT_CA", hide_env_values = true)]
+    pub es2plus_client_ca: Option<PathBuf>,
+
+    /// The notification point at which the SM-DP+ reports a deletion (products differ).
+    #[arg(long, env = "OYTEL_ES2PLUS_DELETION_POINT", hide_env_values = true,
+        default_value_t = oytel_core::downloads::DEFAULT_DELETION_POINT)]
+    pub es2plus_deletion_point: u32,
 }
 
 /// The SM-DP+ that live profiles come from (GSMA ES2+); none: builtin profiles.

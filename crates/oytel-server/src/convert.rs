@@ -121,6 +121,7 @@ pub fn esim(settings: &Settings, esim: EsimRecord) -> Esim {
         expires_at: esim.expires_at,
         created_at: esim.created_at,
         environment: esim.environment,
+        profile: esim.profile,
     }
 }
 

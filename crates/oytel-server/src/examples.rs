@@ -153,6 +153,7 @@ fn first_release() -> Vec<(&'static str, serde_json::Value)> {
             data_used_mb: None,
             data_limit_mb: None,
             topup: None,
+            profile: None,
         },
     };
     let mut out = vec![

@@ -18,6 +18,7 @@ pub mod context;
 pub mod convert;
 pub mod dispatch;
 pub mod error;
+pub mod es2plus_listener;
 pub mod examples;
 pub mod extract;
 pub mod keycache;

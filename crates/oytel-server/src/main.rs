@@ -141,6 +141,8 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         )?,
         None => Catalog::default_catalog(),
     };
+    let es2plus =
+        oytel_server::es2plus_listener::bind(&args.es2plus, args.mode == Mode::Development).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -192,7 +194,18 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
     if let Some((partner_id, key)) = demo {
         show_demo_key(&partner_id, &key, &public_url);
     }
+    let reports = es2plus.map(|bound| {
+        tracing::info!(listen = %bound.address, "SM-DP+ notifications (ES2+) listening");
+        tokio::spawn(oytel_server::es2plus_listener::serve(
+            bound,
+            state.store.clone(),
+            args.es2plus.es2plus_deletion_point,
+        ))
+    });
     oytel_server::serve(listener, state, shutdown).await?;
+    if let Some(task) = reports {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -17,7 +17,7 @@
 pub mod state;
 #[cfg(feature = "test-support")]
 pub mod testing;
-pub mod tls;
+pub use oytel_es2plus::tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -206,6 +206,10 @@ pub(crate) struct EsimRow {
     pub reference_id: Option<String>,
     pub webhook_url: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub profile_state: Option<String>,
+    pub eid: Option<String>,
+    pub profile_updated_at: Option<DateTime<Utc>>,
+    pub profile_result: Option<String>,
 }
 
 impl TryFrom<EsimRow> for EsimRecord {
@@ -238,6 +242,19 @@ impl TryFrom<EsimRow> for EsimRecord {
             activated_at: s.activated_at,
             expires_at: s.expires_at,
             created_at: r.created_at,
+            profile: r
+                .profile_state
+                .map(|state| {
+                    Ok::<_, StoreError>(oytel_types::EsimProfile {
+                        state: oytel_types::ProfileState::parse(&state).ok_or_else(|| {
+                            StoreError::Other(format!("corrupt row: profile_state = {state}"))
+                        })?,
+                        eid: r.eid,
+                        updated_at: r.profile_updated_at,
+                        last_result: r.profile_result,
+                    })
+                })
+                .transpose()?,
         })
     }
 }

@@ -402,6 +402,70 @@ pub struct Esim {
     pub created_at: DateTime<Utc>,
     /// Its environment.
     pub environment: Environment,
+    /// Its profile at the SM-DP+, where it came from one (absent for profiles the server
+    /// made itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<EsimProfile>,
+}
+
+/// Where an eSIM's profile stands at the SM-DP+ that holds it, as the SM-DP+ reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileState {
+    /// Released for download; the phone has not fetched it yet.
+    Released,
+    /// Downloaded by the phone (its EID known).
+    Downloaded,
+    /// Installed on the phone's eUICC.
+    Installed,
+    /// The download or installation failed (`last_result` says why); the customer may try
+    /// again with the same activation code where the SM-DP+ allows it.
+    Error,
+    /// Deleted from the phone.
+    Deleted,
+}
+
+impl ProfileState {
+    /// Every state.
+    pub const ALL: [ProfileState; 5] = [
+        ProfileState::Released,
+        ProfileState::Downloaded,
+        ProfileState::Installed,
+        ProfileState::Error,
+        ProfileState::Deleted,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileState::Released => "released",
+            ProfileState::Downloaded => "downloaded",
+            ProfileState::Installed => "installed",
+            ProfileState::Error => "error",
+            ProfileState::Deleted => "deleted",
+        }
+    }
+
+    /// The state of a wire name.
+    pub fn parse(text: &str) -> Option<ProfileState> {
+        ProfileState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// An eSIM's profile at the SM-DP+ (only for eSIMs whose profile came from one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EsimProfile {
+    /// Where it stands.
+    pub state: ProfileState,
+    /// The phone's eUICC, once the SM-DP+ named it.
+    pub eid: Option<String>,
+    /// When the SM-DP+ last reported on it (none before its first report).
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The last report's result in words: `success`, or the failure's reason
+    /// (`8.1/6.4 (EID: …)`).
+    pub last_result: Option<String>,
 }
 
 /// `GET /api/v1/esim/{esim_id}`: the eSIM's fields at the top level.

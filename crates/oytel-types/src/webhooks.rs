@@ -39,6 +39,14 @@ pub enum EventType {
     /// purchase, the top-up and the package).
     #[serde(rename = "esim.topped_up")]
     EsimToppedUp,
+    /// The customer's phone downloaded the eSIM's profile from the SM-DP+ (sent only to
+    /// endpoints that list it; `data.profile` names the EID).
+    #[serde(rename = "esim.profile_downloaded")]
+    EsimProfileDownloaded,
+    /// The download or installation of the eSIM's profile failed (sent only to endpoints
+    /// that list it; `data.profile.last_result` gives the reason).
+    #[serde(rename = "esim.installation_failed")]
+    EsimInstallationFailed,
 }
 
 impl EventType {
@@ -55,6 +63,8 @@ impl EventType {
             EventType::EsimCancelled => "esim.cancelled",
             EventType::AccountBalanceLow => "account.balance_low",
             EventType::EsimToppedUp => "esim.topped_up",
+            EventType::EsimProfileDownloaded => "esim.profile_downloaded",
+            EventType::EsimInstallationFailed => "esim.installation_failed",
         }
     }
 
@@ -71,6 +81,8 @@ impl EventType {
             EventType::EsimCancelled,
             EventType::AccountBalanceLow,
             EventType::EsimToppedUp,
+            EventType::EsimProfileDownloaded,
+            EventType::EsimInstallationFailed,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)
@@ -128,6 +140,10 @@ pub struct WebhookEventData {
     /// For `esim.topped_up`: what was bought.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topup: Option<crate::TopUpPurchase>,
+    /// For `esim.profile_downloaded`, `esim.installation_failed` and an `esim.activated`
+    /// reported by the SM-DP+: the profile as it reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::EsimProfile>,
 }
 
 /// An account event as delivered (`account.balance_low`): the same envelope as

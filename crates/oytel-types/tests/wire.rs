@@ -196,6 +196,7 @@ fn event() -> WebhookEvent {
             data_used_mb: Some(40_000),
             data_limit_mb: Some(50_000),
             topup: None,
+            profile: None,
         },
     }
 }

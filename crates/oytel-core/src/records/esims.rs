@@ -143,6 +143,8 @@ pub struct EsimRecord {
     pub expires_at: DateTime<Utc>,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// Its profile at the SM-DP+, where it came from one (none: a builtin profile).
+    pub profile: Option<oytel_types::EsimProfile>,
 }
 
 /// Filters of an eSIM list.

@@ -12,6 +12,7 @@ use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::{json, Value};
 
 use crate::helpers::{order, start_server_with, ServerProcess};
+use crate::receiver::Receiver;
 
 /// The plan ordered: its profile type is its region, `uk`.
 const PLAN: &str = "uk-lite-10";
@@ -25,22 +26,44 @@ struct Smdp {
 
 impl Smdp {
     async fn start() -> Smdp {
+        Smdp::start_notifying(None).await
+    }
+
+    /// With the simulator sending its reports to our ES2+ listener on `port`, over mutual
+    /// TLS (its client certificate and our server certificate from the same test CA).
+    async fn start_notifying(port: Option<u16>) -> Smdp {
         let pki = Pki::new("ES2+ test CA");
+        let files = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(files.path().join(name), text).unwrap();
+        let (cert, key) = pki.issue("oytel-operator", ExtendedKeyUsagePurpose::ClientAuth);
+        write("ca.pem", &pki.ca_pem);
+        write("operator.pem", &cert);
+        write("operator.key", &key);
+        let (cert, key) = pki.issue("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+        write("es2plus.pem", &cert);
+        write("es2plus.key", &key);
+        let notify = match port {
+            Some(port) => {
+                let (cert, key) = pki.issue("smdp.sim.test", ExtendedKeyUsagePurpose::ClientAuth);
+                NotifyConfig {
+                    base_url: Some(format!("https://localhost:{port}")),
+                    identity_pem: Some(format!("{cert}{key}").into_bytes()),
+                    ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+                    deletion_point: 5,
+                }
+            }
+            None => NotifyConfig::default(),
+        };
         let sim = Sim::start_with(
             &pki,
             SimConfig {
                 stock: vec![("uk".into(), STOCK as u32)],
                 smdp_address: "smdp.sim.test".into(),
                 requester_id: "sim".into(),
-                notify: NotifyConfig::default(),
+                notify,
             },
         )
         .await;
-        let files = tempfile::tempdir().unwrap();
-        let (cert, key) = pki.issue("oytel-operator", ExtendedKeyUsagePurpose::ClientAuth);
-        std::fs::write(files.path().join("ca.pem"), &pki.ca_pem).unwrap();
-        std::fs::write(files.path().join("operator.pem"), cert).unwrap();
-        std::fs::write(files.path().join("operator.key"), key).unwrap();
         Smdp { sim, files }
     }
 
@@ -51,6 +74,16 @@ impl Smdp {
     /// The server in production mode, its live profiles from `url` (the simulator's unless
     /// given), with a reconciler that takes over reservations after `stale_seconds`.
     fn server(&self, db: &TestDatabase, url: Option<&str>, stale_seconds: u64) -> ServerProcess {
+        self.server_with(db, url, stale_seconds, &[])
+    }
+
+    fn server_with(
+        &self,
+        db: &TestDatabase,
+        url: Option<&str>,
+        stale_seconds: u64,
+        more: &[(&str, &str)],
+    ) -> ServerProcess {
         let url = url.unwrap_or(&self.sim.base).to_owned();
         let (ca, cert, key) = (
             self.file("ca.pem"),
@@ -58,20 +91,17 @@ impl Smdp {
             self.file("operator.key"),
         );
         let stale = stale_seconds.to_string();
-        start_server_with(
-            &db.url,
-            "production",
-            "127.0.0.1:0",
-            &[
-                ("OYTEL_SMDP_URL", &url),
-                ("OYTEL_SMDP_CA_CERT", &ca),
-                ("OYTEL_SMDP_CLIENT_CERT", &cert),
-                ("OYTEL_SMDP_CLIENT_KEY", &key),
-                ("OYTEL_SMDP_REQUESTER_ID", "oytel-test"),
-                ("OYTEL_SMDP_TIMEOUT_SECONDS", "1"),
-                ("OYTEL_SMDP_STALE_AFTER_SECONDS", &stale),
-            ],
-        )
+        let mut env = vec![
+            ("OYTEL_SMDP_URL", url.as_str()),
+            ("OYTEL_SMDP_CA_CERT", &ca),
+            ("OYTEL_SMDP_CLIENT_CERT", &cert),
+            ("OYTEL_SMDP_CLIENT_KEY", &key),
+            ("OYTEL_SMDP_REQUESTER_ID", "oytel-test"),
+            ("OYTEL_SMDP_TIMEOUT_SECONDS", "1"),
+            ("OYTEL_SMDP_STALE_AFTER_SECONDS", &stale),
+        ];
+        env.extend_from_slice(more);
+        start_server_with(&db.url, "production", "127.0.0.1:0", &env)
     }
 
     async fn stock(&self, state: &str) -> u64 {
@@ -360,4 +390,189 @@ async fn a_server_killed_between_download_and_confirm_charges_nothing_and_puts_t
     println!("reservations after the kill, the restart and the retry: {counts:?}");
     use oytel_core::profiles::ReservationState::{Cancelled, Sold};
     assert_eq!(counts, [(Cancelled, 1), (Sold, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let smdp = Smdp::start_notifying(Some(port)).await;
+    let db = fresh_database(Backend::from_env()).await;
+    let partner = make_partner(db.store.as_ref(), "Phones").await;
+    let listen = format!("127.0.0.1:{port}");
+    let (cert, key, ca) = (
+        smdp.file("es2plus.pem"),
+        smdp.file("es2plus.key"),
+        smdp.file("ca.pem"),
+    );
+    let server = smdp.server_with(
+        &db,
+        None,
+        120,
+        &[
+            ("OYTEL_ES2PLUS_LISTEN", &listen),
+            ("OYTEL_ES2PLUS_TLS_CERT", &cert),
+            ("OYTEL_ES2PLUS_TLS_KEY", &key),
+            ("OYTEL_ES2PLUS_CLIENT_CA", &ca),
+        ],
+    );
+    let receiver = Receiver::start().await;
+    let api = reqwest::Client::new();
+    let created = api
+        .post(format!("{}/api/v1/webhooks/endpoints", server.base))
+        .bearer_auth(&partner.live_key)
+        .json(&json!({"url": format!("{}/events", receiver.base),
+            "events": ["esim.profile_downloaded", "esim.installation_failed", "esim.activated"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let esim = |id: String| {
+        let (api, base, key) = (api.clone(), server.base.clone(), partner.live_key.clone());
+        async move {
+            let response = api
+                .get(format!("{base}/api/v1/esim/{id}"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let (_, first) = provision(&server, &partner.live_key, "phone-1").await;
+    let (_, second) = provision(&server, &partner.live_key, "phone-2").await;
+    let (first_id, first_iccid) = (
+        first["esim"]["esim_id"].as_str().unwrap().to_owned(),
+        first["esim"]["iccid"].as_str().unwrap().to_owned(),
+    );
+    let second_iccid = second["esim"]["iccid"].as_str().unwrap().to_owned();
+    assert_eq!(esim(first_id.clone()).await["profile"]["state"], "released");
+
+    // The phone downloads (point 3) and installs (point 4): each report is answered 204.
+    let eid = "89049032123451234512345678901235";
+    let step = |iccid: &str, step: &str, body: Value| {
+        let (sim, path) = (&smdp.sim, format!("/control/profiles/{iccid}/{step}"));
+        async move { sim.post(&path, body).await["notification"]["delivered"].clone() }
+    };
+    assert_eq!(
+        step(&first_iccid, "download", json!({"eid": eid})).await,
+        "HTTP 204"
+    );
+    let shown = esim(first_id.clone()).await;
+    assert_eq!(shown["profile"]["state"], "downloaded", "{shown}");
+    assert_eq!(shown["profile"]["eid"], eid);
+    assert_eq!(shown["status"], "provisioned");
+    assert_eq!(step(&first_iccid, "install", json!({})).await, "HTTP 204");
+    let shown = esim(first_id.clone()).await;
+    assert_eq!(
+        (&shown["status"], &shown["profile"]["state"]),
+        (&json!("active"), &json!("installed"))
+    );
+
+    // The other's download fails, with the SM-DP+'s reason.
+    let failed = json!({"point": 3, "subject_code": "8.1", "reason_code": "6.4", "message": "profile too large"});
+    assert_eq!(step(&second_iccid, "fail", failed).await, "HTTP 204");
+
+    let events = receiver.wait_for("/events", 3).await;
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let e = e.json();
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["data"]["profile"]["state"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("esim.profile_downloaded", "downloaded"),
+        ("esim.activated", "installed"),
+        ("esim.installation_failed", "error"),
+    ];
+    for (event, state) in expected {
+        assert!(
+            seen.contains(&(event.to_owned(), state.to_owned())),
+            "{event} with the profile {state}: {seen:?}"
+        );
+    }
+    let failure = events
+        .iter()
+        .map(|e| e.json())
+        .find(|e| e["event"] == "esim.installation_failed")
+        .unwrap();
+    let reason = failure["data"]["profile"]["last_result"].as_str().unwrap();
+    assert!(reason.starts_with("8.1/6.4"), "{reason}");
+
+    // Deleted from the phone: the profile says so; the eSIM stays active.
+    assert_eq!(step(&first_iccid, "delete", json!({})).await, "HTTP 204");
+    let shown = esim(first_id.clone()).await;
+    assert_eq!(
+        (&shown["status"], &shown["profile"]["state"]),
+        (&json!("active"), &json!("deleted"))
+    );
+
+    // Only a client certificate of the SM-DP+'s CA gets through; the partners' port does
+    // not serve ES2+ at all.
+    let stranger = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let path = "/gsma/rsp2/es2plus/handleDownloadProgressInfo";
+    assert!(stranger
+        .post(format!("https://localhost:{port}{path}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .is_err());
+    let public = api
+        .post(format!("{}{path}", server.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+
+    // A report repeated, at a point that changes nothing, or about an unknown ICCID: 204,
+    // kept, nothing applied twice.
+    let report = |iccid: &str, call: &str, point: u32| {
+        json!({"header": {"functionRequesterIdentifier": "sim", "functionCallIdentifier": call},
+            "iccid": iccid, "profileType": "uk", "timestamp": "2030-01-01T00:00:00Z",
+            "notificationPointId": point,
+            "notificationPointStatus": {"status": "Executed-Success"}})
+    };
+    for body in [
+        report(&second_iccid, "again-1", 9),
+        report(&second_iccid, "again-1", 9),
+        report("8999000000000009999", "again-2", 3),
+    ] {
+        let answer = smdp
+            .sim
+            .control
+            .post(format!("https://localhost:{port}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 204);
+    }
+    let answer = smdp
+        .sim
+        .control
+        .post(format!("https://localhost:{port}{path}"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.received("/events").len(),
+        3,
+        "no event for a kept report"
+    );
 }

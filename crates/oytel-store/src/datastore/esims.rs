@@ -22,7 +22,8 @@ use crate::rows::{environment, EsimRow};
 pub(super) const ESIM_COLUMNS: &str = "seq, id, partner_id, environment, order_id, plan_id, \
     plan_name, validity_days, term_months, iccid, msisdn, matching_id, activation_code, \
     qr_token, status, customer_email, customer_name, reference_id, webhook_url, data_limit_mb, \
-    data_used_mb, calls_made, sms_sent, activated_at, expires_at, created_at";
+    data_used_mb, calls_made, sms_sent, activated_at, expires_at, created_at, profile_state, eid, \
+    profile_updated_at, profile_result";
 
 /// The columns of the status read (`rows::EsimStatusRow`), a part of `ESIM_COLUMNS`.
 const ESIM_STATUS_COLUMNS: &str = "id, iccid, status, plan_id, plan_name, \
@@ -37,7 +38,7 @@ pub(super) fn push_esim<'a>(qb: &mut QueryBuilder<'a, Db>, esim: &'a EsimRecord)
          validity_days, term_months, iccid, msisdn, matching_id, activation_code, \
          qr_token, status, customer_email, customer_name, reference_id, webhook_url, \
          data_limit_mb, data_used_mb, calls_made, sms_sent, activated_at, expires_at, \
-         created_at)",
+         created_at, profile_state, eid, profile_updated_at, profile_result)",
         |v| {
             v.push_bind(&esim.id)
                 .push_bind(&esim.partner_id)
@@ -63,7 +64,11 @@ pub(super) fn push_esim<'a>(qb: &mut QueryBuilder<'a, Db>, esim: &'a EsimRecord)
                 .push_bind(count(esim.sms_sent))
                 .push_bind(esim.activated_at)
                 .push_bind(esim.expires_at)
-                .push_bind(esim.created_at);
+                .push_bind(esim.created_at)
+                .push_bind(esim.profile.as_ref().map(|p| p.state.as_str()))
+                .push_bind(esim.profile.as_ref().and_then(|p| p.eid.as_deref()))
+                .push_bind(esim.profile.as_ref().and_then(|p| p.updated_at))
+                .push_bind(esim.profile.as_ref().and_then(|p| p.last_result.as_deref()));
         },
     );
 }
@@ -194,9 +199,25 @@ pub(super) async fn transition_esim(
     now: DateTime<Utc>,
 ) -> Result<TransitionResult, StoreError> {
     let mut tx = begin_write(store).await?;
-    let Some(Locked { mut esim, .. }) = lock_esim(&mut tx, esim_id).await? else {
+    let Some(Locked { esim, .. }) = lock_esim(&mut tx, esim_id).await? else {
         return Ok(TransitionResult::NotFound);
     };
+    let result = transition_locked(&mut tx, esim, to, now).await?;
+    if matches!(result, TransitionResult::Done(_)) {
+        tx.commit().await.map_err(db_error)?;
+    }
+    Ok(result)
+}
+
+/// Changes the state of an eSIM locked in `tx` (with its event), if the state machine allows.
+pub(super) async fn transition_locked(
+    tx: &mut Tx<'_>,
+    mut esim: EsimRecord,
+    to: EsimStatus,
+    now: DateTime<Utc>,
+) -> Result<TransitionResult, StoreError> {
+    let esim_id = esim.id.clone();
+    let esim_id = esim_id.as_str();
     let from = esim.status;
     if lifecycle::check_transition(from, to).is_err() {
         return Ok(TransitionResult::Invalid(from));
@@ -204,11 +225,10 @@ pub(super) async fn transition_esim(
     if to == EsimStatus::Expired {
         // The package in force ends; a queued one takes over and the eSIM lives on.
         let ended_at = now.min(esim.expires_at);
-        if start_next(&mut tx, &mut esim, PackageState::Expired, ended_at).await? {
-            tx.commit().await.map_err(db_error)?;
+        if start_next(tx, &mut esim, PackageState::Expired, ended_at).await? {
             return Ok(TransitionResult::Done(Box::new(esim)));
         }
-        end_in_force(&mut tx, esim_id, PackageState::Expired, ended_at).await?;
+        end_in_force(tx, esim_id, PackageState::Expired, ended_at).await?;
     }
     if (from, to) == (EsimStatus::Provisioned, EsimStatus::Active) {
         sqlx::query(
@@ -217,7 +237,7 @@ pub(super) async fn transition_esim(
         )
         .bind(esim_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db_error)?;
     }
@@ -229,7 +249,7 @@ pub(super) async fn transition_esim(
     .bind(to.as_str())
     .bind(esim.activated_at)
     .bind(from.as_str())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(db_error)?;
     if changed.rows_affected() != 1 {
@@ -237,10 +257,9 @@ pub(super) async fn transition_esim(
     }
     if let Some(event_type) = lifecycle::event_for(from, to) {
         let event = oytel_core::webhooks::esim_event(event_type, &esim, None, now);
-        insert_event_row(&mut tx, &event).await?;
-        fan_out(&mut tx, &event, esim.webhook_url.as_deref(), now).await?;
+        insert_event_row(tx, &event).await?;
+        fan_out(tx, &event, esim.webhook_url.as_deref(), now).await?;
     }
-    tx.commit().await.map_err(db_error)?;
     Ok(TransitionResult::Done(Box::new(esim)))
 }
 

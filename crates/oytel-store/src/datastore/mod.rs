@@ -15,6 +15,7 @@
 //! | `cancellations.rs` | cancellations and their refunds, package by package |
 //! | `packages.rs` | packages, top-ups bought, the start of a queued package |
 //! | `reservations.rs` | profiles reserved at an SM-DP+: the saga's journal |
+//! | `downloads.rs` | the SM-DP+'s reports on downloads, applied to their eSIMs |
 //! | `outbox.rs` | events and their fan-out to deliveries |
 //! | `endpoints.rs` | webhook endpoints and signing secrets |
 //! | `deliveries.rs` | the dispatcher's claims, attempts, disabling failing endpoints |
@@ -53,6 +54,7 @@ use super::{Db, Store, DIALECT};
 mod billing;
 mod cancellations;
 mod deliveries;
+mod downloads;
 mod endpoints;
 mod esims;
 mod idempotency;
@@ -344,6 +346,13 @@ impl Storage for Store {
         limit: u32,
     ) -> Result<Vec<Reservation>, StoreError> {
         reservations::due_reservations(self, now, stale_before, limit).await
+    }
+
+    async fn record_profile_notice(
+        &self,
+        notice: &oytel_core::downloads::ProfileNotice,
+    ) -> Result<oytel_core::downloads::NoticeOutcome, StoreError> {
+        downloads::record_profile_notice(self, notice).await
     }
 
     async fn reservation_counts(&self) -> Result<Vec<(ReservationState, u64)>, StoreError> {

@@ -32,6 +32,7 @@ macro_rules! conformance {
 
 mod billing;
 mod deliveries;
+mod downloads;
 mod esims;
 mod idempotency;
 mod orders;

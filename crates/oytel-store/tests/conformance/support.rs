@@ -77,6 +77,7 @@ pub(crate) fn write(
             activated_at: None,
             expires_at: created_at + Duration::days(30),
             created_at,
+            profile: None,
         },
         charge,
         idempotency: claim,

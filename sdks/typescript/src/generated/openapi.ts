@@ -1029,6 +1029,7 @@ export interface components {
             created_at: string;
             /** @description Its environment. */
             environment: components["schemas"]["Environment"];
+            profile?: null | components["schemas"]["EsimProfile"];
         };
         /** @description The plan an eSIM was ordered on. */
         EsimPlan: {
@@ -1048,6 +1049,23 @@ export interface components {
              * @description Term length ordered, in months.
              */
             term_months: number;
+        };
+        /** @description An eSIM's profile at the SM-DP+ (only for eSIMs whose profile came from one). */
+        EsimProfile: {
+            /** @description Where it stands. */
+            state: components["schemas"]["ProfileState"];
+            /** @description The phone's eUICC, once the SM-DP+ named it. */
+            eid?: string | null;
+            /**
+             * Format: date-time
+             * @description When the SM-DP+ last reported on it (none before its first report).
+             */
+            updated_at?: string | null;
+            /**
+             * @description The last report's result in words: `success`, or the failure's reason
+             *     (`8.1/6.4 (EID: …)`).
+             */
+            last_result?: string | null;
         };
         /** @description `GET /api/v1/esim/{esim_id}`: the eSIM's fields at the top level. */
         EsimResponse: components["schemas"]["Esim"] & {
@@ -1083,7 +1101,7 @@ export interface components {
          * @description The kinds of webhook events.
          * @enum {string}
          */
-        EventType: "esim.provisioned" | "esim.activated" | "esim.expired" | "usage.threshold" | "webhook.test" | "esim.suspended" | "esim.resumed" | "esim.cancelled" | "account.balance_low" | "esim.topped_up";
+        EventType: "esim.provisioned" | "esim.activated" | "esim.expired" | "usage.threshold" | "webhook.test" | "esim.suspended" | "esim.resumed" | "esim.cancelled" | "account.balance_low" | "esim.topped_up" | "esim.profile_downloaded" | "esim.installation_failed";
         /** @description `GET /healthz` and `GET /readyz`. */
         HealthResponse: {
             /** @description `ok` when healthy. */
@@ -1444,6 +1462,7 @@ export interface components {
                 created_at: string;
                 /** @description Its environment. */
                 environment: components["schemas"]["Environment"];
+                profile?: null | components["schemas"]["EsimProfile"];
             }[];
             /** @description Whether another page follows. */
             has_more: boolean;
@@ -1753,6 +1772,11 @@ export interface components {
             /** @description About the list. */
             meta: components["schemas"]["PlansMeta"];
         };
+        /**
+         * @description Where an eSIM's profile stands at the SM-DP+ that holds it, as the SM-DP+ reported it.
+         * @enum {string}
+         */
+        ProfileState: "released" | "downloaded" | "installed" | "error" | "deleted";
         /**
          * @description `POST /api/v1/esim/provision`: order a plan for a customer. Unknown fields are rejected.
          * @example {
@@ -2548,6 +2572,7 @@ export interface components {
              */
             data_limit_mb?: number | null;
             topup?: null | components["schemas"]["TopUpPurchase"];
+            profile?: null | components["schemas"]["EsimProfile"];
         };
         /**
          * @description A signing secret: an endpoint's after a rotation, or the one signing deliveries to
