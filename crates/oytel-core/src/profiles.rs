@@ -18,7 +18,7 @@
 //! | `ordered` | `downloadOrder` answered the ICCID | an allocated profile | `cancelling` |
 //! | `released` | `confirmOrder` answered the matching ID | a profile released for download | `cancelling` |
 //! | `sold` | by the provisioning transaction (charge, order, eSIM) | the eSIM's profile | — |
-//! | `cancelling` | a failure, or a reservation found stale | a profile to put back | `cancelOrder` to `Available`, retried with backoff until the SM-DP+ confirms |
+//! | `cancelling` | a failure, or a reservation found stale; or a sold one whose eSIM was cancelled before its download ([`retired_on_cancel`]) | a profile to put back (or to retire) | `cancelOrder` to `Available` (or `Unavailable`), retried with backoff until the SM-DP+ confirms or refuses (a refusal is kept in `last_error`) |
 //! | `cancelled` | the SM-DP+ confirmed, or nothing was held | nothing of ours | — |
 //!
 //! A reservation is stale when it has not moved for [`STALE_AFTER`] (or as configured: always
@@ -102,8 +102,39 @@ pub trait ProfileSource: Send + Sync + 'static {
     async fn order(&self, call_id: &str, profile_type: &str) -> Result<String, ProfileError>;
     /// Confirms the profile and releases it for download (`confirmOrder`, `releaseFlag`).
     async fn release(&self, call_id: &str, iccid: &str) -> Result<ReleasedProfile, ProfileError>;
-    /// Puts a profile that was not sold back in stock (`cancelOrder`, `Available`).
-    async fn put_back(&self, call_id: &str, iccid: &str) -> Result<(), ProfileError>;
+    /// Cancels the order of a profile (`cancelOrder`): back in stock (`Available`) when it
+    /// was never sold, or retired (`Unavailable`) when a cancelled eSIM's customer holds its
+    /// activation code.
+    async fn put_back(
+        &self,
+        call_id: &str,
+        iccid: &str,
+        to: FinalState,
+    ) -> Result<(), ProfileError>;
+}
+
+/// Where a cancelled order leaves its profile at the SM-DP+.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalState {
+    /// Back in stock, for another order (`Available`).
+    Available,
+    /// Never to be used again (`Unavailable`).
+    Unavailable,
+}
+
+/// Whether cancelling an eSIM with `profile` retires that profile at the SM-DP+:
+///
+/// | the profile | at the SM-DP+ |
+/// |---|---|
+/// | `released`, `error` (never on a phone) | retired: `cancelOrder` to `Unavailable` (the customer holds its activation code, so it is not sold again) |
+/// | `downloaded`, `installed` | nothing: it is on the phone; the network side bars the subscription |
+/// | `deleted`, or a builtin profile | nothing |
+pub fn retired_on_cancel(profile: Option<&oytel_types::EsimProfile>) -> bool {
+    use oytel_types::ProfileState;
+    matches!(
+        profile.map(|p| p.state),
+        Some(ProfileState::Released | ProfileState::Error)
+    )
 }
 
 /// Where a reservation stands (the module's table).
@@ -185,6 +216,9 @@ pub struct Reservation {
     pub attempts: u32,
     /// The last failure, in words (for the operator).
     pub last_error: Option<String>,
+    /// Whether its profile is retired (`Unavailable`) rather than put back in stock: a sold
+    /// profile whose eSIM was cancelled ([`retired_on_cancel`]).
+    pub retire: bool,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -207,6 +241,7 @@ impl Reservation {
             esim_id: None,
             attempts: 0,
             last_error: None,
+            retire: false,
             created_at: now,
             updated_at: now,
             next_attempt_at: None,
@@ -372,8 +407,13 @@ async fn put_back(
             },
         };
         r.iccid = Some(iccid.clone());
+        let to = if r.retire {
+            FinalState::Unavailable
+        } else {
+            FinalState::Available
+        };
         source
-            .put_back(&call_id(&r.id, Step::PutBack), &iccid)
+            .put_back(&call_id(&r.id, Step::PutBack), &iccid, to)
             .await
             .map(|()| Some(iccid))
     }
@@ -382,6 +422,13 @@ async fn put_back(
         Ok(_) => {
             r.state = ReservationState::Cancelled;
             r.next_attempt_at = None;
+        }
+        // A refusal is the SM-DP+'s last word (the profile is on a phone already, or not
+        // ours to cancel): asking again changes nothing. It is kept for the operator.
+        Err(e @ ProfileError::Rejected(_)) => {
+            r.state = ReservationState::Cancelled;
+            r.next_attempt_at = None;
+            r.last_error = Some(e.to_string());
         }
         Err(e) => {
             let wait = PUT_BACK_BACKOFF[(r.attempts as usize).min(PUT_BACK_BACKOFF.len() - 1)];
@@ -554,9 +601,13 @@ mod tests {
             .returning(|_, _| Err(ProfileError::Rejected("8.2.1/3.8".into())));
         source
             .expect_put_back()
-            .withf(|call, iccid| call.ends_with(".putback") && iccid == "8944000000000000017")
+            .withf(|call, iccid, to| {
+                call.ends_with(".putback")
+                    && iccid == "8944000000000000017"
+                    && *to == FinalState::Available
+            })
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         assert!(reserve(&store, &source, &scope(), "uk-5g").await.is_err());
         assert_eq!(
             states(&journal),
@@ -571,13 +622,38 @@ mod tests {
         let mut source = MockProfileSource::new();
         source
             .expect_put_back()
-            .returning(|_, _| Err(ProfileError::Unreachable("refused".into())));
+            .returning(|_, _, _| Err(ProfileError::Unreachable("refused".into())));
         let mut r = Reservation::new(&scope(), "uk-5g", crate::clock::now());
         r.state = ReservationState::Released;
         r.iccid = Some("8944000000000000017".into());
         journal.lock().unwrap().push(r.state);
         give_back(&store, &source, r, "the charge failed").await;
         assert_eq!(states(&journal), ["released", "cancelling", "cancelling"]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_put_back_is_not_asked_again_and_the_refusal_is_kept() {
+        let journal = Arc::default();
+        let mut store = MockStorage::new();
+        let j: Arc<Mutex<Vec<Reservation>>> = Arc::clone(&journal);
+        store.expect_advance_reservation().returning(move |r, _| {
+            j.lock().unwrap().push(r.clone());
+            Ok(true)
+        });
+        let mut source = MockProfileSource::new();
+        source
+            .expect_put_back()
+            .withf(|_, _, to| *to == FinalState::Unavailable)
+            .times(1)
+            .returning(|_, _, _| Err(ProfileError::Rejected("cancelOrder: 8.2.1/3.8".into())));
+        let mut r = Reservation::new(&scope(), "uk-5g", crate::clock::now());
+        r.state = ReservationState::Cancelling;
+        r.retire = true;
+        r.iccid = Some("8944000000000000017".into());
+        assert!(put_back(&store, &source, r).await.unwrap());
+        let last = journal.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(last.state, ReservationState::Cancelled);
+        assert!(last.last_error.unwrap().contains("8.2.1/3.8"));
     }
 
     #[tokio::test]
@@ -601,9 +677,13 @@ mod tests {
             .returning(|_, _| Ok("8944000000000000017".into()));
         source
             .expect_put_back()
-            .withf(|call, iccid| call == "rsv_stale.putback" && iccid == "8944000000000000017")
+            .withf(|call, iccid, to| {
+                call == "rsv_stale.putback"
+                    && iccid == "8944000000000000017"
+                    && *to == FinalState::Available
+            })
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         let done = reconcile(&store, &source, STALE_AFTER, 10).await.unwrap();
         assert_eq!(
             done,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use async_trait::async_trait;
-use oytel_core::profiles::{self, ProfileError, ProfileSource, ReleasedProfile};
+use oytel_core::profiles::{self, FinalState, ProfileError, ProfileSource, ReleasedProfile};
 use oytel_core::provision::SmdpRoute;
 use oytel_es2plus::client::{ClientConfig, Es2Error, Es2PlusClient};
 use oytel_es2plus::{FinalProfileStatus, Iccid};
@@ -97,14 +97,18 @@ impl ProfileSource for Es2PlusSource {
         })
     }
 
-    async fn put_back(&self, call_id: &str, iccid_text: &str) -> Result<(), ProfileError> {
+    async fn put_back(
+        &self,
+        call_id: &str,
+        iccid_text: &str,
+        to: FinalState,
+    ) -> Result<(), ProfileError> {
+        let to = match to {
+            FinalState::Available => FinalProfileStatus::Available,
+            FinalState::Unavailable => FinalProfileStatus::Unavailable,
+        };
         self.client
-            .cancel_order(
-                call_id,
-                &iccid(iccid_text)?,
-                None,
-                FinalProfileStatus::Available,
-            )
+            .cancel_order(call_id, &iccid(iccid_text)?, None, to)
             .await
             .map(|_| ())
             .map_err(profile_error)

@@ -602,6 +602,7 @@ pub(crate) struct ReservationRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    pub retire: bool,
 }
 
 pub(crate) fn reservation_state(
@@ -628,6 +629,7 @@ impl TryFrom<ReservationRow> for oytel_core::profiles::Reservation {
             esim_id: r.esim_id,
             attempts: number("attempts", r.attempts)?,
             last_error: r.last_error,
+            retire: r.retire,
             created_at: r.created_at,
             updated_at: r.updated_at,
             next_attempt_at: r.next_attempt_at,

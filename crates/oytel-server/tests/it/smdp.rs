@@ -392,15 +392,15 @@ async fn a_server_killed_between_download_and_confirm_charges_nothing_and_puts_t
     assert_eq!(counts, [(Cancelled, 1), (Sold, 1)]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events() {
+/// The simulator reporting to our ES2+ listener, and our server with that listener, on a
+/// fresh database: (the simulator, the database, the server, the listener's port).
+async fn reporting() -> (Smdp, TestDatabase, ServerProcess, u16) {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
     let smdp = Smdp::start_notifying(Some(port)).await;
     let db = fresh_database(Backend::from_env()).await;
-    let partner = make_partner(db.store.as_ref(), "Phones").await;
     let listen = format!("127.0.0.1:{port}");
     let (cert, key, ca) = (
         smdp.file("es2plus.pem"),
@@ -418,6 +418,51 @@ async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events(
             ("OYTEL_ES2PLUS_CLIENT_CA", &ca),
         ],
     );
+    (smdp, db, server, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_esim_retires_a_profile_never_downloaded_and_leaves_one_on_a_phone() {
+    let (smdp, db, server, _) = reporting().await;
+    let partner = make_partner(db.store.as_ref(), "Cancels").await;
+    let (_, never) = provision(&server, &partner.live_key, "never").await;
+    let (_, phone) = provision(&server, &partner.live_key, "phone").await;
+    let iccid = |body: &Value| body["esim"]["iccid"].as_str().unwrap().to_owned();
+    let path = format!("/control/profiles/{}/download", iccid(&phone));
+    smdp.sim
+        .post(&path, json!({"eid": "89049032123451234512345678901235"}))
+        .await;
+    for body in [&never, &phone] {
+        let id = body["esim"]["esim_id"].as_str().unwrap();
+        let cancelled = reqwest::Client::new()
+            .post(format!("{}/api/v1/esim/{id}/cancel", server.base))
+            .bearer_auth(&partner.live_key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cancelled.status(), 200);
+    }
+    // The reconciler (every 5 s) retires the one never downloaded: its customer holds the
+    // activation code, so it is not sold again.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while smdp.sim.state(&iccid(&never)).await != "Unavailable" {
+        assert!(std::time::Instant::now() < until, "never retired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(smdp.sim.state(&iccid(&phone)).await, "Downloaded");
+    assert_eq!(smdp.stock("Available").await, STOCK - 2);
+    use oytel_core::profiles::ReservationState::{Cancelled, Sold};
+    assert_eq!(
+        db.store.reservation_counts().await.unwrap(),
+        [(Cancelled, 1), (Sold, 1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events() {
+    let (smdp, db, server, port) = reporting().await;
+    let partner = make_partner(db.store.as_ref(), "Phones").await;
     let receiver = Receiver::start().await;
     let api = reqwest::Client::new();
     let created = api

@@ -1,6 +1,8 @@
 //! Cancellations: the eSIM ended, its packages ended and refunded as
 //! `oytel_core::billing::package_refund` says (a ledger row and the balance per purchase, for
-//! live ones), the event and the idempotency key, in one transaction. A cancelled eSIM keeps
+//! live ones), its SM-DP+ profile marked to be retired where
+//! `oytel_core::profiles::retired_on_cancel` says, the event and the idempotency key, in one
+//! transaction. A cancelled eSIM keeps
 //! when and why; each package keeps its refund (one refund per order or purchase, a unique
 //! index).
 
@@ -116,6 +118,9 @@ async fn end_and_refund(
         package.refund_reason = Some(reason);
         oytel_core::packages::end(&mut package, state, write.now);
         save_package(tx, &package).await?;
+    }
+    if oytel_core::profiles::retired_on_cancel(esim.profile.as_ref()) {
+        super::reservations::retire_sold(tx, &esim.id, write.now).await?;
     }
     lifecycle::apply(esim, EsimStatus::Cancelled, write.now);
     sqlx::query(

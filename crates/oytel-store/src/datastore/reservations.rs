@@ -12,11 +12,11 @@ use crate::errors::db_error;
 use crate::rows::{reservation_state, ReservationRow};
 
 const COLUMNS: &str = "id, partner_id, environment, profile_type, state, iccid, matching_id, \
-    smdp_address, esim_id, attempts, last_error, created_at, updated_at, next_attempt_at";
+    smdp_address, esim_id, attempts, last_error, created_at, updated_at, next_attempt_at, retire";
 
-/// The columns a reservation's progress changes, bound first (`$1` to `$9`) by both writes.
+/// The columns a reservation's progress changes, bound first (`$1` to `$10`) by both writes.
 const PROGRESS: &str = "state, iccid, matching_id, smdp_address, esim_id, attempts, \
-    last_error, updated_at, next_attempt_at";
+    last_error, updated_at, next_attempt_at, retire";
 
 type Query<'q> = sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments<'q>>;
 
@@ -31,13 +31,14 @@ fn bind_progress<'q>(query: Query<'q>, r: &'q Reservation) -> Query<'q> {
         .bind(&r.last_error)
         .bind(r.updated_at)
         .bind(r.next_attempt_at)
+        .bind(r.retire)
 }
 
 pub(super) async fn create_reservation(store: &Store, r: &Reservation) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO profile_reservations ({PROGRESS}, id, partner_id, environment, \
          profile_type, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     );
     bind_progress(sqlx::query(&sql), r)
         .bind(&r.id)
@@ -57,8 +58,9 @@ pub(super) async fn advance_reservation(
     from: ReservationState,
 ) -> Result<bool, StoreError> {
     let sql = format!(
-        "UPDATE profile_reservations SET ({PROGRESS}) = ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         WHERE id = $10 AND state = $11"
+        "UPDATE profile_reservations \
+         SET ({PROGRESS}) = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         WHERE id = $11 AND state = $12"
     );
     let done = bind_progress(sqlx::query(&sql), r)
         .bind(&r.id)
@@ -90,6 +92,28 @@ pub(super) async fn sell(
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Marks the sold reservation of a cancelled eSIM to be retired at the SM-DP+ by the
+/// reconciler, inside the cancellation's transaction.
+pub(super) async fn retire_sold(
+    tx: &mut Tx<'_>,
+    esim_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE profile_reservations SET state = $1, retire = $2, updated_at = $3, \
+         next_attempt_at = $3 WHERE esim_id = $4 AND state = $5",
+    )
+    .bind(ReservationState::Cancelling.as_str())
+    .bind(true)
+    .bind(now)
+    .bind(esim_id)
+    .bind(ReservationState::Sold.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 pub(super) async fn due_reservations(
