@@ -235,6 +235,17 @@ impl Es2PlusClient {
         })
     }
 
+    /// The HTTP client, with our TLS identity: for other calls to the same SM-DP+ (the
+    /// simulator's control API shares its port).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The ES2+ base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// The request header of the call `call_id`.
     pub fn header(&self, call_id: &str) -> RequestHeader {
         RequestHeader {

@@ -302,6 +302,11 @@ pub struct SmdpArgs {
     #[arg(long, env = "OYTEL_SMDP_SANDBOX", hide_env_values = true, default_value_t = false, action = clap::ArgAction::Set)]
     pub smdp_sandbox: bool,
 
+    /// The SM-DP+ is `oytel-smdp-sim`: the sandbox's activation route plays the phone
+    /// through its control API (download, install) instead of activating directly.
+    #[arg(long, env = "OYTEL_SMDP_SIMULATOR", hide_env_values = true, default_value_t = false, action = clap::ArgAction::Set)]
+    pub smdp_simulator: bool,
+
     /// Send 19-digit ICCIDs padded with `F` (SM-DP+s before SGP.22 v2.2).
     #[arg(long, env = "OYTEL_SMDP_PAD_ICCID", hide_env_values = true, default_value_t = false, action = clap::ArgAction::Set)]
     pub smdp_pad_iccid: bool,

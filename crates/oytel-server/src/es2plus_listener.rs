@@ -105,7 +105,7 @@ pub async fn serve(bound: Bound, store: Arc<dyn Storage>, deletion_point: u32) {
 }
 
 /// The report as the core reads it.
-fn notice(info: DownloadProgressInfo, deletion_point: u32) -> ProfileNotice {
+pub fn notice(info: DownloadProgressInfo, deletion_point: u32) -> ProfileNotice {
     let status = &info.notification_point_status;
     let success = matches!(
         status.status,

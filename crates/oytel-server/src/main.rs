@@ -154,12 +154,21 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
     if args.public_url.is_none() && local.ip().is_unspecified() {
         tracing::warn!("OYTEL_PUBLIC_URL is not set: QR code URLs will name {public_url}");
     }
+    let smdp = oytel_server::smdp::configure(
+        &args.smdp,
+        args.mode == Mode::Development,
+        args.es2plus.es2plus_deletion_point,
+    )?;
+    let (smdp, sandbox_phone) = match smdp {
+        Some(configured) => (Some(configured.route), configured.phone),
+        None => (None, None),
+    };
     let settings = Settings {
         public_url: public_url.clone(),
         provision: ProvisionSettings {
             smdp_address: args.smdp_address.clone(),
             minimum_balance: args.min_balance_usd,
-            smdp: oytel_server::smdp::route(&args.smdp, args.mode == Mode::Development)?,
+            smdp,
         },
         limits: args.limits(),
         webhooks: args.webhooks(),
@@ -170,6 +179,7 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds.max(1)),
         trusted_proxies: args.trusted_proxies.clone(),
         connections: args.connections(),
+        sandbox_phone,
     };
     if let Some(files) = oytel_server::listener::open_files_limit() {
         let wanted = u64::from(args.max_connections) + 256;

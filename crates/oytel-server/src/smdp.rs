@@ -115,11 +115,102 @@ impl ProfileSource for Es2PlusSource {
     }
 }
 
-/// The SM-DP+ route of `args`, or `None` when no `OYTEL_SMDP_URL` is set (builtin profiles).
+/// The customer's phone, played through the SM-DP+ simulator's control API
+/// (`OYTEL_SMDP_SIMULATOR`): the sandbox's activation route downloads and installs the
+/// profile there, then applies the reports the simulator says it sent. Each report is
+/// applied once per call identifier, so it does not matter whether it also reached the
+/// ES2+ listener.
+#[derive(Debug)]
+pub struct SimulatorPhone {
+    http: reqwest::Client,
+    base: String,
+    /// The notification point of a deletion (`OYTEL_ES2PLUS_DELETION_POINT`).
+    pub deletion_point: u32,
+}
+
+impl SimulatorPhone {
+    /// The phone of the simulator `client` calls (its control API shares the ES2+ port).
+    pub fn new(client: &Es2PlusClient, deletion_point: u32) -> SimulatorPhone {
+        SimulatorPhone {
+            http: client.http().clone(),
+            base: client.base_url().to_owned(),
+            deletion_point,
+        }
+    }
+}
+
+/// The EID of the sandbox's phone.
+pub const SANDBOX_EID: &str = "89049032000001000000000000000000";
+
+impl SimulatorPhone {
+    /// Plays `step` (`download`, `install`) for the profile `iccid`: the report the
+    /// simulator sent about it.
+    pub async fn play(
+        &self,
+        iccid: &str,
+        step: &str,
+    ) -> Result<oytel_es2plus::DownloadProgressInfo, crate::error::ApiError> {
+        use axum::http::StatusCode;
+        use oytel_types::ErrorCode;
+        let url = format!("{}/control/profiles/{iccid}/{step}", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({"eid": SANDBOX_EID}))
+            .send()
+            .await
+            .map_err(|e| {
+                crate::error::ApiError::from(oytel_core::CoreError::Smdp(
+                    ProfileError::Unreachable(format!("the simulator's control API: {e}")),
+                ))
+            })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status == StatusCode::CONFLICT {
+            return Err(crate::error::ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::InvalidStateTransition,
+                format!("the simulated phone cannot {step} this profile: {text}"),
+            ));
+        }
+        let played: serde_json::Value = serde_json::from_str(&text)
+            .ok()
+            .filter(|_| status.is_success())
+            .ok_or_else(|| {
+                crate::error::ApiError::from(oytel_core::CoreError::Smdp(ProfileError::Protocol(
+                    format!("the simulator's control API answered {status}"),
+                )))
+            })?;
+        serde_json::from_value(played["notification"]["notification"].clone()).map_err(|e| {
+            crate::error::ApiError::from(oytel_core::CoreError::Smdp(ProfileError::Protocol(
+                format!("the simulator's report: {e}"),
+            )))
+        })
+    }
+}
+
+/// The SM-DP+ of `args`: the route profiles come from, and the simulated phone when the
+/// SM-DP+ is the simulator.
+#[derive(Debug)]
+pub struct Configured {
+    /// Where profiles come from.
+    pub route: SmdpRoute,
+    /// The phone of the sandbox routes (`OYTEL_SMDP_SIMULATOR`).
+    pub phone: Option<Arc<SimulatorPhone>>,
+}
+
+/// The SM-DP+ of `args`, or `None` when no `OYTEL_SMDP_URL` is set (builtin profiles).
 /// Refuses settings that cannot work: an `http://` URL outside development, half a client
 /// identity, unreadable files, or calls that could outlast the key's hold.
-pub fn route(args: &SmdpArgs, development: bool) -> anyhow::Result<Option<SmdpRoute>> {
+pub fn configure(
+    args: &SmdpArgs,
+    development: bool,
+    deletion_point: u32,
+) -> anyhow::Result<Option<Configured>> {
     let Some(url) = args.smdp_url.as_deref().filter(|u| !u.is_empty()) else {
+        if args.smdp_simulator {
+            bail!("OYTEL_SMDP_SIMULATOR needs OYTEL_SMDP_URL (the simulator's address)");
+        }
         return Ok(None);
     };
     let read = |path: &std::path::Path, what: &str| {
@@ -160,11 +251,17 @@ pub fn route(args: &SmdpArgs, development: bool) -> anyhow::Result<Option<SmdpRo
         );
     }
     let client = Es2PlusClient::new(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Some(SmdpRoute {
-        source: Arc::new(Es2PlusSource::new(client)),
-        sandbox: args.smdp_sandbox,
-        hold,
-        stale_after,
+    let phone = args
+        .smdp_simulator
+        .then(|| Arc::new(SimulatorPhone::new(&client, deletion_point)));
+    Ok(Some(Configured {
+        route: SmdpRoute {
+            source: Arc::new(Es2PlusSource::new(client)),
+            sandbox: args.smdp_sandbox,
+            hold,
+            stale_after,
+        },
+        phone,
     }))
 }
 

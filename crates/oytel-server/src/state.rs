@@ -67,6 +67,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// The listener's connection limits and timeouts (see [`crate::listener`]).
     pub connections: crate::listener::ConnectionLimits,
+    /// The phone the sandbox's activation plays, when the SM-DP+ is the simulator.
+    pub sandbox_phone: Option<Arc<crate::smdp::SimulatorPhone>>,
 }
 
 /// The state shared by handlers. Cloning is cheap.

@@ -1,7 +1,9 @@
 //! A real server for tests (feature `test-support`): the app on `127.0.0.1:0` over a fresh
 //! database (SQLite, or PostgreSQL with `OYTEL_TEST_BACKEND=postgres`; see
 //! `oytel_store::testing`), with two partners, each with a sandbox and a live key and
-//! $1,000.00 of live balance. Used by this crate's and `oytel-client`'s test suites.
+//! $1,000.00 of live balance. Used by this crate's and `oytel-client`'s test suites. With
+//! `OYTEL_TEST_PROFILES=simulator`, its profiles come from an SM-DP+ simulator over mutual
+//! TLS ([`TestSmdp`]).
 
 use std::sync::Arc;
 
@@ -53,6 +55,8 @@ pub struct TestServer {
     pub in_flight: crate::completion::InFlight,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The SM-DP+ simulator its profiles come from (`OYTEL_TEST_PROFILES=simulator`).
+    pub smdp: Option<TestSmdp>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -156,6 +160,7 @@ impl TestServer {
             request_timeout: Duration::from_secs(30),
             trusted_proxies: crate::client_addr::TrustedProxies::default(),
             connections: crate::listener::ConnectionLimits::default(),
+            sandbox_phone: None,
         }
     }
 
@@ -193,6 +198,15 @@ impl TestServer {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let mut settings = TestServer::test_settings(&base);
+        let smdp = if profiles_from_simulator() {
+            let smdp = TestSmdp::start().await;
+            let configured = smdp.configured();
+            settings.provision.smdp = Some(configured.route);
+            settings.sandbox_phone = configured.phone;
+            Some(smdp)
+        } else {
+            None
+        };
         adjust(&mut settings);
         let state = crate::state(
             store.clone(),
@@ -215,6 +229,7 @@ impl TestServer {
             in_flight,
             shutdown: Some(tx),
             server: Some(server),
+            smdp,
         }
     }
 
@@ -234,5 +249,120 @@ impl TestServer {
             server.await.expect("server task").expect("server");
         }
         self.database
+    }
+}
+
+/// Whether test servers take their profiles from an SM-DP+ simulator:
+/// `OYTEL_TEST_PROFILES=simulator` (CI runs the SDK suites so); builtin profiles otherwise.
+pub fn profiles_from_simulator() -> bool {
+    std::env::var("OYTEL_TEST_PROFILES").is_ok_and(|v| v == "simulator")
+}
+
+/// An SM-DP+ simulator for test servers, over mutual TLS with a PKI made for the run, with
+/// stock of every profile type of the built-in catalog; stopped when dropped.
+pub struct TestSmdp {
+    /// The simulator.
+    pub sim: oytel_smdp_sim::testing::Sim,
+    identity_pem: String,
+    ca_pem: String,
+    files: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestSmdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSmdp")
+            .field("base", &self.sim.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestSmdp {
+    /// Profiles of each type in stock.
+    pub const STOCK: u32 = 5_000;
+
+    /// Starts one.
+    ///
+    /// # Panics
+    /// When it cannot start (a test setup failure).
+    pub async fn start() -> TestSmdp {
+        use oytel_smdp_sim::testing::{Pki, Sim};
+        use rcgen::ExtendedKeyUsagePurpose;
+        let pki = Pki::new("Oytel test ES2+ CA");
+        let mut types: Vec<String> = Catalog::default_catalog()
+            .plans
+            .iter()
+            .map(|p| p.profile_type().to_owned())
+            .collect();
+        types.sort();
+        types.dedup();
+        let sim = Sim::start_with(
+            &pki,
+            oytel_smdp_sim::SimConfig {
+                stock: types.into_iter().map(|t| (t, Self::STOCK)).collect(),
+                smdp_address: "smdp.sim.test".into(),
+                requester_id: "sim".into(),
+                notify: oytel_smdp_sim::NotifyConfig::default(),
+                // A UK operator's range, like builtin ICCIDs.
+                iccid_prefix: "894420".into(),
+            },
+        )
+        .await;
+        let (cert, key) = pki.issue("oytel-test", ExtendedKeyUsagePurpose::ClientAuth);
+        let files = tempfile::tempdir().expect("a directory");
+        for (name, text) in [
+            ("ca.pem", &pki.ca_pem),
+            ("client.pem", &cert),
+            ("client.key", &key),
+        ] {
+            std::fs::write(files.path().join(name), text).expect("a PEM file");
+        }
+        TestSmdp {
+            sim,
+            identity_pem: format!("{cert}{key}"),
+            ca_pem: pki.ca_pem,
+            files,
+        }
+    }
+
+    /// The SM-DP+ of an in-process server: live and sandbox profiles from the simulator,
+    /// and the sandbox's phone played there.
+    ///
+    /// # Panics
+    /// When the client cannot be made.
+    pub fn configured(&self) -> crate::smdp::Configured {
+        use oytel_es2plus::client::{ClientConfig, Es2PlusClient};
+        let mut config = ClientConfig::new(&self.sim.base, "oytel-test");
+        config.identity_pem = Some(self.identity_pem.clone().into_bytes());
+        config.ca_pem = Some(self.ca_pem.clone().into_bytes());
+        config.timeout = Duration::from_secs(5);
+        let client = Es2PlusClient::new(&config).expect("an ES2+ client");
+        crate::smdp::Configured {
+            phone: Some(Arc::new(crate::smdp::SimulatorPhone::new(
+                &client,
+                oytel_core::downloads::DEFAULT_DELETION_POINT,
+            ))),
+            route: oytel_core::provision::SmdpRoute {
+                source: Arc::new(crate::smdp::Es2PlusSource::new(client)),
+                sandbox: true,
+                hold: Duration::from_secs(90),
+                stale_after: oytel_core::profiles::STALE_AFTER,
+            },
+        }
+    }
+
+    /// The settings of an `oytel-server` process that does the same.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let file = |name: &str| self.files.path().join(name).display().to_string();
+        [
+            ("OYTEL_SMDP_URL", self.sim.base.clone()),
+            ("OYTEL_SMDP_CA_CERT", file("ca.pem")),
+            ("OYTEL_SMDP_CLIENT_CERT", file("client.pem")),
+            ("OYTEL_SMDP_CLIENT_KEY", file("client.key")),
+            ("OYTEL_SMDP_SANDBOX", "true".into()),
+            ("OYTEL_SMDP_SIMULATOR", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 }

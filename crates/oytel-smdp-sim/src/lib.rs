@@ -74,6 +74,8 @@ pub struct SimConfig {
     pub requester_id: String,
     /// Notifications to the operator.
     pub notify: NotifyConfig,
+    /// The first digits of the ICCIDs of new profiles ([`state::DEFAULT_ICCID_PREFIX`]).
+    pub iccid_prefix: String,
 }
 
 /// A fault waiting for the next calls.
@@ -141,7 +143,15 @@ impl std::fmt::Debug for Simulator {
 impl Simulator {
     /// A simulator with its starting stock.
     pub fn new(config: SimConfig) -> anyhow::Result<Simulator> {
+        let prefix = &config.iccid_prefix;
+        if !(2..=10).contains(&prefix.len())
+            || !prefix.starts_with("89")
+            || !prefix.bytes().all(|b| b.is_ascii_digit())
+        {
+            anyhow::bail!("an ICCID prefix is 2 to 10 digits starting with 89, not `{prefix}`");
+        }
         let mut shared = Shared::default();
+        shared.inventory.iccid_prefix = prefix.clone();
         for (kind, count) in &config.stock {
             shared.inventory.add(kind, *count);
         }

@@ -22,6 +22,9 @@ struct Cli {
         default_value = "default=1000"
     )]
     profiles: Vec<String>,
+    /// The first digits of new profiles' ICCIDs (`89`, country code, issuer).
+    #[arg(long, env = "SMDP_SIM_ICCID_PREFIX", default_value = oytel_smdp_sim::state::DEFAULT_ICCID_PREFIX)]
+    iccid_prefix: String,
     /// The address in activation codes (`LPA:1$<address>$<matching ID>`).
     #[arg(long, env = "SMDP_SIM_ADDRESS", default_value = "smdp.sim.oytel.local")]
     smdp_address: String,
@@ -91,6 +94,7 @@ async fn main() -> Result<()> {
             ca_pem: read(&cli.notify_ca)?,
             deletion_point: cli.deletion_point,
         },
+        iccid_prefix: cli.iccid_prefix.clone(),
     })?;
     let tls = match (read(&cli.tls_cert)?, read(&cli.tls_key)?) {
         (Some(cert), Some(key)) => Some(tls::server_config(

@@ -72,14 +72,25 @@ fn refuse(subject: &str, reason: &str, message: impl Into<String>) -> Refusal {
 pub struct Inventory {
     profiles: BTreeMap<Iccid, Profile>,
     serial: u64,
+    /// The first digits of new ICCIDs (`89`, the country code, the issuer); `8999` (a test
+    /// range) when empty.
+    pub iccid_prefix: String,
 }
 
+/// The ICCID prefix of new profiles unless configured: `89` (telecom), `99` (a test range).
+pub const DEFAULT_ICCID_PREFIX: &str = "8999";
+
 impl Inventory {
-    /// Adds `count` new `Available` profiles of `profile_type` with fresh ICCIDs.
+    /// Adds `count` new `Available` profiles of `profile_type` with fresh 19-digit ICCIDs.
     pub fn add(&mut self, profile_type: &str, count: u32) {
+        let prefix = match self.iccid_prefix.as_str() {
+            "" => DEFAULT_ICCID_PREFIX.to_owned(),
+            prefix => prefix.to_owned(),
+        };
+        let width = 18usize.saturating_sub(prefix.len());
         for _ in 0..count {
             self.serial += 1;
-            let body = format!("8999{:014}", self.serial);
+            let body = format!("{prefix}{:0width$}", self.serial);
             let iccid = format!("{body}{}", luhn_check_digit(&body));
             self.insert(&iccid, profile_type);
         }

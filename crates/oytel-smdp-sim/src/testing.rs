@@ -76,6 +76,7 @@ impl Sim {
                 smdp_address: "smdp.sim.test".into(),
                 requester_id: "sim".into(),
                 notify,
+                iccid_prefix: crate::state::DEFAULT_ICCID_PREFIX.into(),
             },
         )
         .await

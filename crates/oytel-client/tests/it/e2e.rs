@@ -84,6 +84,20 @@ async fn the_documented_flow_order_fetch_qr() {
     assert_eq!(esim.qr_code_url, created.qr_code_url);
     assert!(esim.qr_code_url.starts_with(&server.base));
     assert_eq!(esim.activation_code, created.activation_code);
+    // With OYTEL_TEST_PROFILES=simulator the profile is the SM-DP+ simulator's, released
+    // there with its matching ID.
+    if let Some(smdp) = &server.smdp {
+        let profile = smdp
+            .sim
+            .get(&format!("/control/profiles/{}", esim.iccid))
+            .await;
+        assert_eq!(profile["state"], "Released");
+        let matching_id = profile["matching_id"].as_str().unwrap();
+        assert_eq!(
+            esim.activation_code,
+            format!("LPA:1$smdp.sim.test${matching_id}")
+        );
+    }
     let status = client.esims().status(&created.esim_id).await.unwrap();
     assert_eq!(status.status, EsimStatus::Provisioned);
     assert_eq!(status.esim.usage.unwrap().total_mb, 50_000);

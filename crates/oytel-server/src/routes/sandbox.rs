@@ -16,19 +16,22 @@ use crate::routes::meta;
 use crate::state::AppState;
 
 /// The caller's sandbox eSIM, or why not.
-async fn sandbox_esim(state: &AppState, caller: &Caller, esim_id: &str) -> Result<(), ApiError> {
+async fn sandbox_esim(
+    state: &AppState,
+    caller: &Caller,
+    esim_id: &str,
+) -> Result<oytel_core::ports::EsimRecord, ApiError> {
     if caller.owner.environment != Environment::Sandbox {
         return Err(CoreError::Forbidden(
             "sandbox simulation needs a sandbox key (sk_sandbox_…)".into(),
         )
         .into());
     }
-    state
+    Ok(state
         .store
         .get_esim(&caller.scope(), esim_id)
         .await?
-        .ok_or_else(|| CoreError::EsimNotFound(esim_id.chars().take(64).collect()))?;
-    Ok(())
+        .ok_or_else(|| CoreError::EsimNotFound(esim_id.chars().take(64).collect()))?)
 }
 
 async fn transition(
@@ -43,7 +46,38 @@ async fn transition(
     Ok(Json(convert::status(esim.into(), meta(caller))))
 }
 
+/// Plays the phone at the SM-DP+ simulator: downloads and installs the eSIM's profile there
+/// and applies the simulator's reports, as the ES2+ listener would. `None` when the eSIM's
+/// profile is not the simulator's (or it is not `provisioned`): activate it directly.
+async fn play_phone(
+    state: &AppState,
+    caller: &Caller,
+    esim_id: &str,
+) -> Result<Option<Json<StatusResponse>>, ApiError> {
+    use oytel_types::ProfileState;
+    let Some(phone) = &state.settings.sandbox_phone else {
+        return Ok(None);
+    };
+    let esim = sandbox_esim(state, caller, esim_id).await?;
+    let steps: &[&str] = match esim.profile.as_ref().map(|p| p.state) {
+        _ if esim.status != EsimStatus::Provisioned => return Ok(None),
+        Some(ProfileState::Released) => &["download", "install"],
+        Some(ProfileState::Downloaded) => &["install"],
+        _ => return Ok(None),
+    };
+    for step in steps {
+        let report = phone.play(&esim.iccid, step).await?;
+        let notice = crate::es2plus_listener::notice(report, phone.deletion_point);
+        state.store.record_profile_notice(&notice).await?;
+    }
+    let esim = sandbox_esim(state, caller, esim_id).await?;
+    Ok(Some(Json(convert::status(esim.into(), meta(caller)))))
+}
+
 /// Simulates the customer installing the eSIM: `provisioned` → `active`, `esim.activated`.
+/// Where the eSIM's profile comes from the SM-DP+ simulator, the phone is played there
+/// (download, install) and its reports applied: the eSIM's `profile` follows, and
+/// `esim.profile_downloaded` is sent too.
 #[utoipa::path(post, path = "/api/v1/sandbox/esim/{esim_id}/activate", tag = "sandbox",
     params(("esim_id" = String, Path, description = "eSIM id")),
     security(("bearer" = []), ("api_key" = [])),
@@ -59,6 +93,9 @@ pub async fn simulate_activation(
     caller: Caller,
     ApiPath(id): ApiPath,
 ) -> Result<Json<StatusResponse>, ApiError> {
+    if let Some(played) = play_phone(&state, &caller, &id).await? {
+        return Ok(played);
+    }
     transition(&state, &caller, &id, EsimStatus::Active).await
 }
 

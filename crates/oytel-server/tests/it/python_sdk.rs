@@ -38,14 +38,25 @@ fn venv() -> PathBuf {
 )]
 fn the_published_python_sdk_works_unchanged() {
     let venv = venv();
+    // With OYTEL_TEST_PROFILES=simulator the server's profiles come from an SM-DP+ simulator
+    // (this test's runtime serves it), live and sandbox.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let smdp = oytel_server::testing::profiles_from_simulator()
+        .then(|| runtime.block_on(oytel_server::testing::TestSmdp::start()));
     let output = Command::new(venv.join("bin/python"))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python"))
         .env("OYTEL_SERVER_BIN", env!("CARGO_BIN_EXE_oytel-server"))
+        .envs(smdp.iter().flat_map(|s| s.env()))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the Python SDK suite failed");
     assert!(stdout.contains(" passed"), "pytest ran no test");
+    if let Some(smdp) = &smdp {
+        let ordered = runtime.block_on(smdp.sim.calls("downloadOrder"));
+        eprintln!("the suite's profiles came from the simulator: {ordered} downloadOrder calls");
+        assert!(ordered > 0, "no profile came from the simulator");
+    }
 }

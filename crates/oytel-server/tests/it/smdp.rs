@@ -61,6 +61,7 @@ impl Smdp {
                 smdp_address: "smdp.sim.test".into(),
                 requester_id: "sim".into(),
                 notify,
+                iccid_prefix: oytel_smdp_sim::state::DEFAULT_ICCID_PREFIX.into(),
             },
         )
         .await;
@@ -135,6 +136,19 @@ async fn provision(server: &ServerProcess, key: &str, idempotency_key: &str) -> 
         .bearer_auth(key)
         .header("Idempotency-Key", idempotency_key)
         .json(&order(PLAN))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A partner's call with `key` on `server`: its status and JSON body.
+async fn call(server: &ServerProcess, method: &str, key: &str, path: &str) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", server.base))
+        .bearer_auth(key)
         .send()
         .await
         .unwrap();
@@ -475,15 +489,11 @@ async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events(
         .unwrap();
     assert_eq!(created.status(), 201);
     let esim = |id: String| {
-        let (api, base, key) = (api.clone(), server.base.clone(), partner.live_key.clone());
+        let (server, key) = (&server, partner.live_key.clone());
         async move {
-            let response = api
-                .get(format!("{base}/api/v1/esim/{id}"))
-                .bearer_auth(key)
-                .send()
+            call(server, "GET", &key, &format!("/api/v1/esim/{id}"))
                 .await
-                .unwrap();
-            response.json::<Value>().await.unwrap()
+                .1
         }
     };
     let (_, first) = provision(&server, &partner.live_key, "phone-1").await;
@@ -620,4 +630,37 @@ async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events(
         3,
         "no event for a kept report"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_activation_plays_the_phone_at_the_simulator() {
+    let smdp = Smdp::start().await;
+    let db = fresh_database(Backend::from_env()).await;
+    let partner = make_partner(db.store.as_ref(), "Sandbox").await;
+    let server = smdp.server_with(
+        &db,
+        None,
+        120,
+        &[
+            ("OYTEL_SMDP_SANDBOX", "true"),
+            ("OYTEL_SMDP_SIMULATOR", "true"),
+        ],
+    );
+    let (status, body) = provision(&server, &partner.sandbox_key, "sandbox-phone").await;
+    assert_eq!(status, 201, "{body}");
+    let (id, iccid) = (
+        body["esim"]["esim_id"].as_str().unwrap(),
+        body["esim"]["iccid"].as_str().unwrap(),
+    );
+    assert_eq!(smdp.sim.state(iccid).await, "Released");
+    let key = &partner.sandbox_key;
+    let activate = format!("/api/v1/sandbox/esim/{id}/activate");
+    assert_eq!(call(&server, "POST", key, &activate).await.0, 200);
+    assert_eq!(smdp.sim.state(iccid).await, "Installed");
+    let (_, shown) = call(&server, "GET", key, &format!("/api/v1/esim/{id}")).await;
+    assert_eq!(shown["status"], "active");
+    assert_eq!(shown["profile"]["state"], "installed");
+    assert_eq!(shown["profile"]["eid"], oytel_server::smdp::SANDBOX_EID);
+    // Activating again is refused as before: it is no longer provisioned.
+    assert_eq!(call(&server, "POST", key, &activate).await.0, 409);
 }

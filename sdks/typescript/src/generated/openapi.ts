@@ -352,7 +352,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Simulates the customer installing the eSIM: `provisioned` → `active`, `esim.activated`. */
+        /**
+         * Simulates the customer installing the eSIM: `provisioned` → `active`, `esim.activated`.
+         *     Where the eSIM's profile comes from the SM-DP+ simulator, the phone is played there
+         *     (download, install) and its reports applied: the eSIM's `profile` follows, and
+         *     `esim.profile_downloaded` is sent too.
+         */
         post: operations["simulate_activation"];
         delete?: never;
         options?: never;
