@@ -25,7 +25,7 @@ pub const USAGE: &str = "usage: cargo xtask fuzz [--seconds S] [TARGET ...]
 Builds the fuzz targets of crates/oytel-fuzz with coverage instrumentation (stable toolchain)
 and runs each under libFuzzer for S seconds (default 60), seeded with the committed corpus.
 Prints, per target, the inputs tried, the coverage reached and the corpus found; fails if any
-input breaks a target's rule. Targets: body, cursor, headers, webhook, catalog, es2plus (default: all).
+input breaks a target's rule. Targets: body, cursor, headers, webhook, catalog, es2plus, inventory (default: all).
 ";
 
 /// The flags `cargo fuzz` gives rustc for libFuzzer, minus the sanitizer (nightly-only; our

@@ -213,6 +213,7 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
         smdp_address: "smdp.bench".into(),
         minimum_balance: Amount::ZERO,
         smdp: None,
+        stock: Default::default(),
     };
     let pool = oytel_store::PoolOptions::default();
     let (sqlite, pg) = if url.starts_with("sqlite:") {
@@ -254,6 +255,7 @@ async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
                     idempotency: None,
                     event,
                     reservation: None,
+                    from_stock: None,
                 }
             })
             .collect();

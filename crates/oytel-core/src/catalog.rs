@@ -129,6 +129,14 @@ pub struct CatalogPlan {
     pub profile_type: Option<String>,
 }
 
+/// Whether `kind` can name a profile type: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn valid_profile_type(kind: &str) -> bool {
+    (1..=64).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 impl CatalogPlan {
     /// The SM-DP+ profile type of its eSIMs.
     pub fn profile_type(&self) -> &str {
@@ -287,15 +295,12 @@ impl Catalog {
             {
                 return fail("countries are ISO 3166-1 alpha-2 codes, at least one");
             }
-            if let Some(kind) = &plan.profile_type {
-                if kind.is_empty()
-                    || kind.len() > 64
-                    || !kind
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
-                    return fail("a profile type is 1 to 64 letters, digits, `-`, `_` or `.`");
-                }
+            if plan
+                .profile_type
+                .as_deref()
+                .is_some_and(|k| !valid_profile_type(k))
+            {
+                return fail("a profile type is 1 to 64 letters, digits, `-`, `_` or `.`");
             }
         }
         let mut addon_ids = HashSet::new();

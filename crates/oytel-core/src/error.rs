@@ -81,6 +81,9 @@ pub enum CoreError {
     /// A cursor that this server did not issue.
     #[error("the cursor is not valid")]
     InvalidCursor,
+    /// No profile of this type is in stock; nothing was charged.
+    #[error("no eSIM profile of this plan's type is in stock; nothing was charged. Retry later")]
+    OutOfStock(String),
     /// The SM-DP+ did not provide a profile; nothing was charged.
     #[error(transparent)]
     Smdp(#[from] crate::profiles::ProfileError),

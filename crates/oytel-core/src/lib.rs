@@ -7,6 +7,7 @@
 //!   retries on number collisions.
 //! - [`idempotency`]: the rules of idempotency keys, for every paid or state-changing write.
 //! - [`paid`]: the one idempotent, paid-write path those writes go through.
+//! - [`inventory`]: the builtin profile stock: ICCID batches, their checks, stock counts.
 //! - [`downloads`]: what the SM-DP+'s reports on a profile's download change.
 //! - [`profiles`]: where a profile comes from (builtin, or an SM-DP+ behind a port) and the
 //!   saga that reserves one at an SM-DP+, with its reconciler.
@@ -35,6 +36,7 @@ pub mod clock;
 pub mod downloads;
 mod error;
 pub mod idempotency;
+pub mod inventory;
 pub mod keys;
 pub mod lifecycle;
 pub mod limits;
@@ -87,6 +89,7 @@ pub(crate) mod test_support {
             smdp_address: "smdp.test".into(),
             minimum_balance: crate::billing::DEFAULT_MINIMUM_BALANCE,
             smdp: None,
+            stock: Default::default(),
         };
         let scope = crate::Scope {
             partner_id: "ptn_1".into(),

@@ -84,16 +84,29 @@ pub struct ProvisionWrite {
     /// The SM-DP+ reservation of the eSIM's profile, marked sold in the same transaction
     /// (from `released`); none for a builtin profile.
     pub reservation: Option<String>,
+    /// The profile type whose stock ([`crate::inventory`]) gives the eSIM its ICCID, in the
+    /// same transaction; none: the eSIM's ICCID is the one written.
+    pub from_stock: Option<String>,
 }
 
 /// The result of a provisioning write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProvisionResult {
     /// Committed; the balance after the charge.
     Committed {
         /// Balance after the charge, cents.
         balance_after_cents: i64,
     },
+    /// Committed with an ICCID from the stock ([`ProvisionWrite::from_stock`]), which the
+    /// eSIM and its event carry instead of the one written.
+    CommittedFromStock {
+        /// Balance after the charge, cents.
+        balance_after_cents: i64,
+        /// The ICCID allocated.
+        iccid: String,
+    },
+    /// Nothing written: the stock of this profile type is empty.
+    OutOfStock,
     /// Nothing written: the live balance would drop below the minimum.
     InsufficientBalance {
         /// The balance now, cents.
@@ -475,6 +488,13 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         notice: &crate::downloads::ProfileNotice,
     ) -> Result<crate::downloads::NoticeOutcome, StoreError>;
+    /// Stores a batch of ICCIDs in stock, all or none ([`crate::inventory`]).
+    async fn import_batch(
+        &self,
+        batch: &crate::inventory::NewBatch,
+    ) -> Result<crate::inventory::Imported, StoreError>;
+    /// The stock of every profile type and environment.
+    async fn stock(&self) -> Result<Vec<crate::inventory::Stock>, StoreError>;
     /// How many reservations are in each state.
     async fn reservation_counts(&self) -> Result<Vec<(ReservationState, u64)>, StoreError>;
 

@@ -43,6 +43,18 @@ pub struct ProvisionSettings {
     pub minimum_balance: Amount,
     /// The SM-DP+ profiles come from, where one is configured; builtin profiles otherwise.
     pub smdp: Option<SmdpRoute>,
+    /// Where live builtin profiles get their ICCIDs (sandbox ones are always made up).
+    pub stock: ProfileStock,
+}
+
+/// Where live builtin profiles get their ICCIDs (`OYTEL_PROFILE_STOCK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProfileStock {
+    /// Made up by the server (the default, and what releases before 0.2 did).
+    #[default]
+    Generated,
+    /// From the imported stock ([`crate::inventory`]); an empty stock refuses the order.
+    Inventory,
 }
 
 impl ProvisionSettings {
@@ -382,6 +394,10 @@ impl Order<'_> {
                 idempotency: idempotency.clone(),
                 event,
                 reservation: held.map(|h| h.reservation.id.clone()),
+                from_stock: (held.is_none()
+                    && settings.stock == ProfileStock::Inventory
+                    && scope.environment == crate::Environment::Production)
+                    .then(|| command.plan.profile_type().to_owned()),
             };
             match store.provision(&write).await {
                 Ok(ProvisionResult::Committed {
@@ -392,6 +408,24 @@ impl Order<'_> {
                     } = write;
                     order.balance_after_cents = balance_after_cents;
                     return Ok(Written::Done((order, esim)));
+                }
+                Ok(ProvisionResult::CommittedFromStock {
+                    balance_after_cents,
+                    iccid,
+                }) => {
+                    let ProvisionWrite {
+                        mut order,
+                        mut esim,
+                        ..
+                    } = write;
+                    order.balance_after_cents = balance_after_cents;
+                    esim.iccid = iccid;
+                    return Ok(Written::Done((order, esim)));
+                }
+                Ok(ProvisionResult::OutOfStock) => {
+                    return Err(CoreError::OutOfStock(
+                        command.plan.profile_type().to_owned(),
+                    ))
                 }
                 Ok(ProvisionResult::InsufficientBalance { balance_cents }) => {
                     return Err(CoreError::InsufficientBalance {
@@ -494,6 +528,7 @@ mod tests {
             smdp_address: "smdp.test".into(),
             minimum_balance: Amount::from_cents(2500),
             smdp: None,
+            stock: ProfileStock::Generated,
         }
     }
 

@@ -13,8 +13,7 @@
 //! | [`webhook`] | a delivery's `webhook-id`, `webhook-timestamp`, `webhook-signature` and body, as a receiver verifies it; a `whsec_` secret | never a panic; only a signature made with the secret passes; a signed delivery passes and the same with its first byte changed fails; a secret reads back as itself |
 //! | [`catalog`] | a plan catalog file (`OYTEL_CATALOG`) | never a panic, at load or at any later use of an accepted catalog (prices of every term, the wire form, filters, top-up offers) |
 //! | [`es2plus`] | an ES2+ message: each request an SM-DP+ reads, each answer our client reads, the download notification we will read | never a panic; an accepted message writes back as JSON that reads the same; an accepted ICCID is 18 to 20 digits and its padded form reads as itself |
-//!
-//! The inventory files of the SM-DP+ work get their target when they land.
+//! | [`inventory`] | an ICCID batch file (`oytel-server inventory import`) | never a panic; every line is either an ICCID (18 to 20 digits, starting `89`, its Luhn check digit right, once) or refused with its line number; accepted ICCIDs read back as themselves |
 
 use std::future::Future;
 use std::pin::pin;
@@ -42,6 +41,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("webhook", webhook),
     ("catalog", catalog),
     ("es2plus", es2plus),
+    ("inventory", inventory),
 ];
 
 /// Words of Rust that a message to a partner must not contain, unless the partner sent them.
@@ -365,4 +365,33 @@ pub fn es2plus(data: &[u8]) {
         }
         let _ = Function::from_name(text).map(Function::path);
     }
+}
+
+/// An ICCID batch file, as `oytel-server inventory import` reads it.
+pub fn inventory(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let batch = oytel_core::inventory::parse_batch(text);
+    let lines = text.lines().count();
+    let mut seen = std::collections::HashSet::new();
+    for iccid in &batch.iccids {
+        assert!((18..=20).contains(&iccid.len()), "{iccid}");
+        assert!(iccid.starts_with("89") && iccid.bytes().all(|b| b.is_ascii_digit()));
+        let (body, check) = iccid.split_at(iccid.len() - 1);
+        assert_eq!(
+            u32::from(oytel_core::numbers::luhn_check_digit(body)),
+            u32::from(check.as_bytes()[0] - b'0'),
+            "{iccid}"
+        );
+        assert!(seen.insert(iccid.clone()), "{iccid} accepted twice");
+    }
+    for refused in &batch.refused {
+        assert!((1..=lines).contains(&refused.line), "{refused:?}");
+    }
+    assert!(batch.iccids.len() + batch.refused.len() <= lines);
+    // Accepted ICCIDs, one per line, read back as themselves.
+    let again = oytel_core::inventory::parse_batch(&batch.iccids.join("\n"));
+    assert_eq!(again.iccids, batch.iccids);
+    assert!(again.refused.is_empty());
 }

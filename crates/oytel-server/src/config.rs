@@ -51,6 +51,24 @@ pub enum Mode {
     Production,
 }
 
+/// `OYTEL_PROFILE_STOCK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileStockArg {
+    /// Made up by the server.
+    Generated,
+    /// From the imported stock.
+    Inventory,
+}
+
+impl From<ProfileStockArg> for oytel_core::provision::ProfileStock {
+    fn from(arg: ProfileStockArg) -> Self {
+        match arg {
+            ProfileStockArg::Generated => oytel_core::provision::ProfileStock::Generated,
+            ProfileStockArg::Inventory => oytel_core::provision::ProfileStock::Inventory,
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -80,6 +98,18 @@ pub struct ServeArgs {
     /// The SM-DP+ address written into activation codes (`LPA:1$<address>$<matching id>`).
     #[arg(long, env = "OYTEL_SMDP_ADDRESS", hide_env_values = true, default_value = "smdp.oytel.online", value_parser = parse_smdp)]
     pub smdp_address: String,
+
+    /// Where live eSIMs without an SM-DP+ get their ICCIDs: `generated` (made up by the
+    /// server) or `inventory` (from the stock loaded with `oytel-server inventory import`;
+    /// an empty stock refuses the order with `503 PROFILE_STOCK_EXHAUSTED`).
+    #[arg(
+        long,
+        env = "OYTEL_PROFILE_STOCK",
+        hide_env_values = true,
+        value_enum,
+        default_value = "generated"
+    )]
+    pub profile_stock: ProfileStockArg,
 
     /// `development` seeds a demo partner with a sandbox key on an empty database;
     /// `production` never does.

@@ -216,6 +216,14 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidCursor => {
                 ApiError::field(ErrorCode::InvalidCursor, "cursor", message)
             }
+            CoreError::OutOfStock(profile_type) => {
+                tracing::warn!(profile_type, "a live order found no profile in stock");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::ProfileStockExhausted,
+                    message,
+                )
+            }
             CoreError::Smdp(smdp) => {
                 use oytel_core::profiles::ProfileError;
                 tracing::warn!(error = %smdp.detail(), "the SM-DP+ did not provide a profile");

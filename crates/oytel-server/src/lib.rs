@@ -126,7 +126,8 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Housekeeping until `shutdown` resolves: every minute, forgets idle rate-limit keys; every
-/// hour, deletes expired idempotency keys and ended quota windows.
+/// hour (and at start), deletes expired idempotency keys and ended quota windows and warns of
+/// low profile stock.
 async fn housekeeping(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut minute = tokio::time::interval(Duration::from_secs(60));
     let mut hour = tokio::time::interval(Duration::from_secs(3600));
@@ -143,8 +144,48 @@ async fn housekeeping(state: AppState, mut shutdown: tokio::sync::watch::Receive
                 if let Err(e) = state.quotas.purge(now).await {
                     tracing::warn!(error = %e, "could not purge quota windows");
                 }
+                warn_of_low_stock(&state).await;
             }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Warns, at start and every hour, of each profile type live orders draw from the stock
+/// (`OYTEL_PROFILE_STOCK=inventory`, no SM-DP+) whose stock is low or empty.
+async fn warn_of_low_stock(state: &AppState) {
+    let provision = &state.settings.provision;
+    if provision.stock != oytel_core::provision::ProfileStock::Inventory
+        || provision
+            .smdp_for(oytel_types::Environment::Production)
+            .is_some()
+    {
+        return;
+    }
+    let stock = match state.store.stock().await {
+        Ok(stock) => stock,
+        Err(e) => return tracing::warn!(error = %e, "could not read the profile stock"),
+    };
+    let mut types: Vec<&str> = state
+        .catalog
+        .plans
+        .iter()
+        .filter(|p| p.available)
+        .map(|p| p.profile_type())
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    for profile_type in types {
+        let available = stock
+            .iter()
+            .find(|s| {
+                s.profile_type == profile_type
+                    && s.environment == oytel_types::Environment::Production
+            })
+            .map_or(0, |s| s.available);
+        if available < oytel_core::inventory::LOW_STOCK {
+            tracing::warn!(profile_type, available,
+                "profile stock low: import a batch (oytel-server inventory import); live orders of its plans are refused when it is empty");
         }
     }
 }

@@ -20,6 +20,7 @@ use oytel_types::Environment;
 /// variable (shown in brackets).
 mod admin;
 mod settings_file;
+mod stock;
 
 use admin::{EsimCommand, KeyCommand, PartnerCommand};
 
@@ -62,6 +63,9 @@ enum Command {
     /// Suspend and resume eSIMs (an operator's suspension, which partners cannot lift).
     #[command(subcommand)]
     Esim(EsimCommand),
+    /// The builtin profile stock: import ICCID batches, generate a test batch, list it.
+    #[command(subcommand)]
+    Inventory(stock::InventoryCommand),
     /// Development mode: a new sandbox key for the demo partner (printed once).
     DemoKey {
         /// `development` or `production` (refused).
@@ -169,6 +173,7 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
             smdp_address: args.smdp_address.clone(),
             minimum_balance: args.min_balance_usd,
             smdp,
+            stock: args.profile_stock.into(),
         },
         limits: args.limits(),
         webhooks: args.webhooks(),
@@ -303,6 +308,7 @@ fn main() -> ExitCode {
             Some(Command::Partner(command)) => admin::partner(cli.database, command).await,
             Some(Command::Key(command)) => admin::key(cli.database, command).await,
             Some(Command::Esim(command)) => admin::esim(cli.database, command).await,
+            Some(Command::Inventory(command)) => stock::inventory(cli.database, command).await,
             Some(Command::DemoKey { mode }) => admin::demo_key(cli.database, mode).await,
         }
     });

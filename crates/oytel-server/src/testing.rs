@@ -139,6 +139,7 @@ impl TestServer {
                 smdp_address: "smdp.test.oytel".into(),
                 minimum_balance: Amount::from_cents(2_500),
                 smdp: None,
+                stock: Default::default(),
             },
             limits: Limits {
                 provision_per_hour: 100,

@@ -98,6 +98,9 @@ error_codes! {
     InternalError = "INTERNAL_ERROR",
     /// The server cannot serve now, e.g. its database is unreachable (503).
     ServiceUnavailable = "SERVICE_UNAVAILABLE",
+    /// No eSIM profile of the plan's type is in stock (503): nothing was charged; retry
+    /// later (the operator is warned when stock runs low).
+    ProfileStockExhausted = "PROFILE_STOCK_EXHAUSTED",
     /// The SM-DP+ that holds the profiles could not be reached (503): nothing was ordered or
     /// charged; retry later.
     SmdpUnavailable = "SMDP_UNAVAILABLE",

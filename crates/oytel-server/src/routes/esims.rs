@@ -51,7 +51,7 @@ use crate::state::AppState;
         (status = 422, response = crate::responses::KeyReused),
         (status = 429, response = crate::responses::RateLimited),
         (status = 502, description = "The SM-DP+ refused (`SMDP_REJECTED`, its reason in the message) or answered outside ES2+ (`SMDP_PROTOCOL_ERROR`); nothing was charged", body = ErrorBody),
-        (status = 503, description = "The SM-DP+ could not be reached (`SMDP_UNAVAILABLE`), or the service is unavailable; nothing was charged", body = ErrorBody),
+        (status = 503, description = "The SM-DP+ could not be reached (`SMDP_UNAVAILABLE`), no profile of the plan's type is in stock (`PROFILE_STOCK_EXHAUSTED`), or the service is unavailable; nothing was charged", body = ErrorBody),
         (status = 504, description = "The SM-DP+ did not answer in time (`SMDP_TIMEOUT`); nothing was charged and anything reserved is put back: retry with the same key", body = ErrorBody)))]
 pub async fn provision_esim(
     State(state): State<AppState>,

@@ -8,7 +8,7 @@ use crate::helpers::{fresh_database, start_server as start};
 
 const BIN: &str = env!("CARGO_BIN_EXE_oytel-server");
 
-fn run(db: &str, args: &[&str]) -> Output {
+pub(crate) fn run(db: &str, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env("OYTEL_DATABASE_URL", db)
@@ -16,7 +16,7 @@ fn run(db: &str, args: &[&str]) -> Output {
         .expect("run oytel-server")
 }
 
-fn ok(db: &str, args: &[&str]) -> String {
+pub(crate) fn ok(db: &str, args: &[&str]) -> String {
     let output = run(db, args);
     assert!(
         output.status.success(),

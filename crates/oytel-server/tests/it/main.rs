@@ -14,6 +14,7 @@ mod crash;
 mod disconnects;
 mod docs;
 mod esims;
+mod inventory;
 mod multi_instance;
 mod openapi;
 mod plans;

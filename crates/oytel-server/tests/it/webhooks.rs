@@ -703,6 +703,7 @@ async fn the_scheduler_expires_esims_whose_term_ended() {
         smdp_address: "smdp.test".into(),
         minimum_balance: oytel_types::Amount::from_cents(0),
         smdp: None,
+        stock: Default::default(),
     };
     let then = oytel_core::clock::now() - chrono::Duration::days(62);
     let (order, esim) =
@@ -723,6 +724,7 @@ async fn the_scheduler_expires_esims_whose_term_ended() {
             idempotency: None,
             event,
             reservation: None,
+            from_stock: None,
         })
         .await
         .unwrap();

@@ -14,6 +14,7 @@
 //! | `esims.rs` | eSIM reads, lists, state changes, suspensions and usage |
 //! | `cancellations.rs` | cancellations and their refunds, package by package |
 //! | `packages.rs` | packages, top-ups bought, the start of a queued package |
+//! | `inventory.rs` | the builtin profile stock: batches, counts, allocation |
 //! | `reservations.rs` | profiles reserved at an SM-DP+: the saga's journal |
 //! | `downloads.rs` | the SM-DP+'s reports on downloads, applied to their eSIMs |
 //! | `outbox.rs` | events and their fan-out to deliveries |
@@ -58,6 +59,7 @@ mod downloads;
 mod endpoints;
 mod esims;
 mod idempotency;
+mod inventory;
 mod keys;
 mod orders;
 mod outbox;
@@ -353,6 +355,17 @@ impl Storage for Store {
         notice: &oytel_core::downloads::ProfileNotice,
     ) -> Result<oytel_core::downloads::NoticeOutcome, StoreError> {
         downloads::record_profile_notice(self, notice).await
+    }
+
+    async fn import_batch(
+        &self,
+        batch: &oytel_core::inventory::NewBatch,
+    ) -> Result<oytel_core::inventory::Imported, StoreError> {
+        inventory::import_batch(self, batch).await
+    }
+
+    async fn stock(&self) -> Result<Vec<oytel_core::inventory::Stock>, StoreError> {
+        inventory::stock(self).await
     }
 
     async fn reservation_counts(&self) -> Result<Vec<(ReservationState, u64)>, StoreError> {

@@ -1,6 +1,6 @@
-//! Orders and provisioning: the charge, the order, the eSIM and its first package, the event,
-//! the sale of its SM-DP+ reservation and the completion of the idempotency key, in one
-//! transaction.
+//! Orders and provisioning: the charge, the order, the eSIM (with an ICCID from the stock,
+//! where asked) and its first package, the event, the sale of its SM-DP+ reservation and the
+//! completion of the idempotency key, in one transaction.
 
 use oytel_core::billing::{self, LedgerLine};
 use oytel_core::idempotency::ResourceRef;
@@ -14,6 +14,7 @@ use sqlx::QueryBuilder;
 use super::billing::{announce_low_balance, move_balance, push_ledger_line, Moved};
 use super::esims::push_esim;
 use super::idempotency::{complete_claim, key_stored, push_claim};
+use super::inventory::allocate;
 use super::outbox::{fan_out_after, push_event};
 use super::packages::push_package;
 use super::reservations::sell;
@@ -69,6 +70,45 @@ pub(super) async fn provision(
         }
     };
 
+    // An ICCID from the stock: the eSIM and its event carry it instead.
+    let stocked;
+    let write = match &write.from_stock {
+        None => write,
+        Some(profile_type) => {
+            let esim = &write.esim;
+            let allocated = allocate(
+                &mut tx,
+                esim.environment,
+                profile_type,
+                &esim.id,
+                esim.created_at,
+            )
+            .await?;
+            let Some(iccid) = allocated else {
+                if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
+                    if key_stored(&mut tx, &scope, &claim.key).await? {
+                        return Ok(ProvisionResult::KeyTaken);
+                    }
+                }
+                return Ok(ProvisionResult::OutOfStock);
+            };
+            let mut esim = write.esim.clone();
+            esim.iccid = iccid;
+            let event = oytel_core::webhooks::esim_event(
+                oytel_types::EventType::EsimProvisioned,
+                &esim,
+                None,
+                esim.created_at,
+            );
+            stocked = ProvisionWrite {
+                esim,
+                event,
+                ..write.clone()
+            };
+            &stocked
+        }
+    };
+
     // A new key already stored: a concurrent request with the same key committed
     // first (on PostgreSQL, this statement waited for it).
     match insert_provision(&mut tx, write, &charge).await {
@@ -95,8 +135,15 @@ pub(super) async fn provision(
     }
 
     tx.commit().await.map_err(db_error)?;
-    Ok(ProvisionResult::Committed {
-        balance_after_cents: charge.balance_after(),
+    let balance_after_cents = charge.balance_after();
+    Ok(match &write.from_stock {
+        None => ProvisionResult::Committed {
+            balance_after_cents,
+        },
+        Some(_) => ProvisionResult::CommittedFromStock {
+            balance_after_cents,
+            iccid: write.esim.iccid.clone(),
+        },
     })
 }
 

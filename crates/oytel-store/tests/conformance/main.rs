@@ -35,6 +35,7 @@ mod deliveries;
 mod downloads;
 mod esims;
 mod idempotency;
+mod inventory;
 mod orders;
 mod partners;
 mod quotas;

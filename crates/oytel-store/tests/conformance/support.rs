@@ -91,6 +91,7 @@ pub(crate) fn write(
             created_at,
         },
         reservation: None,
+        from_stock: None,
     }
 }
 

@@ -966,7 +966,7 @@ export interface components {
          * @description A stable error code. Clients must accept codes not listed here.
          * @enum {string}
          */
-        ErrorCode: "MISSING_API_KEY" | "INVALID_API_KEY" | "API_KEY_REVOKED" | "FORBIDDEN" | "INVALID_JSON" | "VALIDATION_ERROR" | "INVALID_QUERY" | "INVALID_CURSOR" | "INVALID_IDEMPOTENCY_KEY" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "REQUEST_BODY_TIMEOUT" | "INSUFFICIENT_BALANCE" | "PLAN_NOT_FOUND" | "ESIM_NOT_FOUND" | "ORDER_NOT_FOUND" | "WEBHOOK_ENDPOINT_NOT_FOUND" | "EVENT_NOT_FOUND" | "INVALID_STATE_TRANSITION" | "SUSPENDED_BY_OPERATOR" | "TOPUP_NOT_AVAILABLE" | "TOPUP_NOT_ALLOWED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "SMDP_UNAVAILABLE" | "SMDP_TIMEOUT" | "SMDP_REJECTED" | "SMDP_PROTOCOL_ERROR" | "REQUEST_TIMEOUT";
+        ErrorCode: "MISSING_API_KEY" | "INVALID_API_KEY" | "API_KEY_REVOKED" | "FORBIDDEN" | "INVALID_JSON" | "VALIDATION_ERROR" | "INVALID_QUERY" | "INVALID_CURSOR" | "INVALID_IDEMPOTENCY_KEY" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "REQUEST_BODY_TIMEOUT" | "INSUFFICIENT_BALANCE" | "PLAN_NOT_FOUND" | "ESIM_NOT_FOUND" | "ORDER_NOT_FOUND" | "WEBHOOK_ENDPOINT_NOT_FOUND" | "EVENT_NOT_FOUND" | "INVALID_STATE_TRANSITION" | "SUSPENDED_BY_OPERATOR" | "TOPUP_NOT_AVAILABLE" | "TOPUP_NOT_ALLOWED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "IDEMPOTENCY_REQUEST_IN_PROGRESS" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "PROFILE_STOCK_EXHAUSTED" | "SMDP_UNAVAILABLE" | "SMDP_TIMEOUT" | "SMDP_REJECTED" | "SMDP_PROTOCOL_ERROR" | "REQUEST_TIMEOUT";
         /** @description Details of an error. */
         ErrorDetails: {
             /** @description The request field (or header, or query parameter) at fault. */
@@ -2902,7 +2902,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The SM-DP+ could not be reached (`SMDP_UNAVAILABLE`), or the service is unavailable; nothing was charged */
+            /** @description The SM-DP+ could not be reached (`SMDP_UNAVAILABLE`), no profile of the plan's type is in stock (`PROFILE_STOCK_EXHAUSTED`), or the service is unavailable; nothing was charged */
             503: {
                 headers: {
                     [name: string]: unknown;
