@@ -6,6 +6,7 @@
 mod baseline;
 mod load;
 mod report;
+mod smdp;
 mod soak;
 mod webhooks;
 
@@ -561,6 +562,55 @@ async fn run(args: RunArgs) -> Result<()> {
         ));
     }
     drop(quiet);
+
+    // Provisioning through an SM-DP+ (two ES2+ calls over mutual TLS, each journalled):
+    // a second instance whose live profiles come from the simulator, measured alternately
+    // with the builtin profiles of the first.
+    let simulator = smdp::start(&dir, if args.smoke { 20_000 } else { 400_000 }).await?;
+    let env: Vec<(&str, &str)> = simulator
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let via_smdp = start_server(&args.server_bin, &url, &dir.join("smdp.log"), false, &env)?;
+    for &conns in &connections {
+        let provision = |base: String, key: String, tag: &'static str| -> load::Maker {
+            let serial = serial.clone();
+            Arc::new(move |c: &reqwest::Client, _| {
+                let n = serial.fetch_add(1, Ordering::Relaxed);
+                c.post(format!("{base}/api/v1/esim/provision"))
+                    .bearer_auth(&key)
+                    .header("Idempotency-Key", format!("bench-{tag}-{n}"))
+                    .json(&serde_json::json!({"plan_id": "uk-lite-10", "customer_email": "b@example.com", "customer_name": "B"}))
+            })
+        };
+        eprintln!(
+            "POST /api/v1/esim/provision through the SM-DP+ simulator at {conns} connections…"
+        );
+        let measured = load::compare(
+            conns,
+            duration,
+            rounds,
+            provision(server.base.clone(), api_key.clone(), "builtin"),
+            provision(via_smdp.base.clone(), api_key.clone(), "smdp"),
+        )
+        .await;
+        comparisons.push(Comparison::new(
+            smdp::SMDP_ROUTE,
+            conns,
+            "builtin profiles",
+            measured,
+            0.0,
+            peak_rss_mb(pid),
+        ));
+    }
+    drop(via_smdp);
+    let released = simulator.released().await;
+    eprintln!("the simulator released {released} profiles");
+    if released == 0 {
+        bail!("no provisioning went through the SM-DP+ simulator");
+    }
+    drop(simulator);
     eprintln!("webhook deliveries…");
     let events = if args.smoke { 200 } else { 5_000 };
     let worker_log = dir.join("worker.log");

@@ -503,6 +503,9 @@ async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events(
         first["esim"]["iccid"].as_str().unwrap().to_owned(),
     );
     let second_iccid = second["esim"]["iccid"].as_str().unwrap().to_owned();
+    let (_, third) = provision(&server, &partner.live_key, "phone-3").await;
+    let (_, fourth) = provision(&server, &partner.live_key, "phone-4").await;
+    let iccid_of = |body: &Value| body["esim"]["iccid"].as_str().unwrap().to_owned();
     assert_eq!(esim(first_id.clone()).await["profile"]["state"], "released");
 
     // The phone downloads (point 3) and installs (point 4): each report is answered 204.
@@ -529,8 +532,17 @@ async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events(
     // The other's download fails, with the SM-DP+'s reason.
     let failed = json!({"point": 3, "subject_code": "8.1", "reason_code": "6.4", "message": "profile too large"});
     assert_eq!(step(&second_iccid, "fail", failed).await, "HTTP 204");
+    // The eligibility check (point 1) and the confirmation (point 2) fail on two others.
+    for (body, point, reason) in [(&third, 1, "3.8"), (&fourth, 2, "6.1")] {
+        let failed = json!({"point": point, "subject_code": "8.1", "reason_code": reason});
+        assert_eq!(step(&iccid_of(body), "fail", failed).await, "HTTP 204");
+        let id = body["esim"]["esim_id"].as_str().unwrap().to_owned();
+        let shown = esim(id).await;
+        assert_eq!(shown["profile"]["state"], "error", "point {point}: {shown}");
+        assert_eq!(shown["status"], "provisioned");
+    }
 
-    let events = receiver.wait_for("/events", 3).await;
+    let events = receiver.wait_for("/events", 5).await;
     let seen: Vec<(String, String)> = events
         .iter()
         .map(|e| {
@@ -555,13 +567,22 @@ async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events(
             "{event} with the profile {state}: {seen:?}"
         );
     }
-    let failure = events
+    let mut reasons: Vec<String> = events
         .iter()
         .map(|e| e.json())
-        .find(|e| e["event"] == "esim.installation_failed")
-        .unwrap();
-    let reason = failure["data"]["profile"]["last_result"].as_str().unwrap();
-    assert!(reason.starts_with("8.1/6.4"), "{reason}");
+        .filter(|e| e["event"] == "esim.installation_failed")
+        .map(|e| {
+            e["data"]["profile"]["last_result"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    for (reason, codes) in reasons.iter().zip(["8.1/3.8", "8.1/6.1", "8.1/6.4"]) {
+        assert!(reason.starts_with(codes), "{reasons:?}");
+    }
 
     // Deleted from the phone: the profile says so; the eSIM stays active.
     assert_eq!(step(&first_iccid, "delete", json!({})).await, "HTTP 204");
@@ -627,7 +648,7 @@ async fn the_phones_steps_reach_the_partner_as_the_profile_its_state_and_events(
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         receiver.received("/events").len(),
-        3,
+        5,
         "no event for a kept report"
     );
 }
