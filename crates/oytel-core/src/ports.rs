@@ -474,7 +474,8 @@ pub trait Storage: Send + Sync + 'static {
         from: ReservationState,
     ) -> Result<bool, StoreError>;
     /// Reservations the reconciler should look at, oldest first, at most `limit`: those in
-    /// flight unchanged since `stale_before`, and those `cancelling` due by `now`.
+    /// flight unchanged since `stale_before`, and those `cancelling` due by `now` (or with no
+    /// time set: due at once).
     async fn due_reservations(
         &self,
         now: DateTime<Utc>,

@@ -391,7 +391,7 @@ async fn put_back(
     store: &dyn Storage,
     source: &dyn ProfileSource,
     mut r: Reservation,
-) -> Result<bool, crate::ports::StoreError> {
+) -> Result<PutBack, crate::ports::StoreError> {
     let outcome = async {
         let iccid = match &r.iccid {
             Some(iccid) => iccid.clone(),
@@ -400,9 +400,17 @@ async fn put_back(
                 .await
             {
                 Ok(iccid) => iccid,
-                // A refusal now means the first call reserved nothing either (no stock,
-                // an unknown profile type): there is nothing to put back.
-                Err(ProfileError::Rejected(_)) => return Ok(None),
+                // Refused: on an SM-DP+ that answers a repeated call identifier with its
+                // first answer (as SGP.22 asks), the first call reserved nothing either. One
+                // that does not leaves no way to learn the ICCID: the operator must look.
+                Err(ProfileError::Rejected(why)) => {
+                    r.last_error = Some(format!(
+                        "unconfirmed: the repeated downloadOrder was refused ({why}); an SM-DP+ \
+                         that does not replay a call identifier may still hold what the first \
+                         call reserved"
+                    ));
+                    return Ok(None);
+                }
                 Err(e) => return Err(e),
             },
         };
@@ -418,17 +426,21 @@ async fn put_back(
             .map(|()| Some(iccid))
     }
     .await;
+    let mut unconfirmed = false;
     match outcome {
-        Ok(_) => {
+        Ok(held) => {
+            unconfirmed = held.is_none();
             r.state = ReservationState::Cancelled;
             r.next_attempt_at = None;
         }
-        // A refusal is the SM-DP+'s last word (the profile is on a phone already, or not
-        // ours to cancel): asking again changes nothing. It is kept for the operator.
-        Err(e @ ProfileError::Rejected(_)) => {
+        // Refused as often as the backoff has steps (about 45 minutes, time enough to mend a
+        // certificate or an identifier): the SM-DP+'s last word (the profile is on a phone,
+        // or not ours to cancel). The refusal is kept for the operator.
+        Err(e @ ProfileError::Rejected(_)) if r.attempts as usize + 1 >= PUT_BACK_BACKOFF.len() => {
+            unconfirmed = true;
             r.state = ReservationState::Cancelled;
             r.next_attempt_at = None;
-            r.last_error = Some(e.to_string());
+            r.last_error = Some(format!("unconfirmed: given up after refusals: {e}"));
         }
         Err(e) => {
             let wait = PUT_BACK_BACKOFF[(r.attempts as usize).min(PUT_BACK_BACKOFF.len() - 1)];
@@ -440,9 +452,25 @@ async fn put_back(
             );
         }
     }
-    let done = r.state == ReservationState::Cancelled;
+    let done = match r.state {
+        ReservationState::Cancelled if unconfirmed => PutBack::Unconfirmed,
+        ReservationState::Cancelled => PutBack::Done,
+        _ => PutBack::Later,
+    };
     advance(store, &mut r, ReservationState::Cancelling).await?;
     Ok(done)
+}
+
+/// What one attempt to put a profile back came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PutBack {
+    /// The SM-DP+ confirmed (or the reservation surely held nothing).
+    Done,
+    /// Closed without the SM-DP+'s confirmation: refused every time, or its ICCID could not
+    /// be learnt. `last_error` says which; the operator looks at the SM-DP+.
+    Unconfirmed,
+    /// Failed; tried again later.
+    Later,
 }
 
 /// What one reconciler pass did.
@@ -454,6 +482,9 @@ pub struct Reconciled {
     pub put_back: u32,
     /// Attempts that failed, to be tried again later.
     pub failed: u32,
+    /// Closed without the SM-DP+'s confirmation (see their `last_error`): the operator
+    /// should look at the SM-DP+.
+    pub unconfirmed: u32,
 }
 
 /// One pass of the reconciler: takes over reservations unchanged for `stale_after`
@@ -473,15 +504,16 @@ pub async fn reconcile(
             let from = r.state;
             r.state = ReservationState::Cancelling;
             r.last_error = Some("left unfinished (the server stopped or was too slow)".into());
+            r.next_attempt_at = Some(now);
             if !advance(store, &mut r, from).await? {
                 continue;
             }
             done.taken_over += 1;
         }
-        if put_back(store, source, r).await? {
-            done.put_back += 1;
-        } else {
-            done.failed += 1;
+        match put_back(store, source, r).await? {
+            PutBack::Done => done.put_back += 1,
+            PutBack::Unconfirmed => done.unconfirmed += 1,
+            PutBack::Later => done.failed += 1,
         }
     }
     Ok(done)
@@ -632,7 +664,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_put_back_is_not_asked_again_and_the_refusal_is_kept() {
+    async fn a_refused_put_back_is_retried_through_the_backoff_then_closed_unconfirmed() {
         let journal = Arc::default();
         let mut store = MockStorage::new();
         let j: Arc<Mutex<Vec<Reservation>>> = Arc::clone(&journal);
@@ -644,16 +676,52 @@ mod tests {
         source
             .expect_put_back()
             .withf(|_, _, to| *to == FinalState::Unavailable)
-            .times(1)
-            .returning(|_, _, _| Err(ProfileError::Rejected("cancelOrder: 8.2.1/3.8".into())));
+            .times(PUT_BACK_BACKOFF.len())
+            .returning(|_, _, _| Err(ProfileError::Rejected("cancelOrder: 1.2/1.2".into())));
         let mut r = Reservation::new(&scope(), "uk-5g", crate::clock::now());
         r.state = ReservationState::Cancelling;
         r.retire = true;
         r.iccid = Some("8944000000000000017".into());
-        assert!(put_back(&store, &source, r).await.unwrap());
+        // A refusal may be ours to mend (a certificate, an identifier): asked again later.
+        for _ in 1..PUT_BACK_BACKOFF.len() {
+            assert_eq!(
+                put_back(&store, &source, r.clone()).await.unwrap(),
+                PutBack::Later
+            );
+            r = journal.lock().unwrap().last().cloned().unwrap();
+            assert_eq!(r.state, ReservationState::Cancelling);
+        }
+        // The last step of the backoff: closed, and said to be unconfirmed.
+        assert_eq!(
+            put_back(&store, &source, r).await.unwrap(),
+            PutBack::Unconfirmed
+        );
         let last = journal.lock().unwrap().last().cloned().unwrap();
         assert_eq!(last.state, ReservationState::Cancelled);
-        assert!(last.last_error.unwrap().contains("8.2.1/3.8"));
+        assert!(last.last_error.unwrap().starts_with("unconfirmed: "));
+    }
+
+    #[tokio::test]
+    async fn a_taken_over_reservation_is_due_at_once_should_its_put_back_be_interrupted() {
+        let journal: Arc<Mutex<Vec<Reservation>>> = Arc::default();
+        let mut store = MockStorage::new();
+        let j = journal.clone();
+        store.expect_advance_reservation().returning(move |r, _| {
+            j.lock().unwrap().push(r.clone());
+            Ok(true)
+        });
+        let stale = Reservation::new(&scope(), "uk-5g", crate::clock::now());
+        store
+            .expect_due_reservations()
+            .returning(move |_, _, _| Ok(vec![stale.clone()]));
+        let mut source = MockProfileSource::new();
+        source
+            .expect_order()
+            .returning(|_, _| Err(ProfileError::Unreachable("down".into())));
+        reconcile(&store, &source, STALE_AFTER, 10).await.unwrap();
+        let takeover = journal.lock().unwrap()[0].clone();
+        assert_eq!(takeover.state, ReservationState::Cancelling);
+        assert!(takeover.next_attempt_at.is_some(), "{takeover:?}");
     }
 
     #[tokio::test]
@@ -690,7 +758,8 @@ mod tests {
             Reconciled {
                 taken_over: 1,
                 put_back: 1,
-                failed: 0
+                failed: 0,
+                unconfirmed: 0,
             }
         );
         assert_eq!(states(&journal), ["ordering", "cancelling", "cancelled"]);

@@ -13,7 +13,7 @@
 //! | no answer within the timeout | yes | [`Es2Error::Timeout`]: it may have acted |
 //! | the connection broke after the request was sent | yes | [`Es2Error::Interrupted`]: it may have acted |
 //! | HTTP 5xx, 429 | yes | [`Es2Error::Protocol`] |
-//! | HTTP 200 with `Failed` or `Expired` | no | [`Es2Error::Rejected`] with the SM-DP+'s codes |
+//! | HTTP 200 with `Failed` or `Expired` | no | [`Es2Error::Rejected`] with the SM-DP+'s codes; [`Es2Error::Interrupted`] when an earlier attempt may have acted (an SM-DP+ that does not replay a call identifier refuses the repeat) |
 //! | HTTP 200 with `Executed-WithWarning` | no | success, with the warning in [`Done::warning`] |
 //! | another HTTP status, a body that is not the function's answer | no | [`Es2Error::Protocol`] |
 //!
@@ -267,8 +267,9 @@ impl Es2PlusClient {
             iccid: None,
             profile_type: Some(profile_type.to_owned()),
         };
-        let answer: DownloadOrderResponse = self.call(Function::DownloadOrder, &request).await?;
-        let warning = outcome(Function::DownloadOrder, &answer.header)?;
+        let (answer, uncertain): (DownloadOrderResponse, _) =
+            self.call(Function::DownloadOrder, &request).await?;
+        let warning = outcome(Function::DownloadOrder, &answer.header, uncertain)?;
         let value = answer
             .iccid
             .ok_or_else(|| Es2Error::Protocol("downloadOrder succeeded without an iccid".into()))?;
@@ -292,8 +293,9 @@ impl Es2PlusClient {
             smds_address: None,
             release_flag: true,
         };
-        let answer: ConfirmOrderResponse = self.call(Function::ConfirmOrder, &request).await?;
-        let warning = outcome(Function::ConfirmOrder, &answer.header)?;
+        let (answer, uncertain): (ConfirmOrderResponse, _) =
+            self.call(Function::ConfirmOrder, &request).await?;
+        let warning = outcome(Function::ConfirmOrder, &answer.header, uncertain)?;
         let matching_id = answer
             .matching_id
             .filter(|m| !m.is_empty())
@@ -323,8 +325,9 @@ impl Es2PlusClient {
             matching_id: matching_id.map(str::to_owned),
             final_profile_status_indicator: final_status,
         };
-        let answer: HeaderOnlyResponse = self.call(Function::CancelOrder, &request).await?;
-        let warning = outcome(Function::CancelOrder, &answer.header)?;
+        let (answer, uncertain): (HeaderOnlyResponse, _) =
+            self.call(Function::CancelOrder, &request).await?;
+        let warning = outcome(Function::CancelOrder, &answer.header, uncertain)?;
         Ok(Done { value: (), warning })
     }
 
@@ -338,17 +341,19 @@ impl Es2PlusClient {
             header: self.header(call_id),
             iccid: iccid.clone(),
         };
-        let answer: HeaderOnlyResponse = self.call(Function::ReleaseProfile, &request).await?;
-        let warning = outcome(Function::ReleaseProfile, &answer.header)?;
+        let (answer, uncertain): (HeaderOnlyResponse, _) =
+            self.call(Function::ReleaseProfile, &request).await?;
+        let warning = outcome(Function::ReleaseProfile, &answer.header, uncertain)?;
         Ok(Done { value: (), warning })
     }
 
-    /// Sends `body` to `function`, retrying as the module's table says.
+    /// Sends `body` to `function`, retrying as the module's table says: the answer, and the
+    /// error of an earlier attempt that may have acted, if there was one.
     async fn call<Q: Serialize, A: DeserializeOwned>(
         &self,
         function: Function,
         body: &Q,
-    ) -> Result<A, Es2Error> {
+    ) -> Result<(A, Option<Es2Error>), Es2Error> {
         let url = format!("{}{}", self.base_url, function.path());
         let mut body = serde_json::to_value(body)
             .map_err(|e| Es2Error::Protocol(format!("a request that is not JSON: {e}")))?;
@@ -397,12 +402,13 @@ impl Es2PlusClient {
             };
             match answer {
                 Ok(bytes) => {
-                    return serde_json::from_slice(&bytes).map_err(|e| {
+                    let answer = serde_json::from_slice(&bytes).map_err(|e| {
                         Es2Error::Protocol(format!(
                             "a {} answer that is not ES2+: {e}",
                             function.name()
                         ))
-                    });
+                    })?;
+                    return Ok((answer, uncertain));
                 }
                 Err(e) => {
                     last = self.transport(&e);
@@ -443,16 +449,25 @@ fn refused_handshake(chain: &str) -> bool {
 fn outcome(
     function: Function,
     header: &ResponseHeader,
+    uncertain: Option<Es2Error>,
 ) -> Result<Option<StatusCodeData>, Es2Error> {
     let status = &header.function_execution_status;
     if status.status.executed() {
         return Ok(status.status_code_data.clone());
     }
-    Err(Es2Error::Rejected {
+    let refused = Es2Error::Rejected {
         function: function.name(),
         status: status.status.clone(),
         data: status.status_code_data.clone().map(Box::new),
-    })
+    };
+    match uncertain {
+        // A refusal after an attempt that may have acted does not say that nothing was
+        // done: an SM-DP+ that does not replay a call identifier refuses the repeat.
+        Some(_) => Err(Es2Error::Interrupted(format!(
+            "{refused}, after an earlier attempt that may have acted"
+        ))),
+        None => Err(refused),
+    }
 }
 
 /// An error with its causes, which say what went wrong (a TLS alert, a refused connection).

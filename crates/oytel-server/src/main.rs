@@ -163,6 +163,17 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         args.mode == Mode::Development,
         args.es2plus.es2plus_deletion_point,
     )?;
+    if let Some(configured) = &smdp {
+        if configured.longest_calls.as_secs() >= args.request_timeout_seconds {
+            tracing::warn!(
+                smdp_calls_up_to_seconds = configured.longest_calls.as_secs(),
+                request_timeout_seconds = args.request_timeout_seconds,
+                "a provisioning's SM-DP+ calls may outlast the request timeout: its client then \
+                 gets 503 REQUEST_TIMEOUT while the order goes on; only a retry with the same \
+                 Idempotency-Key (which the SDKs send) cannot order twice"
+            );
+        }
+    }
     let (smdp, sandbox_phone) = match smdp {
         Some(configured) => (Some(configured.route), configured.phone),
         None => (None, None),

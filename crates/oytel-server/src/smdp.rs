@@ -41,8 +41,28 @@ impl Es2PlusSource {
     }
 }
 
+/// The most of an SM-DP+'s words a partner is shown.
+const MAX_SHOWN: usize = 300;
+
+/// The SM-DP+'s words, printable and at most [`MAX_SHOWN`] characters.
+fn shown(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_SHOWN)
+        .collect()
+}
+
+/// Whether a matching ID is one an activation code can carry (SGP.22: `[0-9A-Z-]`, at most
+/// 255 characters).
+fn valid_matching_id(id: &str) -> bool {
+    (1..=255).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+}
+
 fn profile_error(e: Es2Error) -> ProfileError {
-    let text = e.to_string();
+    let text = shown(&e.to_string());
     match e {
         Es2Error::Unreachable(_) => ProfileError::Unreachable(text),
         Es2Error::Timeout(_) | Es2Error::Interrupted(_) => ProfileError::Timeout(text),
@@ -50,12 +70,12 @@ fn profile_error(e: Es2Error) -> ProfileError {
             function,
             data,
             status,
-        } => ProfileError::Rejected(format!(
+        } => ProfileError::Rejected(shown(&format!(
             "{function}: {}",
             data.as_deref()
                 .map(|d| d.describe())
                 .unwrap_or_else(|| status.as_str().to_owned())
-        )),
+        ))),
         Es2Error::Protocol(_) => ProfileError::Protocol(text),
     }
 }
@@ -91,9 +111,24 @@ impl ProfileSource for Es2PlusSource {
         if let Some(warning) = done.warning {
             tracing::warn!(call_id, warning = %warning.describe(), "confirmOrder succeeded with a warning");
         }
+        if !valid_matching_id(&done.value.matching_id) {
+            return Err(ProfileError::Protocol(format!(
+                "confirmOrder answered a matching ID that no activation code can carry: `{}`",
+                shown(&done.value.matching_id)
+            )));
+        }
+        // An address that is no host name is not written into activation codes: the
+        // configured one is (OYTEL_SMDP_ADDRESS).
+        let smdp_address = done.value.smdp_address.and_then(|address| {
+            let checked = crate::config::parse_smdp(&address).ok();
+            if checked.is_none() {
+                tracing::warn!(address = %shown(&address), "confirmOrder named an SM-DP+ address that is no host name; the configured one is used");
+            }
+            checked
+        });
         Ok(ReleasedProfile {
             matching_id: done.value.matching_id,
-            smdp_address: done.value.smdp_address,
+            smdp_address,
         })
     }
 
@@ -195,6 +230,8 @@ impl SimulatorPhone {
 pub struct Configured {
     /// Where profiles come from.
     pub route: SmdpRoute,
+    /// The longest a provisioning's two calls may take, their attempts included.
+    pub longest_calls: Duration,
     /// The phone of the sandbox routes (`OYTEL_SMDP_SIMULATOR`).
     pub phone: Option<Arc<SimulatorPhone>>,
 }
@@ -255,6 +292,7 @@ pub fn configure(
         .smdp_simulator
         .then(|| Arc::new(SimulatorPhone::new(&client, deletion_point)));
     Ok(Some(Configured {
+        longest_calls: longest,
         route: SmdpRoute {
             source: Arc::new(Es2PlusSource::new(client)),
             sandbox: args.smdp_sandbox,
@@ -280,6 +318,16 @@ pub async fn run_reconciler(state: AppState, mut shutdown: watch::Receiver<bool>
         )
         .await
         {
+            Ok(done) if done.unconfirmed > 0 => {
+                tracing::warn!(
+                    taken_over = done.taken_over,
+                    put_back = done.put_back,
+                    failed = done.failed,
+                    unconfirmed = done.unconfirmed,
+                    "SM-DP+ reservations closed without the SM-DP+'s confirmation: see their \
+                     last_error in profile_reservations, and look at the SM-DP+"
+                );
+            }
             Ok(done) if done != profiles::Reconciled::default() => {
                 tracing::info!(
                     taken_over = done.taken_over,
@@ -297,5 +345,32 @@ pub async fn run_reconciler(state: AppState, mut shutdown: watch::Receiver<bool>
             _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_matching_ids_an_activation_code_can_carry_are_taken() {
+        assert!(valid_matching_id("QR-G-5C-KR-1PBJBUU"));
+        for bad in [
+            "",
+            "lower-case",
+            "HAS$DOLLAR",
+            "WITH SPACE",
+            &"A".repeat(256),
+        ] {
+            assert!(!valid_matching_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_smdps_words_are_shown_printable_and_short() {
+        let long = format!("refused\n{}", "x".repeat(1_000));
+        let text = shown(&long);
+        assert_eq!(text.chars().count(), MAX_SHOWN);
+        assert!(!text.contains('\n'));
     }
 }

@@ -338,6 +338,7 @@ impl TestSmdp {
         config.timeout = Duration::from_secs(5);
         let client = Es2PlusClient::new(&config).expect("an ES2+ client");
         crate::smdp::Configured {
+            longest_calls: Duration::from_secs(30),
             phone: Some(Arc::new(crate::smdp::SimulatorPhone::new(
                 &client,
                 oytel_core::downloads::DEFAULT_DELETION_POINT,

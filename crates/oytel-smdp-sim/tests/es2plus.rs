@@ -487,3 +487,52 @@ async fn the_phone_steps_reach_the_operator_as_download_progress_notifications()
     assert_eq!(reason.reason_code, "6.4");
     listener.abort();
 }
+
+/// An SM-DP+ that does not replay a call identifier: the first attempt acts and answers too
+/// late; the retry of the same call is refused. That refusal does not mean nothing was
+/// reserved, and the client must not say it does.
+#[tokio::test]
+async fn a_refusal_after_an_attempt_that_may_have_acted_is_an_unknown_outcome() {
+    let calls = Arc::new(Mutex::new(0u32));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/gsma/rsp2/es2plus/downloadOrder",
+        axum::routing::post(move || {
+            let calls = counted.clone();
+            async move {
+                let first = {
+                    let mut n = calls.lock().unwrap();
+                    *n += 1;
+                    *n == 1
+                };
+                if first {
+                    tokio::time::sleep(Duration::from_millis(1_500)).await;
+                    return axum::Json(json!({"header": {"functionExecutionStatus":
+                        {"status": "Executed-Success"}}, "iccid": "8999000000000000013"}));
+                }
+                axum::Json(
+                    json!({"header": {"functionExecutionStatus": {"status": "Failed",
+                    "statusCodeData": {"subjectCode": "1.6", "reasonCode": "3.3",
+                        "message": "functionCallIdentifier already used"}}}}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = ClientConfig::new(&base, "oytel-operator");
+    config.allow_http = true;
+    config.timeout = Duration::from_millis(300);
+    config.backoff = Duration::from_millis(20);
+    let es2 = Es2PlusClient::new(&config).unwrap();
+    let err = es2
+        .download_order(&new_call_id(), "uk-5g", None)
+        .await
+        .unwrap_err();
+    assert!(err.outcome_unknown(), "{err:?}");
+    assert_eq!(err.code(), "SMDP_TIMEOUT");
+    assert!(err.to_string().contains("1.6/3.3"), "{err}");
+    assert_eq!(*calls.lock().unwrap(), 2, "refused: no third attempt");
+    server.abort();
+}

@@ -89,7 +89,9 @@ pub(super) async fn stock(store: &Store) -> Result<Vec<Stock>, StoreError> {
 }
 
 /// Allocates the next ICCID in stock of `profile_type` to `esim_id`, inside the
-/// provisioning transaction; `None` when the stock is empty.
+/// provisioning transaction; `None` when the stock is empty. An ICCID in stock that an eSIM
+/// got some other way since its import (a made-up sandbox one) is passed over, never
+/// retried.
 pub(super) async fn allocate(
     tx: &mut Tx<'_>,
     environment: Environment,
@@ -101,6 +103,7 @@ pub(super) async fn allocate(
         "UPDATE profile_inventory SET esim_id = $1, allocated_at = $2 \
          WHERE esim_id IS NULL AND iccid = (SELECT d.iccid FROM profile_inventory d \
          WHERE d.environment = $3 AND d.profile_type = $4 AND d.esim_id IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM esims e WHERE e.iccid = d.iccid) \
          ORDER BY d.iccid LIMIT 1{}) RETURNING iccid",
         DIALECT.skip_locked
     ))

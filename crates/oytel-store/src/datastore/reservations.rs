@@ -125,7 +125,7 @@ pub(super) async fn due_reservations(
     let rows: Vec<ReservationRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM profile_reservations \
          WHERE (state IN ($1, $2, $3) AND updated_at < $4) \
-            OR (state = $5 AND next_attempt_at <= $6) \
+            OR (state = $5 AND (next_attempt_at IS NULL OR next_attempt_at <= $6)) \
          ORDER BY updated_at LIMIT $7"
     ))
     .bind(ReservationState::Ordering.as_str())
