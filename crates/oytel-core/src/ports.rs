@@ -496,6 +496,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<crate::inventory::Imported, StoreError>;
     /// The stock of every profile type and environment.
     async fn stock(&self) -> Result<Vec<crate::inventory::Stock>, StoreError>;
+    /// The figures the operator's metrics read at each scrape (backlog, balances, pools).
+    async fn figures(&self, now: DateTime<Utc>) -> Result<Figures, StoreError>;
     /// How many reservations are in each state.
     async fn reservation_counts(&self) -> Result<Vec<(ReservationState, u64)>, StoreError>;
 

@@ -250,6 +250,11 @@ pub struct ServeArgs {
         value_parser = crate::client_addr::TrustedProxies::parse)]
     pub trusted_proxies: crate::client_addr::TrustedProxies,
 
+    /// Address and port of the Prometheus metrics (`GET /metrics`), a listener of its own,
+    /// never the partners' port. Unset: no metrics are kept.
+    #[arg(long, env = "OYTEL_METRICS_LISTEN", hide_env_values = true)]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Run the background workers (webhook delivery, expiry, the SM-DP+ reconciler) in this
     /// instance.
     #[arg(long, env = "OYTEL_WORKERS", hide_env_values = true, default_value_t = true, action = clap::ArgAction::Set)]

@@ -115,6 +115,7 @@ pub async fn request_context(
         request.extensions_mut().insert(client);
     }
     let started = Instant::now();
+    let (metric_route, metric_method) = (matched.clone(), method.clone());
     let header = HeaderValue::from_str(&request_id).ok();
     // The log line is written where the work ends, so that a write whose client left (or
     // timed out) is logged with what it did.
@@ -126,7 +127,12 @@ pub async fn request_context(
                 let rate = RATE_LIMIT.with(|cell| cell.borrow_mut().take());
                 let status = response.status().as_u16();
                 // Milliseconds to the microsecond: `1.285`, not `1.2853249999999998`.
-                let elapsed_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+                let elapsed = started.elapsed();
+                let elapsed_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+                let route = metric_route
+                    .as_ref()
+                    .map_or("<unmatched>", MatchedPath::as_str);
+                crate::metrics::http_request(route, &metric_method, status, elapsed);
                 if status >= 500 {
                     tracing::error!(status, elapsed_ms, "request failed");
                 } else {

@@ -72,6 +72,11 @@ impl ApiError {
         )
     }
 
+    /// The stable code.
+    pub fn code(&self) -> &ErrorCode {
+        &self.code
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -82,6 +82,7 @@ impl Caller {
 
 /// A `429 RATE_LIMITED` naming the limit, with `Retry-After`.
 pub fn rate_limited(limit: &str, retry_after: Duration) -> ApiError {
+    crate::metrics::rate_limited(limit);
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     let seconds = seconds.max(1);
     ApiError::new(

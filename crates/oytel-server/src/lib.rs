@@ -25,6 +25,7 @@ pub mod keycache;
 pub mod listener;
 pub mod logfmt;
 pub mod logwriter;
+pub mod metrics;
 pub mod openapi;
 pub mod qr;
 pub mod ratelimit;

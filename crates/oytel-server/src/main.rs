@@ -147,6 +147,13 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
     };
     let es2plus =
         oytel_server::es2plus_listener::bind(&args.es2plus, args.mode == Mode::Development).await?;
+    let metrics = match args.metrics_listen {
+        Some(address) => Some((
+            oytel_server::metrics::bind(address).await?,
+            oytel_server::metrics::install()?,
+        )),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -228,8 +235,18 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
             args.es2plus.es2plus_deletion_point,
         ))
     });
+    let scraped = metrics.map(|(listener, handle)| {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(listen = %address, "metrics listening");
+        }
+        tokio::spawn(oytel_server::metrics::serve(
+            listener,
+            handle,
+            state.store.clone(),
+        ))
+    });
     oytel_server::serve(listener, state, shutdown).await?;
-    if let Some(task) = reports {
+    for task in [reports, scraped].into_iter().flatten() {
         task.abort();
     }
     tracing::info!("stopped");

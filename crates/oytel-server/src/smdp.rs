@@ -84,14 +84,35 @@ fn iccid(text: &str) -> Result<Iccid, ProfileError> {
     Iccid::parse(text).ok_or_else(|| ProfileError::Protocol(format!("`{text}` is not an ICCID")))
 }
 
+/// Counts a call and its outcome in the metrics.
+fn measured<T>(
+    function: &'static str,
+    started: std::time::Instant,
+    result: Result<T, Es2Error>,
+) -> Result<T, Es2Error> {
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(Es2Error::Unreachable(_)) => "unreachable",
+        Err(Es2Error::Timeout(_) | Es2Error::Interrupted(_)) => "timeout",
+        Err(Es2Error::Rejected { .. }) => "rejected",
+        Err(Es2Error::Protocol(_)) => "protocol",
+    };
+    crate::metrics::smdp_call(function, outcome, started.elapsed());
+    result
+}
+
 #[async_trait]
 impl ProfileSource for Es2PlusSource {
     async fn order(&self, call_id: &str, profile_type: &str) -> Result<String, ProfileError> {
-        let done = self
-            .client
-            .download_order(call_id, profile_type, None)
-            .await
-            .map_err(profile_error)?;
+        let started = std::time::Instant::now();
+        let done = measured(
+            "downloadOrder",
+            started,
+            self.client
+                .download_order(call_id, profile_type, None)
+                .await,
+        )
+        .map_err(profile_error)?;
         if let Some(warning) = done.warning {
             tracing::warn!(call_id, warning = %warning.describe(), "downloadOrder succeeded with a warning");
         }
@@ -103,11 +124,14 @@ impl ProfileSource for Es2PlusSource {
         call_id: &str,
         iccid_text: &str,
     ) -> Result<ReleasedProfile, ProfileError> {
-        let done = self
-            .client
-            .confirm_order(call_id, &iccid(iccid_text)?, None)
-            .await
-            .map_err(profile_error)?;
+        let iccid = iccid(iccid_text)?;
+        let started = std::time::Instant::now();
+        let done = measured(
+            "confirmOrder",
+            started,
+            self.client.confirm_order(call_id, &iccid, None).await,
+        )
+        .map_err(profile_error)?;
         if let Some(warning) = done.warning {
             tracing::warn!(call_id, warning = %warning.describe(), "confirmOrder succeeded with a warning");
         }
@@ -142,11 +166,15 @@ impl ProfileSource for Es2PlusSource {
             FinalState::Available => FinalProfileStatus::Available,
             FinalState::Unavailable => FinalProfileStatus::Unavailable,
         };
-        self.client
-            .cancel_order(call_id, &iccid(iccid_text)?, None, to)
-            .await
-            .map(|_| ())
-            .map_err(profile_error)
+        let iccid = iccid(iccid_text)?;
+        let started = std::time::Instant::now();
+        measured(
+            "cancelOrder",
+            started,
+            self.client.cancel_order(call_id, &iccid, None, to).await,
+        )
+        .map(|_| ())
+        .map_err(profile_error)
     }
 }
 

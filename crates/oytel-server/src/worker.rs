@@ -159,6 +159,15 @@ pub async fn deliver(
     };
     tracing::info!(delivery_id = %delivery.id, event_id = %delivery.event_id, attempt,
         status_code, result = ?outcome.result, "webhook attempt");
+    crate::metrics::webhook_attempt(
+        match outcome.result {
+            AttemptResult::Delivered => "delivered",
+            AttemptResult::Retry { .. } => "retry",
+            AttemptResult::GiveUp => "gave_up",
+            AttemptResult::Gone => "gone",
+        },
+        started.elapsed(),
+    );
     outcome
 }
 

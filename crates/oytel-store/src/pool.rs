@@ -30,3 +30,15 @@ pub(crate) fn outside_transaction<C: sqlx::Connection>(
         Ok(true)
     })
 }
+
+/// A pool's figures for the metrics: its name, the connections open, of which idle.
+pub(crate) fn figures<DB: sqlx::Database>(
+    name: &'static str,
+    pool: &sqlx::Pool<DB>,
+) -> (&'static str, u32, u32) {
+    (
+        name,
+        pool.size(),
+        u32::try_from(pool.num_idle()).unwrap_or(0),
+    )
+}

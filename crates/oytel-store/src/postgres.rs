@@ -34,6 +34,15 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// The pools, for the metrics: name, connections open, of which idle (the storage's
+    /// reads and writes share one pool).
+    pub(crate) fn pools(&self) -> Vec<(&'static str, u32, u32)> {
+        vec![
+            crate::pool::figures("storage", &self.writer),
+            crate::pool::figures("quotas", &self.counters),
+        ]
+    }
+
     /// Connects to `url` (`postgres://user:password@host:port/database`) and applies the
     /// migrations (concurrent instances take turns: sqlx migrations hold an advisory lock).
     /// Opens up to `pool.max_connections` connections for the storage, and a quarter as many

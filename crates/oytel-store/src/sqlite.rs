@@ -25,6 +25,14 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The pools, for the metrics: name, connections open, of which idle.
+    pub(crate) fn pools(&self) -> Vec<(&'static str, u32, u32)> {
+        vec![
+            crate::pool::figures("writer", &self.writer),
+            crate::pool::figures("reader", &self.reader),
+        ]
+    }
+
     /// Opens the database at `url` (`sqlite:path/to/file.db`), creating the file and its
     /// directory if needed, and applies the migrations.
     pub async fn open(url: &str, pool: &PoolOptions) -> Result<SqliteStore, OpenError> {

@@ -11,5 +11,5 @@ pub use accounts::{
 pub use esims::{Cancellation, EsimFilter, EsimRecord, EsimStatusRecord, OrderRecord};
 pub use webhooks::{
     AttemptOutcome, AttemptRecord, AttemptResult, ClaimLimits, DueDelivery, EndpointRecord,
-    EventRecord, SigningSecret,
+    EventRecord, Figures, SigningSecret,
 };

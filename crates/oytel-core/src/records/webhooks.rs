@@ -180,3 +180,16 @@ pub struct AttemptRecord {
     /// When.
     pub created_at: DateTime<Utc>,
 }
+
+/// What the operator's metrics read from the database when scraped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    /// Webhook deliveries not yet delivered, failed for good or cancelled.
+    pub pending_deliveries: u64,
+    /// The age of the oldest of them, seconds (0 when there is none).
+    pub oldest_pending_seconds: f64,
+    /// Partners whose live balance is below the low-balance threshold they set.
+    pub partners_below_low_balance: u64,
+    /// The connection pools: name, connections open, of which idle.
+    pub pools: Vec<(&'static str, u32, u32)>,
+}

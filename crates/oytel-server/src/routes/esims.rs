@@ -75,8 +75,15 @@ pub async fn provision_esim(
         }),
     )
     .await;
-    let done = with_quota(&caller, QuotaKind::Provision, done, |d| d.quota)?;
-    if !done.replayed {
+    let environment = caller.owner.environment;
+    let done = with_quota(&caller, QuotaKind::Provision, done, |d| d.quota).inspect_err(|e| {
+        crate::metrics::provisioning(environment, "refused", e.code().as_str());
+    })?;
+    if done.replayed {
+        crate::metrics::provisioning(environment, "replayed", "");
+        crate::metrics::replay("provision");
+    } else {
+        crate::metrics::provisioning(environment, "created", "");
         tracing::info!(esim_id = %done.esim.id, order_id = %done.order.id, plan_id = %done.order.plan_id,
             amount_cents = done.order.amount_cents, "eSIM provisioned");
     }

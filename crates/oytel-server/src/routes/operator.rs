@@ -144,6 +144,12 @@ pub async fn report_usage(
             },
         );
     }
+    for item in &results {
+        crate::metrics::usage_record(item.status);
+    }
+    for record in &batch.records {
+        crate::metrics::usage_lag(now() - record.recorded_at);
+    }
     Ok(Json(BatchResponse {
         success: true,
         results,

@@ -133,6 +133,9 @@ pub async fn buy_topup(
     .await;
     let done = with_quota(&caller, QuotaKind::Provision, done, |d| d.quota)?;
     let (purchase, package) = (&done.value.purchase, &done.value.package);
+    if done.replayed {
+        crate::metrics::replay("topup");
+    }
     if !done.replayed {
         tracing::info!(esim_id = %purchase.esim_id, purchase_id = %purchase.id,
             topup_id = %purchase.topup_id, amount_cents = purchase.amount_cents, "top-up bought");

@@ -159,6 +159,12 @@ fn every_documented_command_is_accepted_as_written() {
                     oytel_es2plus::Function::from_name(function).is_some() && method == "post",
                     "{file}: `{line}`: {method} {path} is no ES2+ function"
                 );
+            } else if path == "/metrics" {
+                // The metrics listener (docs/observability.md): a GET of its one route.
+                assert_eq!(
+                    method, "get",
+                    "{file}: `{line}`: the metrics are read with GET"
+                );
             } else {
                 assert!(
                     spec_has(&spec, &method, path),

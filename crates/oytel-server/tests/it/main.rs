@@ -15,6 +15,7 @@ mod disconnects;
 mod docs;
 mod esims;
 mod inventory;
+mod metrics;
 mod multi_instance;
 mod openapi;
 mod plans;

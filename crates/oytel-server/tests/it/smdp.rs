@@ -191,7 +191,11 @@ async fn a_live_esim_gets_its_profile_from_the_smdp_and_sandbox_keeps_builtin_on
     let smdp = Smdp::start().await;
     let db = fresh_database(Backend::from_env()).await;
     let partner = make_partner(db.store.as_ref(), "Smdp").await;
-    let server = smdp.server(&db, None, 120);
+    let metrics = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let server = smdp.server_with(&db, None, 120, &[("OYTEL_METRICS_LISTEN", &metrics)]);
 
     let (status, body) = provision(&server, &partner.live_key, "live-1").await;
     assert_eq!(status, 201, "{body}");
@@ -223,6 +227,22 @@ async fn a_live_esim_gets_its_profile_from_the_smdp_and_sandbox_keeps_builtin_on
         .starts_with("LPA:1$smdp.oytel.online$"));
     assert_eq!(smdp.stock("Available").await, STOCK - 1);
     assert_eq!(smdp.sim.calls("downloadOrder").await, 1);
+
+    // The metrics count each ES2+ call by function and outcome, and the journal by state.
+    let scraped = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"oytel_smdp_calls_total{function="downloadOrder",outcome="success"} 1"#,
+        r#"oytel_smdp_calls_total{function="confirmOrder",outcome="success"} 1"#,
+        r#"oytel_smdp_call_duration_seconds_count{function="confirmOrder"} 1"#,
+        r#"oytel_smdp_reservations{state="sold"} 1"#,
+    ] {
+        assert!(scraped.lines().any(|l| l == line), "{line} in\n{scraped}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

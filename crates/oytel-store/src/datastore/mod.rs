@@ -368,6 +368,10 @@ impl Storage for Store {
         inventory::stock(self).await
     }
 
+    async fn figures(&self, now: DateTime<Utc>) -> Result<oytel_core::ports::Figures, StoreError> {
+        settings::figures(self, now).await
+    }
+
     async fn reservation_counts(&self) -> Result<Vec<(ReservationState, u64)>, StoreError> {
         reservations::reservation_counts(self).await
     }

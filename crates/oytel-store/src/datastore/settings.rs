@@ -1,8 +1,9 @@
 //! Health probes and the settings table: the reachability and write probes behind `/readyz`,
-//! settings written once (the operator's first-run values), and planner statistics.
+//! settings written once (the operator's first-run values), planner statistics, and the
+//! figures the operator's metrics read at each scrape.
 
 use chrono::{DateTime, Utc};
-use oytel_core::ports::StoreError;
+use oytel_core::ports::{Figures, StoreError};
 
 use super::sql::begin_write;
 use super::Store;
@@ -55,4 +56,27 @@ impl Store {
             .map_err(db_error)?;
         Ok(())
     }
+}
+
+pub(super) async fn figures(store: &Store, now: DateTime<Utc>) -> Result<Figures, StoreError> {
+    let (pending, oldest): (i64, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'")
+            .fetch_one(&store.reader)
+            .await
+            .map_err(db_error)?;
+    let low: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM balances \
+         WHERE low_balance_cents IS NOT NULL AND balance_cents < low_balance_cents",
+    )
+    .fetch_one(&store.reader)
+    .await
+    .map_err(db_error)?;
+    Ok(Figures {
+        pending_deliveries: u64::try_from(pending).unwrap_or(0),
+        oldest_pending_seconds: oldest
+            .map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0),
+        partners_below_low_balance: u64::try_from(low).unwrap_or(0),
+        pools: store.pools(),
+    })
 }
