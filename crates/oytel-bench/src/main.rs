@@ -28,7 +28,9 @@ use oytel_core::provision::{new_rows, validate, ProvisionSettings};
 use oytel_core::Scope;
 use oytel_types::{Amount, Environment, EventType, ProvisionRequest};
 
-use crate::report::{print_table, Comparison, Report, LOGGING_ROUTE};
+use crate::report::{
+    print_table, Comparison, Report, LOGGING_ROUTE, METRICS_PLANS_ROUTE, METRICS_STATUS_ROUTE,
+};
 use crate::webhooks::webhook_throughput;
 
 #[derive(Debug, Parser)]
@@ -562,6 +564,49 @@ async fn run(args: RunArgs) -> Result<()> {
         ));
     }
     drop(quiet);
+
+    // What the metrics cost: the plans and status routes on a second instance that keeps
+    // metrics (OYTEL_METRICS_LISTEN), measured alternately with the first, which keeps none.
+    let metered = start_server(
+        &args.server_bin,
+        &url,
+        &dir.join("metered.log"),
+        false,
+        &[("OYTEL_METRICS_LISTEN", "127.0.0.1:0")],
+    )?;
+    for &conns in &connections {
+        for (route, path) in [
+            (METRICS_PLANS_ROUTE, "/api/v1/plans".to_owned()),
+            (
+                METRICS_STATUS_ROUTE,
+                format!("/api/v1/esim/{}/status", ids[0]),
+            ),
+        ] {
+            let request = |base: String, key: String, path: String| -> load::Maker {
+                Arc::new(move |c: &reqwest::Client, _| {
+                    c.get(format!("{base}{path}")).bearer_auth(&key)
+                })
+            };
+            eprintln!("{route} at {conns} connections…");
+            let measured = load::compare(
+                conns,
+                duration,
+                rounds,
+                request(server.base.clone(), api_key.clone(), path.clone()),
+                request(metered.base.clone(), api_key.clone(), path),
+            )
+            .await;
+            comparisons.push(Comparison::new(
+                route,
+                conns,
+                "no metrics",
+                measured,
+                0.9,
+                peak_rss_mb(pid),
+            ));
+        }
+    }
+    drop(metered);
 
     // Provisioning through an SM-DP+ (two ES2+ calls over mutual TLS, each journalled):
     // a second instance whose live profiles come from the simulator, measured alternately

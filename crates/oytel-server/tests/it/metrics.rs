@@ -181,3 +181,42 @@ async fn a_scripted_flow_moves_the_counters_by_what_it_did() {
     let public = api.get(url("/metrics")).send().await.unwrap();
     assert_eq!(public.status(), 404);
 }
+
+/// The operator kit (`docs/ops`: the alert rules and the Grafana dashboard) reads only
+/// metrics the server has: each `oytel_…` name in them is in the table of `metrics.rs`.
+#[test]
+fn the_alert_rules_and_the_dashboard_name_only_metrics_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let table = std::fs::read_to_string(root.join("src/metrics.rs")).unwrap();
+    let known: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! | `oytel_"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert!(known.len() >= 15, "{known:?}");
+    let kit = root.join("../../docs/ops");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(kit.join("grafana-dashboard.json")).unwrap())
+            .unwrap();
+    assert!(dashboard["panels"].as_array().unwrap().len() >= 10);
+    for file in ["alerts.yml", "grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(kit.join(file)).unwrap();
+        let mut named = 0;
+        for (at, _) in text.match_indices("oytel_") {
+            let name: String = text[at + "oytel_".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                known.contains(&base),
+                "{file}: oytel_{name} is no metric of the server"
+            );
+            named += 1;
+        }
+        assert!(named >= 5, "{file} names {named} metrics");
+    }
+}
