@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | `oytel_http_requests_total` | counter | `route` (template), `method`, `status` | answers given |
 //! | `oytel_http_request_duration_seconds` | histogram | `route`, `method` | time to the answer |
-//! | `oytel_provisionings_total` | counter | `environment`, `outcome` (`created`, `replayed`, `refused`), `code` (the error code; `""` otherwise) | `POST /api/v1/esim/provision` |
+//! | `oytel_provisionings_total` | counter | `environment`, `outcome` (`created`, `replayed`, `refused`), `code` (the error code; `""` otherwise) | `POST /api/v1/esim/provision` that reached the handler (a body refused before it, e.g. not JSON, shows only in `oytel_http_requests_total`) |
 //! | `oytel_idempotent_replays_total` | counter | `operation` (`provision`, `topup`) | first answers given again |
 //! | `oytel_rate_limited_total` | counter | `limit` (`burst_per_second`, `provision_per_hour`, `status_per_hour`, `auth_failures_per_minute`) | requests refused `429` |
 //! | `oytel_usage_records_total` | counter | `result` (`applied`, `duplicate`, `rejected`) | usage records the network reported |
