@@ -20,6 +20,8 @@
 //! - [`limits`]: hourly quotas and per-partner limits.
 //! - [`keys`]: API key generation, hashing and authentication.
 //! - [`webhooks`]: events, usage thresholds, the retry schedule, the SSRF guard's rules.
+//! - [`tracecontext`]: the W3C trace context of the work under way, kept by the events it
+//!   writes.
 //! - [`records`]: the rows the domain reads and writes.
 //! - [`ports`]: the async traits to the outside (storage; the SM-DP+'s is in [`profiles`]),
 //!   with `mockall` mocks under the `mock` feature.
@@ -49,6 +51,7 @@ pub mod profiles;
 pub mod provision;
 pub mod records;
 pub mod topup;
+pub mod tracecontext;
 pub mod validation;
 pub mod webhooks;
 

@@ -119,6 +119,7 @@ fn esim_event_with(
         event_type,
         payload: serde_json::to_string(&event).unwrap_or_default(),
         created_at: now,
+        traceparent: crate::tracecontext::current(),
     }
 }
 
@@ -155,6 +156,7 @@ pub fn test_event(
         event_type: EventType::WebhookTest,
         payload: serde_json::to_string(&event).unwrap_or_default(),
         created_at: now,
+        traceparent: crate::tracecontext::current(),
     }
 }
 
@@ -189,6 +191,7 @@ pub fn balance_low_event(
         event_type: EventType::AccountBalanceLow,
         payload: serde_json::to_string(&event).unwrap_or_default(),
         created_at: now,
+        traceparent: crate::tracecontext::current(),
     }
 }
 

@@ -179,6 +179,18 @@ pub struct Es2PlusClient {
     attempts: u32,
     backoff: Duration,
     pad_iccid: bool,
+    extra_headers: Option<ExtraHeaders>,
+}
+
+/// Adds headers to every request (e.g. the W3C `traceparent` of the call under way); called
+/// for each attempt, in the caller's task.
+#[derive(Clone)]
+struct ExtraHeaders(std::sync::Arc<dyn Fn(&mut reqwest::header::HeaderMap) + Send + Sync>);
+
+impl std::fmt::Debug for ExtraHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraHeaders")
+    }
 }
 
 /// A fresh `functionCallIdentifier`: keep it to retry the same call later.
@@ -232,7 +244,19 @@ impl Es2PlusClient {
             attempts: config.attempts.max(1),
             backoff: config.backoff,
             pad_iccid: config.pad_iccid,
+            extra_headers: None,
         })
+    }
+
+    /// This client, adding what `add` puts in a header map to every request it sends (each
+    /// attempt asks again, in the caller's task): for headers that vary by call, such as the
+    /// W3C `traceparent` of the work under way.
+    pub fn with_extra_headers(
+        mut self,
+        add: impl Fn(&mut reqwest::header::HeaderMap) + Send + Sync + 'static,
+    ) -> Es2PlusClient {
+        self.extra_headers = Some(ExtraHeaders(std::sync::Arc::new(add)));
+        self
     }
 
     /// The HTTP client, with our TLS identity: for other calls to the same SM-DP+ (the
@@ -371,9 +395,14 @@ impl Es2PlusClient {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
             }
+            let mut extra = reqwest::header::HeaderMap::new();
+            if let Some(ExtraHeaders(add)) = &self.extra_headers {
+                add(&mut extra);
+            }
             let sent = self
                 .http
                 .post(&url)
+                .headers(extra)
                 .header("X-Admin-Protocol", ADMIN_PROTOCOL)
                 .header(
                     reqwest::header::CONTENT_TYPE,

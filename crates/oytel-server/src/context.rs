@@ -1,6 +1,9 @@
 //! Per-request context: a request id for every request (in the `x-request-id` response header,
 //! in error bodies and on every log line), and one structured log line per request.
 //!
+//! The request's span joins the caller's trace (see [`crate::traces`]) and its work runs with
+//! the trace context it passes on.
+//!
 //! Logs name the route template (`/qr/{file}`), never the raw path, so secrets carried in
 //! URLs (QR tokens) never reach the logs; headers are never logged.
 
@@ -108,8 +111,15 @@ pub async fn request_context(
         %method,
         %route,
         partner_id = tracing::field::Empty,
-        client = tracing::field::Empty
+        client = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty
     );
+    crate::traces::name_request_span(&span, &method, route);
+    let traceparent =
+        crate::traces::join(&span, crate::traces::caller(request.headers()).as_deref());
     if let Some(client) = client {
         span.record("client", tracing::field::display(client.0));
         request.extensions_mut().insert(client);
@@ -123,9 +133,11 @@ pub async fn request_context(
         .scope(
             request_id.clone(),
             RATE_LIMIT.scope(std::cell::RefCell::new(None), async move {
-                let response = next.run(request).await;
+                let response =
+                    oytel_core::tracecontext::scope(traceparent, next.run(request)).await;
                 let rate = RATE_LIMIT.with(|cell| cell.borrow_mut().take());
                 let status = response.status().as_u16();
+                crate::traces::answered(&tracing::Span::current(), status);
                 // Milliseconds to the microsecond: `1.285`, not `1.2853249999999998`.
                 let elapsed = started.elapsed();
                 let elapsed_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;

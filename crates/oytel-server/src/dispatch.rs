@@ -217,6 +217,7 @@ mod tests {
                 previous_secret: None,
                 previous_secret_expires_at: None,
             },
+            traceparent: None,
         }
     }
 

@@ -35,6 +35,7 @@ pub mod smdp;
 pub mod state;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod traces;
 pub mod worker;
 
 use std::future::Future;

@@ -61,16 +61,22 @@ where
         members.result?;
         writer.write_str("},\"target\":")?;
         write_string(&mut writer, meta.target())?;
-        if let Some(span) = ctx.lookup_current() {
+        // The fields of every span the event is in, outermost first, so that a line in an
+        // ES2+ call's span still names its request; the name is the innermost span's.
+        if let Some(scope) = ctx.event_scope() {
             writer.write_str(",\"span\":{")?;
-            if let Some(fields) = span.extensions().get::<FormattedFields<JsonSpanFields>>() {
-                if !fields.fields.is_empty() {
-                    writer.write_str(&fields.fields)?;
-                    writer.write_char(',')?;
+            let mut name = "";
+            for span in scope.from_root() {
+                if let Some(fields) = span.extensions().get::<FormattedFields<JsonSpanFields>>() {
+                    if !fields.fields.is_empty() {
+                        writer.write_str(&fields.fields)?;
+                        writer.write_char(',')?;
+                    }
                 }
+                name = span.name();
             }
             writer.write_str("\"name\":")?;
-            write_string(&mut writer, span.name())?;
+            write_string(&mut writer, name)?;
             writer.write_char('}')?;
         }
         writer.write_str("}\n")
@@ -118,7 +124,8 @@ impl<'a, W: fmt::Write> Members<'a, W> {
     }
 
     fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
-        if self.result.is_err() {
+        // `otel.*` fields name spans for the trace exporter (see `crate::traces`), not the log.
+        if self.result.is_err() || field.name().starts_with("otel.") {
             return;
         }
         self.result = (|| {
@@ -302,5 +309,31 @@ mod tests {
             tracing::info!("tick");
         });
         assert_eq!(got[0]["span"], serde_json::json!({"name": "worker"}));
+    }
+
+    #[test]
+    fn a_line_in_a_nested_span_names_its_request_and_leaves_the_exporters_fields_out() {
+        let got = lines(|| {
+            let request = tracing::info_span!(
+                "request",
+                request_id = %"req_1",
+                trace_id = "4bf92f3577b34da6a3ce929d0e0e4736",
+                otel.name = "POST /api/v1/esim/provision"
+            );
+            let _in_request = request.enter();
+            let call =
+                tracing::info_span!("es2plus", function = "downloadOrder", otel.kind = "client");
+            let _in_call = call.enter();
+            tracing::warn!("downloadOrder succeeded with a warning");
+        });
+        assert_eq!(
+            got[0]["span"],
+            serde_json::json!({
+                "request_id": "req_1",
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                "function": "downloadOrder",
+                "name": "es2plus"
+            })
+        );
     }
 }

@@ -30,7 +30,10 @@ use admin::{EsimCommand, KeyCommand, PartnerCommand};
     version,
     args_conflicts_with_subcommands = true,
     after_help = "Logging: OYTEL_LOG sets what is logged, as tracing's filter syntax \
-                  (default `info,sqlx=warn`; e.g. `warn`, or `info,oytel_server=debug`)."
+                  (default `info,sqlx=warn`; e.g. `warn`, or `info,oytel_server=debug`).\n\
+                  Traces: OTEL_EXPORTER_OTLP_ENDPOINT (an OTLP/HTTP collector, e.g. \
+                  `http://127.0.0.1:4318`) exports OpenTelemetry spans; the standard OTEL_* \
+                  variables apply (docs/observability.md)."
 )]
 pub(crate) struct Cli {
     /// A settings file shared by `serve` and the admin commands: `OYTEL_… = value` lines
@@ -79,24 +82,52 @@ enum Command {
     },
 }
 
-/// Logs to stderr through a queue (see [`oytel_server::logwriter`]); keep what it returns
-/// until the last line is logged.
-fn init_logging(format: LogFormat) -> oytel_server::logwriter::LogWriter {
+/// Logs to stderr through a queue (see [`oytel_server::logwriter`]), and turns spans into
+/// OpenTelemetry spans when `tracer` is given (see [`oytel_server::traces`]); keep what it
+/// returns until the last line is logged.
+fn init_logging(
+    format: LogFormat,
+    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+) -> oytel_server::logwriter::LogWriter {
+    use oytel_server::logfmt::{JsonLines, JsonSpanFields};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("OYTEL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     // Colours only for a person at a terminal: a log file or a collector gets plain text.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, thread) = oytel_server::logwriter::stderr();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(terminal)
-        .with_writer(writer);
-    match format {
-        LogFormat::Json => builder
-            .fmt_fields(oytel_server::logfmt::JsonSpanFields)
-            .event_format(oytel_server::logfmt::JsonLines)
+    // A macro, not a value: each arm's layer sits on a different stack of layers.
+    macro_rules! fmt {
+        () => {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(terminal)
+                .with_writer(writer)
+        };
+    }
+    let registry = tracing_subscriber::registry();
+    // Without traces the filter is the subscriber's own (the cheapest); with them each layer
+    // has its filter, so that OYTEL_LOG does not decide which spans are exported.
+    match (format, tracer) {
+        (LogFormat::Json, None) => registry
+            .with(filter)
+            .with(fmt!().fmt_fields(JsonSpanFields).event_format(JsonLines))
             .init(),
-        LogFormat::Text => builder.init(),
+        (LogFormat::Text, None) => registry.with(filter).with(fmt!()).init(),
+        (LogFormat::Json, Some(tracer)) => registry
+            .with(
+                fmt!()
+                    .fmt_fields(JsonSpanFields)
+                    .event_format(JsonLines)
+                    .with_filter(filter),
+            )
+            .with(oytel_server::traces::layer(tracer))
+            .init(),
+        (LogFormat::Text, Some(tracer)) => registry
+            .with(fmt!().with_filter(filter))
+            .with(oytel_server::traces::layer(tracer))
+            .init(),
     }
     thread
 }
@@ -120,8 +151,16 @@ pub(crate) fn out(line: impl std::fmt::Display) {
 }
 
 async fn serve(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
-    let log = init_logging(args.log_format);
+    let (exporter, tracer) =
+        match oytel_server::traces::Exporter::start(tokio::runtime::Handle::current())? {
+            Some((exporter, tracer)) => (Some(exporter), Some(tracer)),
+            None => (None, None),
+        };
+    let log = init_logging(args.log_format, tracer);
     let served = serve_logged(database, args).await;
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
     report_dropped(&log);
     served
 }

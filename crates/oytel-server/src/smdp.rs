@@ -35,9 +35,11 @@ pub struct Es2PlusSource {
 }
 
 impl Es2PlusSource {
-    /// The source for a client.
+    /// The source for a client; its calls carry the trace context of the work under way.
     pub fn new(client: Es2PlusClient) -> Es2PlusSource {
-        Es2PlusSource { client }
+        Es2PlusSource {
+            client: client.with_extra_headers(crate::traces::add_traceparent),
+        }
     }
 }
 
@@ -84,12 +86,22 @@ fn iccid(text: &str) -> Result<Iccid, ProfileError> {
     Iccid::parse(text).ok_or_else(|| ProfileError::Protocol(format!("`{text}` is not an ICCID")))
 }
 
-/// Counts a call and its outcome in the metrics.
-fn measured<T>(
+/// Makes an ES2+ call in a span of its own (the `traceparent` the SM-DP+ receives names it;
+/// see [`crate::traces`]) and counts it and its outcome in the metrics.
+async fn measured<T>(
     function: &'static str,
-    started: std::time::Instant,
-    result: Result<T, Es2Error>,
+    call: impl std::future::Future<Output = Result<T, Es2Error>>,
 ) -> Result<T, Es2Error> {
+    let span = tracing::info_span!(
+        "es2plus",
+        function,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty
+    );
+    crate::traces::name_client_span(&span, format_args!("ES2+ {function}"));
+    let started = std::time::Instant::now();
+    let result = tracing::Instrument::instrument(call, span.clone()).await;
     let outcome = match &result {
         Ok(_) => "success",
         Err(Es2Error::Unreachable(_)) => "unreachable",
@@ -97,6 +109,9 @@ fn measured<T>(
         Err(Es2Error::Rejected { .. }) => "rejected",
         Err(Es2Error::Protocol(_)) => "protocol",
     };
+    if result.is_err() {
+        crate::traces::failed(&span);
+    }
     crate::metrics::smdp_call(function, outcome, started.elapsed());
     result
 }
@@ -104,14 +119,11 @@ fn measured<T>(
 #[async_trait]
 impl ProfileSource for Es2PlusSource {
     async fn order(&self, call_id: &str, profile_type: &str) -> Result<String, ProfileError> {
-        let started = std::time::Instant::now();
         let done = measured(
             "downloadOrder",
-            started,
-            self.client
-                .download_order(call_id, profile_type, None)
-                .await,
+            self.client.download_order(call_id, profile_type, None),
         )
+        .await
         .map_err(profile_error)?;
         if let Some(warning) = done.warning {
             tracing::warn!(call_id, warning = %warning.describe(), "downloadOrder succeeded with a warning");
@@ -125,12 +137,11 @@ impl ProfileSource for Es2PlusSource {
         iccid_text: &str,
     ) -> Result<ReleasedProfile, ProfileError> {
         let iccid = iccid(iccid_text)?;
-        let started = std::time::Instant::now();
         let done = measured(
             "confirmOrder",
-            started,
-            self.client.confirm_order(call_id, &iccid, None).await,
+            self.client.confirm_order(call_id, &iccid, None),
         )
+        .await
         .map_err(profile_error)?;
         if let Some(warning) = done.warning {
             tracing::warn!(call_id, warning = %warning.describe(), "confirmOrder succeeded with a warning");
@@ -167,12 +178,11 @@ impl ProfileSource for Es2PlusSource {
             FinalState::Unavailable => FinalProfileStatus::Unavailable,
         };
         let iccid = iccid(iccid_text)?;
-        let started = std::time::Instant::now();
         measured(
             "cancelOrder",
-            started,
-            self.client.cancel_order(call_id, &iccid, None, to).await,
+            self.client.cancel_order(call_id, &iccid, None, to),
         )
+        .await
         .map(|_| ())
         .map_err(profile_error)
     }

@@ -12,6 +12,7 @@ use oytel_core::ports::{AttemptOutcome, AttemptResult, DueDelivery};
 use oytel_core::webhooks::is_internal_ip;
 use oytel_core::EsimStatus;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::state::AppState;
 
@@ -79,11 +80,37 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Makes one attempt of a delivery and says what came of it (the caller records it).
+/// Makes one attempt of a delivery and says what came of it (the caller records it). The
+/// attempt is a span in its event's trace, whose context the receiver gets as `traceparent`
+/// (see [`crate::traces`]).
 pub async fn deliver(
     state: &AppState,
     client: &reqwest::Client,
     delivery: DueDelivery,
+) -> AttemptOutcome {
+    let span = tracing::info_span!(
+        "webhook attempt",
+        trace_id = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty
+    );
+    crate::traces::name_client_span(&span, format_args!("webhook POST"));
+    let traceparent = crate::traces::join(&span, delivery.traceparent.as_deref());
+    let outcome = attempt(state, client, delivery, traceparent)
+        .instrument(span.clone())
+        .await;
+    if outcome.result != AttemptResult::Delivered {
+        crate::traces::failed(&span);
+    }
+    outcome
+}
+
+async fn attempt(
+    state: &AppState,
+    client: &reqwest::Client,
+    delivery: DueDelivery,
+    traceparent: Option<String>,
 ) -> AttemptOutcome {
     let webhooks = &state.settings.webhooks;
     let attempt = delivery.attempts + 1;
@@ -110,8 +137,11 @@ pub async fn deliver(
             None,
         )
     } else {
-        let sent = client
-            .post(&delivery.url)
+        let mut request = client.post(&delivery.url);
+        if let Some(traceparent) = &traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        let sent = request
             .header("content-type", "application/json")
             .header("webhook-id", &delivery.event_id)
             .header("webhook-timestamp", timestamp.to_string())

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `POST /gsma/rsp2/es2plus/{downloadOrder,confirmOrder,cancelOrder,releaseProfile}` | ES2+, as an SM-DP+ answers it: HTTP 200 with the outcome in the body's header; a repeated `functionCallIdentifier` gets its first answer |
 //! | `GET /control/profiles`, `GET /control/profiles/{iccid}` | the profiles and their states |
-//! | `GET /control/stats` | calls per function, replays, stock per type and state, notifications sent |
+//! | `GET /control/stats` | calls per function, replays, stock per type and state, notifications sent, the W3C `traceparent` of each function's latest call that carried one |
 //! | `POST /control/inventory` `{"profile_type", "count"}` | adds profiles |
 //! | `POST /control/faults` `{"function", "count", "delay_ms", "http_status", "reject"}` | the next `count` calls of `function` (any when absent) are delayed, answered with an HTTP error without acting, or refused with `reject: {subject_code, reason_code, message}`; `DELETE` clears them |
 //! | `POST /control/profiles/{iccid}/{download,install,delete}` `{"eid"?}` | the phone downloads, installs, deletes: the state moves and `handleDownloadProgressInfo` is sent to the operator |
@@ -120,6 +120,7 @@ struct Shared {
     answers: HashMap<(String, String), (Function, Value)>,
     faults: Vec<Fault>,
     calls: BTreeMap<&'static str, u64>,
+    traceparents: BTreeMap<&'static str, String>,
     replays: u64,
     notifications: Vec<Value>,
 }
@@ -223,6 +224,12 @@ async fn es2plus(
     else {
         return (StatusCode::NOT_FOUND, "no such ES2+ function").into_response();
     };
+    // Kept as sent (a bounded, printable header) so that tests and operators see what arrived.
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_owned);
     let protocol = headers
         .get("x-admin-protocol")
         .and_then(|v| v.to_str().ok())
@@ -257,6 +264,9 @@ async fn es2plus(
     let (fault, body) = {
         let mut shared = sim.lock();
         *shared.calls.entry(function.name()).or_default() += 1;
+        if let Some(traceparent) = traceparent {
+            shared.traceparents.insert(function.name(), traceparent);
+        }
         let replay = shared.answers.get(&key).cloned();
         let fault = take_fault(&mut shared.faults, function, replay.is_some());
         if let Some(status) = fault.as_ref().and_then(|f| f.http_status) {
@@ -400,6 +410,7 @@ async fn stats(State(sim): State<Simulator>) -> Json<Value> {
     let shared = sim.lock();
     Json(json!({
         "calls": shared.calls,
+        "traceparents": shared.traceparents,
         "replays": shared.replays,
         "stock": shared.inventory.stock(),
         "notifications": shared.notifications,

@@ -170,4 +170,11 @@ impl Sim {
             .as_u64()
             .unwrap_or(0)
     }
+
+    /// The `traceparent` header of the latest call of `function` that carried one.
+    pub async fn traceparent(&self, function: &str) -> Option<String> {
+        self.get("/control/stats").await["traceparents"][function]
+            .as_str()
+            .map(str::to_owned)
+    }
 }

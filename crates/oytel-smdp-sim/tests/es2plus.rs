@@ -299,6 +299,37 @@ async fn a_server_error_is_retried_and_a_client_error_is_not() {
 }
 
 #[tokio::test]
+async fn extra_headers_are_asked_for_and_sent_with_every_call() {
+    let pki = Pki::new("ES2+ test CA");
+    let sim = Sim::start(&pki, NotifyConfig::default()).await;
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = asked.clone();
+    let es2 =
+        client(&sim, operator(&pki), &pki.ca_pem, 5_000, 3).with_extra_headers(move |headers| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let value = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b{n}-01");
+            headers.insert("traceparent", value.parse().unwrap());
+        });
+    sim.post(
+        "/control/faults",
+        json!({"function": "downloadOrder", "http_status": 503}),
+    )
+    .await;
+    es2.download_order(&new_call_id(), "uk-5g", None)
+        .await
+        .expect("the retry succeeds");
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "asked once per attempt"
+    );
+    assert_eq!(
+        sim.traceparent("downloadOrder").await.as_deref(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b1-01")
+    );
+}
+
+#[tokio::test]
 async fn a_repeated_call_identifier_gets_the_first_answer_and_nothing_twice() {
     let pki = Pki::new("ES2+ test CA");
     let sim = Sim::start(&pki, NotifyConfig::default()).await;

@@ -337,6 +337,7 @@ pub(crate) struct EventRow {
     pub event_type: String,
     pub payload: String,
     pub created_at: DateTime<Utc>,
+    pub traceparent: Option<String>,
 }
 
 impl TryFrom<EventRow> for oytel_core::ports::EventRecord {
@@ -350,6 +351,7 @@ impl TryFrom<EventRow> for oytel_core::ports::EventRecord {
             event_type: event_type(&r.event_type)?,
             payload: r.payload,
             created_at: r.created_at,
+            traceparent: r.traceparent,
         })
     }
 }

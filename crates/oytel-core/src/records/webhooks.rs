@@ -23,6 +23,9 @@ pub struct EventRecord {
     pub payload: String,
     /// When it happened.
     pub created_at: DateTime<Utc>,
+    /// The W3C `traceparent` of the work that caused it (see [`crate::tracecontext`]): its
+    /// deliveries join that trace.
+    pub traceparent: Option<String>,
 }
 
 /// A webhook endpoint.
@@ -113,6 +116,8 @@ pub struct DueDelivery {
     pub payload: String,
     /// The secrets to sign with.
     pub secrets: SigningSecret,
+    /// The trace context its event was written under, if any.
+    pub traceparent: Option<String>,
 }
 
 /// What an attempt achieved and what follows.

@@ -138,6 +138,18 @@ pub fn order(plan_id: &str) -> Value {
     })
 }
 
+/// Creates a webhook endpoint at `receiver`'s `/events` for `key`, on the server at `base`.
+pub async fn subscribe(base: &str, key: &str, receiver: &crate::receiver::Receiver) {
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/v1/webhooks/endpoints"))
+        .bearer_auth(key)
+        .json(&json!({"url": format!("{}/events", receiver.base)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}
+
 /// Asserts an error envelope with this status and code, and returns it.
 #[track_caller]
 pub fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str) {

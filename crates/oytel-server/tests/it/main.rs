@@ -28,4 +28,5 @@ mod robustness;
 mod slow_peers;
 mod smdp;
 mod topups;
+mod traces;
 mod webhooks;

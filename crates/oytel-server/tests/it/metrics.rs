@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 
 use oytel_server::testing::{fresh_database, make_partner, make_partner_with_default_limits};
 use oytel_store::testing::Backend;
-use serde_json::json;
 
-use crate::helpers::{order, start_server_with};
+use crate::helpers::{order, start_server_with, subscribe};
 use crate::receiver::Receiver;
 
 /// A scrape: each series (its name and sorted labels, `name{a="x",b="y"}`) and its value.
@@ -52,14 +51,7 @@ async fn a_scripted_flow_moves_the_counters_by_what_it_did() {
     let key = &partner.sandbox_key;
     let url = |path: &str| format!("{}{path}", server.base);
     let receiver = Receiver::start().await;
-    let created = api
-        .post(url("/api/v1/webhooks/endpoints"))
-        .bearer_auth(key)
-        .json(&json!({"url": format!("{}/events", receiver.base)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    subscribe(&server.base, key, &receiver).await;
 
     for _ in 0..2 {
         let plans = api

@@ -217,10 +217,11 @@ pub(super) async fn claim_due_deliveries(
             Option<String>,
             Option<String>,
             Option<DateTime<Utc>>,
+            Option<String>,
         );
         let row: Option<Secrets> = sqlx::query_as(
             "SELECT e.payload, w.secret, w.previous_secret, w.previous_secret_expires_at, \
-             s.secret, s.previous_secret, s.previous_secret_expires_at \
+             s.secret, s.previous_secret, s.previous_secret_expires_at, e.traceparent \
              FROM deliveries d JOIN events e ON e.id = d.event_id \
              LEFT JOIN webhook_endpoints w ON w.id = d.endpoint_id \
              LEFT JOIN signing_secrets s ON s.partner_id = d.partner_id \
@@ -230,7 +231,9 @@ pub(super) async fn claim_due_deliveries(
         .fetch_optional(&store.reader)
         .await
         .map_err(db_error)?;
-        let Some((payload, w_secret, w_prev, w_until, s_secret, s_prev, s_until)) = row else {
+        let Some((payload, w_secret, w_prev, w_until, s_secret, s_prev, s_until, traceparent)) =
+            row
+        else {
             continue;
         };
         let secrets = match (&endpoint_id, w_secret, s_secret) {
@@ -261,6 +264,7 @@ pub(super) async fn claim_due_deliveries(
             attempts,
             payload,
             secrets,
+            traceparent,
         });
     }
     Ok(due)

@@ -15,12 +15,13 @@ use crate::rows::EventRow;
 
 /// The columns of an event row (`rows::EventRow`).
 const EVENT_COLUMNS: &str =
-    "seq, id, partner_id, environment, esim_id, event_type, payload, created_at";
+    "seq, id, partner_id, environment, esim_id, event_type, payload, created_at, traceparent";
 
 pub(super) fn push_event<'a>(qb: &mut QueryBuilder<'a, Db>, event: &'a EventRecord) {
     push_insert(
         qb,
-        "events (id, partner_id, environment, esim_id, event_type, payload, created_at)",
+        "events (id, partner_id, environment, esim_id, event_type, payload, created_at, \
+         traceparent)",
         |v| {
             v.push_bind(&event.id)
                 .push_bind(&event.partner_id)
@@ -28,7 +29,8 @@ pub(super) fn push_event<'a>(qb: &mut QueryBuilder<'a, Db>, event: &'a EventReco
                 .push_bind(&event.esim_id)
                 .push_bind(event.event_type.as_str())
                 .push_bind(&event.payload)
-                .push_bind(event.created_at);
+                .push_bind(event.created_at)
+                .push_bind(&event.traceparent);
         },
     );
 }

@@ -16,6 +16,7 @@ conformance!(
     claims_take_turns_between_partners_and_keep_destinations_apart,
     a_round_of_attempts_is_recorded_in_order,
     attempts_are_recorded_and_gone_endpoints_disabled,
+    a_delivery_carries_the_trace_context_its_event_was_written_under,
 );
 
 /// An endpoint's attempt log, newest first (up to 10).
@@ -480,4 +481,36 @@ async fn attempts_are_recorded_and_gone_endpoints_disabled(store: Arc<dyn Storag
     store.record_one(&o, Duration::days(5)).await.unwrap();
     let off = store.get_endpoint(&s, &slow.id).await.unwrap().unwrap();
     assert!(!off.enabled && off.disabled_reason.unwrap().contains("failed since"));
+}
+
+async fn a_delivery_carries_the_trace_context_its_event_was_written_under(store: Arc<dyn Storage>) {
+    let a = partner(store.as_ref()).await;
+    let s = scope(&a, Environment::Sandbox);
+    let hook = endpoint(&s, "https://hooks.example/traced", vec![]);
+    store.create_endpoint(&hook).await.unwrap();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = oytel_core::tracecontext::scope(Some(traceparent.to_owned()), async {
+        oytel_core::webhooks::test_event(&a, Environment::Sandbox, now())
+    })
+    .await;
+    store.send_test_event(&traced, &hook.id).await.unwrap();
+    let untraced = oytel_core::webhooks::test_event(&a, Environment::Sandbox, now());
+    store.send_test_event(&untraced, &hook.id).await.unwrap();
+
+    let at = now() + Duration::seconds(1);
+    let due = store
+        .claim_due_deliveries(at, at + Duration::seconds(60), up_to(10))
+        .await
+        .unwrap();
+    let carried: Vec<(&str, Option<&str>)> = due
+        .iter()
+        .map(|d| (d.event_id.as_str(), d.traceparent.as_deref()))
+        .collect();
+    assert_eq!(
+        carried,
+        [
+            (traced.id.as_str(), Some(traceparent)),
+            (untraced.id.as_str(), None)
+        ]
+    );
 }

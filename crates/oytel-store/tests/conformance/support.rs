@@ -89,6 +89,7 @@ pub(crate) fn write(
             event_type: EventType::EsimProvisioned,
             payload: "{}".into(),
             created_at,
+            traceparent: None,
         },
         reservation: None,
         from_stock: None,
