@@ -30,6 +30,7 @@ use oytel_types::{Amount, Environment, EventType, ProvisionRequest};
 
 use crate::report::{
     print_table, Comparison, Report, LOGGING_ROUTE, METRICS_PLANS_ROUTE, METRICS_STATUS_ROUTE,
+    TRACES_PLANS_ROUTE,
 };
 use crate::webhooks::webhook_throughput;
 
@@ -131,6 +132,20 @@ fn peak_rss_mb(pid: u32) -> f64 {
 
 /// Starts `oytel-server` on `url` (with its workers or without, with more settings in `env`)
 /// and waits until it is ready.
+/// An OTLP/HTTP collector that takes every export and keeps nothing: its base URL.
+async fn otlp_sink() -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|_: axum::body::Bytes| async { axum::http::StatusCode::OK }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(base)
+}
+
 fn start_server(
     bin: &PathBuf,
     url: &str,
@@ -607,6 +622,45 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     }
     drop(metered);
+
+    // What traces cost at full sampling: a third instance exports a span for every request to
+    // an OTLP/HTTP sink, measured alternately with the first, which exports nothing.
+    let sink = otlp_sink().await?;
+    let traced = start_server(
+        &args.server_bin,
+        &url,
+        &dir.join("traced.log"),
+        false,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.as_str()),
+            ("OTEL_TRACES_SAMPLER", "always_on"),
+        ],
+    )?;
+    for &conns in &connections {
+        let request = |base: String, key: String| -> load::Maker {
+            Arc::new(move |c: &reqwest::Client, _| {
+                c.get(format!("{base}/api/v1/plans")).bearer_auth(&key)
+            })
+        };
+        eprintln!("{TRACES_PLANS_ROUTE} at {conns} connections…");
+        let measured = load::compare(
+            conns,
+            duration,
+            rounds,
+            request(server.base.clone(), api_key.clone()),
+            request(traced.base.clone(), api_key.clone()),
+        )
+        .await;
+        comparisons.push(Comparison::new(
+            TRACES_PLANS_ROUTE,
+            conns,
+            "no traces",
+            measured,
+            0.0,
+            peak_rss_mb(pid),
+        ));
+    }
+    drop(traced);
 
     // Provisioning through an SM-DP+ (two ES2+ calls over mutual TLS, each journalled):
     // a second instance whose live profiles come from the simulator, measured alternately

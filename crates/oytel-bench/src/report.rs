@@ -12,6 +12,9 @@ pub(crate) const LOGGING_ROUTE: &str = "GET /api/v1/plans, logging on";
 pub(crate) const METRICS_PLANS_ROUTE: &str = "GET /api/v1/plans, metrics on";
 pub(crate) const METRICS_STATUS_ROUTE: &str = "GET /api/v1/esim/{id}/status, metrics on";
 
+/// The plans route with every request traced and exported (ours) and without traces.
+pub(crate) const TRACES_PLANS_ROUTE: &str = "GET /api/v1/plans, traces on";
+
 #[derive(Debug, Serialize)]
 pub(crate) struct Comparison {
     pub(crate) route: String,
@@ -167,6 +170,18 @@ pub(crate) fn print_table(report: &Report) {
             c.route.trim_end_matches(", metrics on"),
             c.connections,
             verdict(c.ratio >= 0.9)
+        );
+    }
+    for c in report
+        .comparisons
+        .iter()
+        .filter(|c| c.route == TRACES_PLANS_ROUTE)
+    {
+        println!(
+            "traces (every request sampled and exported over OTLP/HTTP) cost {:.1} % of the plans \
+             route at {} connections (no target: sample fewer with OTEL_TRACES_SAMPLER)",
+            (1.0 - c.ratio) * 100.0,
+            c.connections,
         );
     }
     // Tail latency of the writes: a queue for the single writer that serves in turn keeps
