@@ -6,6 +6,8 @@
 //! - `bench [options]`: builds the release binaries and runs `oytel-bench` (the server
 //!   against bare baselines in the same run); `--smoke` for a quick run that checks it works.
 //! - `fuzz [--seconds S] [TARGET ...]`: the fuzz targets under libFuzzer (see [`fuzz`]).
+//! - `public-api [--check]`: the recorded public surface of the partners' crates (see
+//!   [`public_api`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 mod fuzz;
+mod public_api;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -20,6 +23,9 @@ tasks:
   openapi [--check]   write openapi/oytel-v1.{json,yaml} from the code (--check: fail if stale)
   bench [options]     build the release binaries and run the benchmark (bench --help for options)
   fuzz [options]      run the fuzz targets under libFuzzer (fuzz --help for options)
+  public-api [--check]
+                      write crates/{oytel-types,oytel-client}/public-api.txt, the surface partners
+                      build on (--check: fail if it changed without the files)
 ";
 
 const BENCH_USAGE: &str = "usage: cargo xtask bench [options]
@@ -54,6 +60,11 @@ fn workspace_root() -> PathBuf {
 /// Writes `contents` to `path`, or in check mode fails if the file differs. Returns whether
 /// the file was (or would have been) changed.
 fn ensure_file_contents(path: &Path, contents: &str, check: bool) -> Result<bool> {
+    ensure_file_contents_for(path, contents, check, "cargo xtask openapi")
+}
+
+/// [`ensure_file_contents`] of a file that `fix` writes.
+fn ensure_file_contents_for(path: &Path, contents: &str, check: bool, fix: &str) -> Result<bool> {
     let current = std::fs::read_to_string(path).ok();
     if current.as_deref() == Some(contents) {
         return Ok(false);
@@ -65,7 +76,7 @@ fn ensure_file_contents(path: &Path, contents: &str, check: bool) -> Result<bool
         .to_string();
     if check {
         bail!(
-            "{shown} was not up-to-date with the code; run `cargo xtask openapi` and commit the result"
+            "{shown} was not up-to-date with the code; run `{fix}`, review the difference and commit the result"
         );
     }
     if let Some(dir) = path.parent() {
@@ -153,6 +164,8 @@ fn main() -> ExitCode {
             help(fuzz::USAGE)
         }
         ["fuzz", options @ ..] => fuzz::run(&workspace_root(), options),
+        ["public-api"] => public_api::run(false),
+        ["public-api", "--check"] => public_api::run(true),
         ["openapi"] => openapi(false),
         ["openapi", "--check"] => openapi(true),
         ["bench", options @ ..] => bench(options),

@@ -218,14 +218,7 @@ static SEEDED: AtomicU64 = AtomicU64::new(0);
 /// Seeds `count` sandbox eSIMs for `scope`, in transactions of 5000; returns some of their ids.
 async fn seed(url: &str, scope: &Scope, count: u64) -> Result<Vec<String>> {
     let catalog = Catalog::default_catalog();
-    let request = ProvisionRequest {
-        plan_id: "eu-roam-50".into(),
-        term_months: 1,
-        customer_email: "bench@example.com".into(),
-        customer_name: "Bench".into(),
-        reference_id: None,
-        webhook_url: None,
-    };
+    let request = ProvisionRequest::new("eu-roam-50", "bench@example.com", "Bench");
     let command = validate(&request, &catalog)?;
     let settings = ProvisionSettings {
         smdp_address: "smdp.bench".into(),

@@ -31,14 +31,10 @@ async fn main() -> Result<(), Error> {
 
     let order = client
         .orders()
-        .create(&ProvisionRequest {
-            plan_id: "eu-roam-50".into(),
-            term_months: 1,
-            customer_email: "customer@example.com".into(),
-            customer_name: "John Doe".into(),
-            reference_id: Some("order-123".into()),
-            webhook_url: None,
-        })
+        .create(
+            &ProvisionRequest::new("eu-roam-50", "customer@example.com", "John Doe")
+                .reference_id("order-123"),
+        )
         .await?;
     println!("ordered {} for ${}", order.esim_id, order.billing.cost_usd);
 

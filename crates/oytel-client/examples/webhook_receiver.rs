@@ -28,20 +28,22 @@ async fn receive(State(secret): State<Arc<String>>, headers: HeaderMap, body: By
             return StatusCode::BAD_REQUEST;
         }
     };
-    // Deliveries are at least once: use `event.id` to drop duplicates.
-    match event.event {
-        EventType::EsimActivated => println!("{} activated", event.data.esim_id),
-        EventType::UsageThreshold => println!(
+    // Deliveries are at least once: use `event.id()` to drop duplicates.
+    match event {
+        webhooks::Event::Esim(e) if e.event == EventType::EsimActivated => {
+            println!("{} activated", e.data.esim_id)
+        }
+        webhooks::Event::Esim(e) if e.event == EventType::UsageThreshold => println!(
             "{} used {}% of its data",
-            event.data.esim_id,
-            event.data.threshold_percent.unwrap_or_default()
+            e.data.esim_id,
+            e.data.threshold_percent.unwrap_or_default()
         ),
-        other => println!(
-            "{} for {} ({})",
-            other.as_str(),
-            event.data.esim_id,
-            event.id
-        ),
+        webhooks::Event::Esim(e) => {
+            println!("{} for {} ({})", e.event.as_str(), e.data.esim_id, e.id)
+        }
+        webhooks::Event::Account(e) => println!("balance low: {}", e.data.balance),
+        // A type newer than this SDK: take it (2xx) and look at it later.
+        other => println!("{} ({}), not known to this SDK", other.name(), other.id()),
     }
     // Answer quickly with 2xx; do slow work after.
     StatusCode::NO_CONTENT

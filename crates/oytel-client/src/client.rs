@@ -5,12 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oytel_types::{Environment, ErrorBody, ErrorCode, PlansResponse};
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, IF_NONE_MATCH, USER_AGENT};
-use reqwest::{Method, StatusCode, Url};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, USER_AGENT};
+use reqwest::{StatusCode, Url};
 
 use crate::error::{Error, Result};
+use crate::request::{Answer, Call, Options, RateLimit};
+use crate::transport::{HttpRequest, ReqwestTransport, Transport, TransportError};
 
 /// The production API.
 pub const PRODUCTION_BASE_URL: &str = "https://api.oytel.online";
@@ -67,9 +67,13 @@ struct CachedPlans {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    transport: Arc<dyn Transport>,
+    /// `Authorization` and `User-Agent`, sent with every attempt.
+    headers: HeaderMap,
     base_url: Url,
     environment: Environment,
+    timeout: Duration,
+    deadline: Option<Duration>,
     retry: RetryPolicy,
     plans: Mutex<HashMap<String, CachedPlans>>,
 }
@@ -94,21 +98,40 @@ impl std::fmt::Debug for OytelClient {
         f.debug_struct("OytelClient")
             .field("base_url", &self.inner.base_url.as_str())
             .field("environment", &self.inner.environment)
+            .field("timeout", &self.inner.timeout)
+            .field("deadline", &self.inner.deadline)
             .field("retry", &self.inner.retry)
+            .field("transport", &self.inner.transport)
             .finish_non_exhaustive()
     }
 }
 
 /// Builds an [`OytelClient`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     api_key: String,
     environment: Option<Environment>,
     base_url: Option<String>,
     timeout: Duration,
+    deadline: Option<Duration>,
     connect_timeout: Duration,
     retry: RetryPolicy,
     user_agent: String,
+    transport: Option<Arc<dyn Transport>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("ClientBuilder")
+            .field("environment", &self.environment)
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
+            .field("retry", &self.retry)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {
@@ -127,6 +150,23 @@ impl ClientBuilder {
     /// The time allowed for one attempt, from sending to the last byte (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The time a whole call may take, its retries and their waits included (default: no
+    /// limit beyond the attempts'); a call may set its own ([`Request::deadline`]).
+    ///
+    /// [`Request::deadline`]: crate::Request::deadline
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Another transport (see [`crate::transport`]): to test how your application handles
+    /// a lost answer, or to send through your own HTTP stack. `connect_timeout` then does
+    /// not apply.
+    pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
+        self.transport = Some(Arc::new(transport));
         self
     }
 
@@ -188,129 +228,21 @@ impl ClientBuilder {
             HeaderValue::from_str(&self.user_agent)
                 .map_err(|_| Error::Config("invalid user agent".into()))?,
         );
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let transport = match self.transport {
+            Some(transport) => transport,
+            None => Arc::new(ReqwestTransport::new(self.connect_timeout)?),
+        };
         Ok(OytelClient {
             inner: Arc::new(Inner {
-                http,
+                transport,
+                headers,
                 base_url,
                 environment: key_environment,
+                timeout: self.timeout,
+                deadline: self.deadline,
                 retry: self.retry,
                 plans: Mutex::new(HashMap::new()),
             }),
-        })
-    }
-}
-
-/// One API call, as the request loop sends it.
-pub(crate) struct Call<'a> {
-    pub method: Method,
-    pub path: &'a [&'a str],
-    pub query: Option<String>,
-    pub body: Option<Vec<u8>>,
-    pub idempotency_key: Option<String>,
-    pub if_none_match: Option<String>,
-    /// A write the server treats as idempotent by itself (asking again changes nothing: a
-    /// suspension of a suspended eSIM), so it is retried like a read.
-    pub repeatable: bool,
-}
-
-impl<'a> Call<'a> {
-    pub fn get(path: &'a [&'a str]) -> Call<'a> {
-        Call {
-            method: Method::GET,
-            path,
-            query: None,
-            body: None,
-            idempotency_key: None,
-            if_none_match: None,
-            repeatable: false,
-        }
-    }
-
-    /// A POST without a body that the server treats as idempotent (see `repeatable`).
-    pub fn repeatable_post(path: &'a [&'a str]) -> Call<'a> {
-        Call {
-            method: Method::POST,
-            repeatable: true,
-            ..Call::get(path)
-        }
-    }
-
-    pub fn query(mut self, query: &impl Serialize) -> Result<Call<'a>> {
-        let text = serde_urlencoded::to_string(query).map_err(|e| Error::Config(e.to_string()))?;
-        self.query = (!text.is_empty()).then_some(text);
-        Ok(self)
-    }
-
-    /// A call with this method and JSON body, sent once: not retried, since the server may
-    /// have acted on it (a secret rotation, a simulated activation).
-    pub fn once(
-        method: Method,
-        path: &'a [&'a str],
-        body: Option<&impl Serialize>,
-    ) -> Result<Call<'a>> {
-        let body = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Call {
-            method,
-            path,
-            query: None,
-            body,
-            idempotency_key: None,
-            if_none_match: None,
-            repeatable: false,
-        })
-    }
-
-    /// A POST with a JSON body and an idempotency key (so that it may be retried).
-    pub fn post(
-        path: &'a [&'a str],
-        body: &impl Serialize,
-        idempotency_key: String,
-    ) -> Result<Call<'a>> {
-        let body = serde_json::to_vec(body).map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Call {
-            method: Method::POST,
-            path,
-            query: None,
-            body: Some(body),
-            idempotency_key: Some(idempotency_key),
-            if_none_match: None,
-            repeatable: false,
-        })
-    }
-
-    /// Whether a failed attempt may be sent again: reads always, writes only with a key or
-    /// when repeating them changes nothing.
-    fn retriable(&self) -> bool {
-        self.method == Method::GET || self.idempotency_key.is_some() || self.repeatable
-    }
-}
-
-/// A successful answer.
-pub(crate) struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    pub fn request_id(&self) -> Option<String> {
-        request_id(&self.headers)
-    }
-
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
-            status: self.status.as_u16(),
-            message: e.to_string(),
-            request_id: self.request_id(),
         })
     }
 }
@@ -334,15 +266,17 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// The error for a non-success answer.
-fn error_from(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
+/// The error for a non-success answer to a call sent with `key`.
+fn error_from(status: StatusCode, headers: &HeaderMap, body: &[u8], key: Option<&str>) -> Error {
     let request_id = request_id(headers);
+    let idempotency_key = key.map(str::to_owned);
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
-    let (code, message) = match parsed {
-        Some(e) => (e.code, e.error),
+    let (code, message, details) = match parsed {
+        Some(e) => (e.code, e.error, e.details.map(Box::new)),
         None => (
             ErrorCode::Other(format!("HTTP_{}", status.as_u16())),
             String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            None,
         ),
     };
     match status.as_u16() {
@@ -354,18 +288,18 @@ fn error_from(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
         },
         429 => Error::RateLimited {
             retry_after: retry_after(headers),
+            limit: RateLimit::from_headers(headers).map(Box::new),
             message,
             request_id,
+            idempotency_key,
         },
         _ => Error::Api {
             status: status.as_u16(),
             code,
             message,
-            details: serde_json::from_slice::<ErrorBody>(body)
-                .ok()
-                .and_then(|e| e.details)
-                .map(Box::new),
+            details,
             request_id,
+            idempotency_key,
         },
     }
 }
@@ -387,9 +321,11 @@ impl OytelClient {
             environment: None,
             base_url: None,
             timeout: Duration::from_secs(30),
+            deadline: None,
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             user_agent: concat!("oytel-client-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
+            transport: None,
         }
     }
 
@@ -398,7 +334,7 @@ impl OytelClient {
         self.inner.environment
     }
 
-    fn url(&self, path: &[&str], query: Option<&str>) -> Result<Url> {
+    fn url(&self, path: &[String], query: Option<&str>) -> Result<Url> {
         let mut url = self.inner.base_url.clone();
         url.path_segments_mut()
             .map_err(|()| Error::Config("the base URL cannot take a path".into()))?
@@ -408,57 +344,84 @@ impl OytelClient {
         Ok(url)
     }
 
-    /// Sends a call, retrying as the policy allows, and returns the successful answer (2xx or
-    /// 304) or the error.
-    pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<Answer> {
-        let url = self.url(call.path, call.query.as_deref())?;
-        let retry = self.inner.retry;
+    /// Sends a call, retrying as the policy allows within the deadline, and returns the
+    /// successful answer (2xx or 304) with the attempts made, or the error (which names the
+    /// call's idempotency key).
+    pub(crate) async fn execute(&self, call: &Call, options: &Options) -> Result<(Answer, u32)> {
+        let url = self.url(&call.path, call.query.as_deref())?;
+        let attempts = self.attempts(call, options, url);
+        match options.deadline.or(self.inner.deadline) {
+            Some(deadline) => tokio::time::timeout(deadline, attempts)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout {
+                        idempotency_key: call.idempotency_key.clone(),
+                    })
+                }),
+            None => attempts.await,
+        }
+    }
+
+    async fn attempts(&self, call: &Call, options: &Options, url: Url) -> Result<(Answer, u32)> {
+        let mut retry = self.inner.retry;
+        if let Some(max_retries) = options.max_retries {
+            retry.max_retries = max_retries;
+        }
+        let key = call.idempotency_key.as_deref();
+        let mut headers = self.inner.headers.clone();
+        if call.body.is_some() {
+            headers.insert(
+                reqwest::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        for (name, value) in [
+            ("idempotency-key", key),
+            ("if-none-match", call.if_none_match.as_deref()),
+        ] {
+            if let Some(value) = value {
+                let value = HeaderValue::from_str(value)
+                    .map_err(|_| Error::Config(format!("`{value}` cannot be sent as {name}")))?;
+                headers.insert(name, value);
+            }
+        }
+        let request = HttpRequest {
+            method: call.method.clone(),
+            url,
+            headers,
+            body: call.body.clone(),
+            timeout: options.timeout.unwrap_or(self.inner.timeout),
+        };
         let mut attempt = 0;
         loop {
-            let mut request = self.inner.http.request(call.method.clone(), url.clone());
-            if let Some(body) = &call.body {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            if let Some(key) = &call.idempotency_key {
-                request = request.header("Idempotency-Key", key);
-            }
-            if let Some(etag) = &call.if_none_match {
-                request = request.header(IF_NONE_MATCH, etag);
-            }
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    match response.bytes().await {
-                        Ok(body) => Ok((status, headers, body.to_vec())),
-                        Err(e) => Err(transport(e)),
-                    }
-                }
-                Err(e) => Err(transport(e)),
-            };
-            let can_retry = attempt < retry.max_retries && call.retriable();
+            let outcome = self.inner.transport.send(request.clone()).await;
+            let retries_left = attempt < retry.max_retries;
+            let can_retry = retries_left && call.retriable();
             let delay = match outcome {
-                Ok((status, headers, body))
-                    if status.is_success() || status == StatusCode::NOT_MODIFIED =>
+                Ok(response)
+                    if response.status.is_success()
+                        || response.status == StatusCode::NOT_MODIFIED =>
                 {
-                    return Ok(Answer {
-                        status,
-                        headers,
-                        body,
-                    });
+                    let answer = Answer {
+                        status: response.status,
+                        headers: response.headers,
+                        body: response.body,
+                    };
+                    return Ok((answer, attempt + 1));
                 }
-                Ok((status, headers, body)) => {
-                    let error = error_from(status, &headers, &body);
+                Ok(response) => {
+                    let error = error_from(response.status, &response.headers, &response.body, key);
                     // A request with the same key still running (or cut off by a crash, until
                     // its lease ends) is worth waiting for.
                     let in_progress =
                         error.code() == Some(&ErrorCode::IdempotencyRequestInProgress);
-                    if !can_retry || !(transient(status) || in_progress) {
+                    // A 429 was refused before anything was done: any call may be sent again.
+                    let refused_unread = response.status == StatusCode::TOO_MANY_REQUESTS;
+                    let may_repeat = can_retry || (retries_left && refused_unread);
+                    if !may_repeat || !(transient(response.status) || in_progress) {
                         return Err(error);
                     }
-                    match retry_after(&headers) {
+                    match retry_after(&response.headers) {
                         Some(wait) if wait > retry.max_delay => return Err(error),
                         Some(wait) => wait,
                         None => retry.backoff(attempt),
@@ -466,7 +429,7 @@ impl OytelClient {
                 }
                 Err(error) => {
                     if !can_retry {
-                        return Err(error);
+                        return Err(transport_error(error, key));
                     }
                     retry.backoff(attempt)
                 }
@@ -474,11 +437,6 @@ impl OytelClient {
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
-    }
-
-    /// GET and decode.
-    pub(crate) async fn get_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
-        self.execute(&call).await?.json()
     }
 
     /// The plan cache: what is cached for a query, fresh or not.
@@ -531,19 +489,15 @@ impl OytelClient {
     }
 }
 
-fn transport(error: reqwest::Error) -> Error {
-    if error.is_timeout() {
-        Error::Timeout
-    } else {
-        Error::Network(Box::new(error.without_url()))
+fn transport_error(error: TransportError, key: Option<&str>) -> Error {
+    let idempotency_key = key.map(str::to_owned);
+    match error {
+        TransportError::Timeout => Error::Timeout { idempotency_key },
+        TransportError::Network(source) => Error::Network {
+            source,
+            idempotency_key,
+        },
     }
-}
-
-/// A fresh idempotency key: `oytel-rs-` and 32 random letters and digits.
-pub(crate) fn new_idempotency_key() -> String {
-    let mut key = String::from("oytel-rs-");
-    key.extend(std::iter::repeat_with(fastrand::alphanumeric).take(32));
-    key
 }
 
 #[cfg(test)]
@@ -596,17 +550,11 @@ mod tests {
             .base_url("https://gw.example/oytel/")
             .build()
             .unwrap();
-        let url = client.url(&["api", "v1", "esim", "a/b?c"], None).unwrap();
+        let path = ["api", "v1", "esim", "a/b?c"].map(String::from);
+        let url = client.url(&path, None).unwrap();
         assert_eq!(
             url.as_str(),
             "https://gw.example/oytel/api/v1/esim/a%2Fb%3Fc"
         );
-    }
-
-    #[test]
-    fn idempotency_keys_are_unique() {
-        let a = new_idempotency_key();
-        assert!(a.starts_with("oytel-rs-") && a.len() == 41);
-        assert_ne!(a, new_idempotency_key());
     }
 }

@@ -339,10 +339,7 @@ mod tests {
                  "customer_email": "user@example.com", "customer_name": "John Doe" }"#,
         );
         assert_eq!(request_hash(&a), request_hash(&b));
-        let c = ProvisionRequest {
-            term_months: 1,
-            ..a.clone()
-        };
+        let c = a.clone().term_months(1);
         assert_ne!(request_hash(&c), request_hash(&a));
         // The hash of a provisioning is the one stored by earlier releases: keys stored
         // before an upgrade still match their retries.

@@ -77,14 +77,7 @@ pub(crate) mod test_support {
 
     /// A fresh production order of `plan_id` for one month and its eSIM, made at `now`.
     pub(crate) fn provisioned(plan_id: &str, now: DateTime<Utc>) -> (OrderRecord, EsimRecord) {
-        let request = oytel_types::ProvisionRequest {
-            plan_id: plan_id.into(),
-            term_months: 1,
-            customer_email: "user@example.com".into(),
-            customer_name: "A".into(),
-            reference_id: None,
-            webhook_url: None,
-        };
+        let request = oytel_types::ProvisionRequest::new(plan_id, "user@example.com", "A");
         let command =
             crate::provision::validate(&request, &crate::catalog::Catalog::default_catalog())
                 .expect("a plan of the shipped catalog");

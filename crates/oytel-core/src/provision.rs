@@ -513,14 +513,9 @@ mod tests {
     use crate::Environment;
 
     fn request() -> ProvisionRequest {
-        ProvisionRequest {
-            plan_id: "uk-massive-650".into(),
-            term_months: 3,
-            customer_email: "user@example.com".into(),
-            customer_name: "John Doe".into(),
-            reference_id: Some("order-1".into()),
-            webhook_url: None,
-        }
+        ProvisionRequest::new("uk-massive-650", "user@example.com", "John Doe")
+            .term_months(3)
+            .reference_id("order-1")
     }
 
     fn settings() -> ProvisionSettings {

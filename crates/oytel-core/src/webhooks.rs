@@ -494,28 +494,21 @@ mod tests {
             environment: oytel_types::Environment::Sandbox,
         };
         let now = Utc::now();
-        let request = oytel_types::CreateWebhookEndpoint {
-            url: "https://h.example/x".into(),
-            events: vec![EventType::EsimActivated, EventType::EsimActivated],
-            description: Some("  main  ".into()),
-        };
+        let request = oytel_types::CreateWebhookEndpoint::new("https://h.example/x")
+            .events(vec![EventType::EsimActivated, EventType::EsimActivated])
+            .description("  main  ");
         let e = new_endpoint(&scope, &request, false, now).unwrap();
         assert_eq!(e.event_types, vec![EventType::EsimActivated]);
         assert_eq!(e.description.as_deref(), Some("main"));
         assert!(e.enabled && e.secret.starts_with("whsec_"));
-        let bad = oytel_types::CreateWebhookEndpoint {
-            url: "http://10.0.0.1/".into(),
-            ..request.clone()
-        };
+        let mut bad = request.clone();
+        bad.url = "http://10.0.0.1/".into();
         assert!(
             matches!(new_endpoint(&scope, &bad, false, now), Err(CoreError::Validation(f)) if f.field == "url")
         );
         let off = updated_endpoint(
             e.clone(),
-            &oytel_types::UpdateWebhookEndpoint {
-                enabled: Some(false),
-                ..Default::default()
-            },
+            &oytel_types::UpdateWebhookEndpoint::new().enabled(false),
             false,
             now,
         )
@@ -523,11 +516,9 @@ mod tests {
         assert!(!off.enabled && off.disabled_reason.is_some());
         let on = updated_endpoint(
             off,
-            &oytel_types::UpdateWebhookEndpoint {
-                enabled: Some(true),
-                events: Some(vec![]),
-                ..Default::default()
-            },
+            &oytel_types::UpdateWebhookEndpoint::new()
+                .enabled(true)
+                .events(vec![]),
             false,
             now,
         )

@@ -425,6 +425,8 @@ pub(crate) fn delivery_status_text(status: oytel_types::DeliveryStatus) -> &'sta
         oytel_types::DeliveryStatus::Delivered => "delivered",
         oytel_types::DeliveryStatus::Failed => "failed",
         oytel_types::DeliveryStatus::Cancelled => "cancelled",
+        // Read only from a newer server's answers; never stored.
+        oytel_types::DeliveryStatus::Unknown => "unknown",
     }
 }
 

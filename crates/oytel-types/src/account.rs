@@ -59,6 +59,7 @@ pub struct AccountResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct UpdateAccount {
     /// The live balance below which you are sent `account.balance_low`, USD (0 or more,
     /// rounded to the cent); `null` removes it; left out, it stays as it is.
@@ -92,6 +93,9 @@ pub enum TransactionKind {
     Charge,
     /// A price given back: its eSIM was cancelled before the package was used.
     Refund,
+    /// A value this version does not know, from a newer server. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 /// One line of the statement: a movement of the live balance.
@@ -130,6 +134,7 @@ pub struct Transaction {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ListTransactionsQuery {
     /// Items per page, 1 to 100 (default 20).
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]

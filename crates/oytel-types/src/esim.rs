@@ -18,10 +18,27 @@ pub enum EsimStatus {
     Expired,
     /// Cancelled before expiry.
     Cancelled,
+    /// A state this version does not know, from a newer server. Never sent, and refused in
+    /// requests.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 impl EsimStatus {
-    /// The wire name.
+    /// Every state this version knows.
+    pub const ALL: [EsimStatus; 5] = [
+        EsimStatus::Provisioned,
+        EsimStatus::Active,
+        EsimStatus::Suspended,
+        EsimStatus::Expired,
+        EsimStatus::Cancelled,
+    ];
+
+    /// Their wire names, in the order of [`EsimStatus::ALL`].
+    pub const NAMES: [&'static str; 5] =
+        ["provisioned", "active", "suspended", "expired", "cancelled"];
+
+    /// The wire name (`unknown` for [`EsimStatus::Unknown`]).
     pub fn as_str(self) -> &'static str {
         match self {
             EsimStatus::Provisioned => "provisioned",
@@ -29,6 +46,7 @@ impl EsimStatus {
             EsimStatus::Suspended => "suspended",
             EsimStatus::Expired => "expired",
             EsimStatus::Cancelled => "cancelled",
+            EsimStatus::Unknown => "unknown",
         }
     }
 }
@@ -76,6 +94,7 @@ impl utoipa::ToSchema for TermMonths {}
     "customer_email": "user@example.com", "customer_name": "John Doe"
 })))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ProvisionRequest {
     /// A plan id from `GET /api/v1/plans` (not blank).
     #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "\\S"))]
@@ -424,6 +443,9 @@ pub enum ProfileState {
     Error,
     /// Deleted from the phone.
     Deleted,
+    /// A value this version does not know, from a newer server. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 impl ProfileState {
@@ -444,6 +466,7 @@ impl ProfileState {
             ProfileState::Installed => "installed",
             ProfileState::Error => "error",
             ProfileState::Deleted => "deleted",
+            ProfileState::Unknown => "unknown",
         }
     }
 
@@ -484,6 +507,7 @@ pub struct EsimResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ListEsimsQuery {
     /// Items per page, 1 to 100 (default 20).
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
@@ -494,7 +518,11 @@ pub struct ListEsimsQuery {
     #[cfg_attr(feature = "openapi", param(max_length = 18, pattern = "^[0-9]{0,18}$"))]
     pub cursor: Option<String>,
     /// Only eSIMs in this state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::some_status",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<EsimStatus>,
     /// Only eSIMs with this reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -523,6 +551,7 @@ pub struct ListEsimsQuery {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CancelRequest {
     /// Why (kept with the eSIM; at most 500 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]

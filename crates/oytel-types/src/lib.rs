@@ -15,6 +15,7 @@
 //! - Timestamps are RFC 3339 in UTC.
 
 mod account;
+pub mod builders;
 mod error;
 mod esim;
 mod health;
@@ -22,6 +23,7 @@ mod money;
 mod orders;
 mod packages;
 mod plans;
+mod strict;
 mod webhooks;
 mod whole;
 
@@ -128,6 +130,7 @@ pub struct Page<T> {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PageQuery {
     /// Items per page, 1 to 100 (default 20).
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]

@@ -51,6 +51,7 @@ pub struct OrderResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ListOrdersQuery {
     /// Items per page, 1 to 100 (default 20).
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]

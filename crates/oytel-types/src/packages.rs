@@ -20,6 +20,9 @@ pub enum PackageState {
     Cancelled,
     /// Ended by the eSIM's cancellation and refunded in full.
     Refunded,
+    /// A value this version does not know, from a newer server. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 impl PackageState {
@@ -32,6 +35,7 @@ impl PackageState {
             PackageState::Expired => "expired",
             PackageState::Cancelled => "cancelled",
             PackageState::Refunded => "refunded",
+            PackageState::Unknown => "unknown",
         }
     }
 
@@ -175,6 +179,7 @@ pub struct TopUpOffersResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({"topup_id": "eu-boost-5"})))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TopUpRequest {
     /// A `topup_id` from `GET /api/v1/esim/{esim_id}/topups`.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]

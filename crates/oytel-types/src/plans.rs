@@ -117,6 +117,7 @@ pub struct PlanResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PlansQuery {
     /// Only plans that work in this country (ISO 3166-1 alpha-2, e.g. `GB`, case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]

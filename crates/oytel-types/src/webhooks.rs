@@ -47,11 +47,42 @@ pub enum EventType {
     /// that list it; `data.profile.last_result` gives the reason).
     #[serde(rename = "esim.installation_failed")]
     EsimInstallationFailed,
+    /// A type this version does not know, from a newer server: read the payload's `event`
+    /// to see which. Never sent, and refused in requests.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 impl EventType {
-    /// The wire name, e.g. `esim.provisioned`.
-    pub fn as_str(self) -> &'static str {
+    /// Every type this version knows.
+    pub const ALL: [EventType; 12] = [
+        EventType::EsimProvisioned,
+        EventType::EsimActivated,
+        EventType::EsimExpired,
+        EventType::UsageThreshold,
+        EventType::WebhookTest,
+        EventType::EsimSuspended,
+        EventType::EsimResumed,
+        EventType::EsimCancelled,
+        EventType::AccountBalanceLow,
+        EventType::EsimToppedUp,
+        EventType::EsimProfileDownloaded,
+        EventType::EsimInstallationFailed,
+    ];
+
+    /// Their wire names, in the order of [`EventType::ALL`].
+    pub const NAMES: [&'static str; 12] = {
+        let mut names = [""; 12];
+        let mut i = 0;
+        while i < 12 {
+            names[i] = EventType::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    };
+
+    /// The wire name, e.g. `esim.provisioned` (`unknown` for [`EventType::Unknown`]).
+    pub const fn as_str(self) -> &'static str {
         match self {
             EventType::EsimProvisioned => "esim.provisioned",
             EventType::EsimActivated => "esim.activated",
@@ -65,27 +96,13 @@ impl EventType {
             EventType::EsimToppedUp => "esim.topped_up",
             EventType::EsimProfileDownloaded => "esim.profile_downloaded",
             EventType::EsimInstallationFailed => "esim.installation_failed",
+            EventType::Unknown => "unknown",
         }
     }
 
-    /// The event type of a wire name.
+    /// The event type of a wire name this version knows.
     pub fn parse(text: &str) -> Option<EventType> {
-        [
-            EventType::EsimProvisioned,
-            EventType::EsimActivated,
-            EventType::EsimExpired,
-            EventType::UsageThreshold,
-            EventType::WebhookTest,
-            EventType::EsimSuspended,
-            EventType::EsimResumed,
-            EventType::EsimCancelled,
-            EventType::AccountBalanceLow,
-            EventType::EsimToppedUp,
-            EventType::EsimProfileDownloaded,
-            EventType::EsimInstallationFailed,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == text)
+        EventType::ALL.into_iter().find(|t| t.as_str() == text)
     }
 }
 
@@ -189,6 +206,9 @@ pub enum EndpointStatus {
     /// Receives nothing: disabled by you, after a `410 Gone`, or after failing for days
     /// (`disabled_reason` says which).
     Disabled,
+    /// A value this version does not know, from a newer server. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 /// A webhook endpoint.
@@ -221,6 +241,7 @@ pub struct WebhookEndpoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CreateWebhookEndpoint {
     /// An `https` URL (or `http`, where the operator allows it), at most 2048 characters,
     /// without credentials.
@@ -234,7 +255,7 @@ pub struct CreateWebhookEndpoint {
     )]
     pub url: String,
     /// The event types to receive; empty or absent means all.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::event_types")]
     pub events: Vec<EventType>,
     /// Your note (at most 200 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,6 +270,7 @@ pub struct CreateWebhookEndpoint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct UpdateWebhookEndpoint {
     /// A new URL (as for creating one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,7 +284,11 @@ pub struct UpdateWebhookEndpoint {
     )]
     pub url: Option<String>,
     /// New event types (empty means all).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::some_event_types",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub events: Option<Vec<EventType>>,
     /// A new note (empty or blank removes it; at most 200 characters, no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,6 +352,9 @@ pub enum DeliveryStatus {
     Failed,
     /// Stopped: the endpoint was disabled or deleted.
     Cancelled,
+    /// A value this version does not know, from a newer server. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 /// One attempt to deliver an event.
@@ -386,6 +415,7 @@ pub struct TestEventResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SandboxUsageRequest {
     /// Data used, MB.
     #[serde(deserialize_with = "crate::whole::u64")]

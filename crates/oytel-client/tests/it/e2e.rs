@@ -16,13 +16,10 @@ fn client(server: &TestServer, key: &str) -> OytelClient {
 }
 
 fn order(plan_id: &str, reference_id: Option<&str>) -> ProvisionRequest {
-    ProvisionRequest {
-        plan_id: plan_id.into(),
-        term_months: 3,
-        customer_email: "customer@example.com".into(),
-        customer_name: "John Doe".into(),
-        reference_id: reference_id.map(str::to_owned),
-        webhook_url: None,
+    let order = ProvisionRequest::new(plan_id, "customer@example.com", "John Doe").term_months(3);
+    match reference_id {
+        Some(reference) => order.reference_id(reference),
+        None => order,
     }
 }
 
@@ -36,10 +33,7 @@ async fn plans() {
     assert_eq!(uk.pricing.three_months.cents(), 2846);
     let europe = client
         .plans()
-        .list_filtered(&PlansQuery {
-            region: Some("europe".into()),
-            country: None,
-        })
+        .list_filtered(&PlansQuery::new().region("europe"))
         .await
         .unwrap();
     assert!(europe.plans.iter().all(|p| p.region == "europe"));
@@ -126,9 +120,10 @@ async fn the_documented_flow_order_fetch_qr() {
     );
     let changed = client
         .account()
-        .update(&oytel_types::UpdateAccount {
-            low_balance_threshold: Some(Some(oytel_types::Amount::from_cents(5_000))),
-        })
+        .update(
+            &oytel_types::UpdateAccount::new()
+                .low_balance_threshold(Some(oytel_types::Amount::from_cents(5_000))),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -220,11 +215,7 @@ async fn list_all_streams_every_page() {
             .await
             .unwrap();
     }
-    let query = ListEsimsQuery {
-        limit: Some(2),
-        reference_id: Some("batch".into()),
-        ..ListEsimsQuery::default()
-    };
+    let query = ListEsimsQuery::new().limit(2).reference_id("batch");
     let all: Vec<_> = client.esims().list_all(query).try_collect().await.unwrap();
     assert_eq!(all.len(), 5);
     let ids: std::collections::HashSet<_> = all.iter().map(|e| &e.esim_id).collect();
@@ -288,11 +279,9 @@ async fn webhooks_and_sandbox_simulation() {
     let client = client(&server, &server.partner.sandbox_key);
     let created = client
         .webhooks()
-        .create_endpoint(&CreateWebhookEndpoint {
-            url: format!("{}/hooks", receiver.base),
-            events: vec![],
-            description: Some("main".into()),
-        })
+        .create_endpoint(
+            &CreateWebhookEndpoint::new(format!("{}/hooks", receiver.base)).description("main"),
+        )
         .await
         .unwrap();
     assert_eq!(client.webhooks().list_endpoints().await.unwrap().len(), 1);
@@ -305,14 +294,11 @@ async fn webhooks_and_sandbox_simulation() {
         .webhooks()
         .update_endpoint(
             &id,
-            &UpdateWebhookEndpoint {
-                events: Some(vec![
-                    EventType::EsimActivated,
-                    EventType::UsageThreshold,
-                    EventType::WebhookTest,
-                ]),
-                ..Default::default()
-            },
+            &UpdateWebhookEndpoint::new().events(vec![
+                EventType::EsimActivated,
+                EventType::UsageThreshold,
+                EventType::WebhookTest,
+            ]),
         )
         .await
         .unwrap();
@@ -331,11 +317,7 @@ async fn webhooks_and_sandbox_simulation() {
     let used = sandbox
         .add_usage(
             &esim.esim_id,
-            &SandboxUsageRequest {
-                data_mb: 5_000,
-                calls: 2,
-                sms: 3,
-            },
+            &SandboxUsageRequest::new(5_000).calls(2).sms(3),
         )
         .await
         .unwrap();
@@ -358,9 +340,7 @@ async fn webhooks_and_sandbox_simulation() {
         .esims()
         .cancel(
             &spare.esim_id,
-            &oytel_client::types::CancelRequest {
-                reason: Some("not needed".into()),
-            },
+            &oytel_client::types::CancelRequest::new().reason("not needed"),
         )
         .await
         .unwrap();
@@ -402,7 +382,12 @@ async fn webhooks_and_sandbox_simulation() {
     }
     let events: Vec<_> = seen
         .iter()
-        .map(|s| oytel_client::webhooks::verify(&created.secret, &s.header_map(), &s.body).unwrap())
+        .map(
+            |s| match oytel_client::webhooks::verify(&created.secret, &s.header_map(), &s.body) {
+                Ok(oytel_client::webhooks::Event::Esim(event)) => event,
+                other => panic!("{other:?}"),
+            },
+        )
         .collect();
     assert_eq!(
         events.iter().map(|e| e.event).collect::<Vec<_>>(),

@@ -165,10 +165,7 @@ pub async fn list_transactions(
     )
         .into_response();
     if let Some(cursor) = next_cursor {
-        let next = ListTransactionsQuery {
-            cursor: Some(cursor),
-            ..query
-        };
+        let next = query.cursor(cursor);
         let link = format!(
             "</api/v1/account/transactions?{}>; rel=\"next\"",
             serde_urlencoded::to_string(&next).map_err(ApiError::internal)?
@@ -203,6 +200,8 @@ fn statement_csv(rows: &[Transaction]) -> String {
             TransactionKind::Credit => "credit",
             TransactionKind::Charge => "charge",
             TransactionKind::Refund => "refund",
+            // Only a client reading a newer server's answer meets it.
+            TransactionKind::Unknown => "unknown",
         };
         let fields = [
             t.transaction_id.clone(),

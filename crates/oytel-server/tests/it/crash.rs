@@ -62,14 +62,14 @@ async fn a_killed_server_loses_nothing_and_charges_nothing_twice() {
                 tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
                 client
                     .orders()
-                    .create(&ProvisionRequest {
-                        plan_id: "uk-lite-10".into(),
-                        term_months: 1,
-                        customer_email: format!("c{i}@example.com"),
-                        customer_name: "Crash Test".into(),
-                        reference_id: Some(format!("crash-{i}")),
-                        webhook_url: None,
-                    })
+                    .create(
+                        &ProvisionRequest::new(
+                            "uk-lite-10",
+                            format!("c{i}@example.com"),
+                            "Crash Test",
+                        )
+                        .reference_id(format!("crash-{i}")),
+                    )
                     .await
             })
         })
@@ -191,14 +191,8 @@ impl BeforeTheCrash {
         let client = patient_client(&server.base, &partner.live_key);
         let mut esims = Vec::new();
         for i in 0..n {
-            let order = ProvisionRequest {
-                plan_id: "uk-lite-10".into(),
-                term_months: 1,
-                customer_email: format!("c{i}@example.com"),
-                customer_name: "Crash Test".into(),
-                reference_id: None,
-                webhook_url: None,
-            };
+            let order =
+                ProvisionRequest::new("uk-lite-10", format!("c{i}@example.com"), "Crash Test");
             esims.push(client.orders().create(&order).await.unwrap().esim_id);
         }
         let balance = db.store.live_balance(&partner.id).await.unwrap();
@@ -263,7 +257,7 @@ async fn a_killed_server_refunds_each_cancelled_order_once() {
     let mut run = BeforeTheCrash::new("Crash cancels", CANCELS).await;
     let answers = run
         .through_a_kill(|client, id| async move {
-            let request = oytel_client::types::CancelRequest { reason: None };
+            let request = oytel_client::types::CancelRequest::new();
             client.esims().cancel(&id, &request).await
         })
         .await;

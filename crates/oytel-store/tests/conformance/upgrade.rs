@@ -39,14 +39,9 @@ async fn postgres_release_0_1_data_survives_the_upgrade() {
 
 /// The request the fixture's idempotent provisionings were made with.
 fn fixture_request() -> ProvisionRequest {
-    ProvisionRequest {
-        plan_id: "uk-lite-10".into(),
-        term_months: 1,
-        customer_email: "Customer@Example.com".into(),
-        customer_name: "C".into(),
-        reference_id: Some("ref-1".into()),
-        webhook_url: Some("https://hooks.example/x".into()),
-    }
+    ProvisionRequest::new("uk-lite-10", "Customer@Example.com", "C")
+        .reference_id("ref-1")
+        .webhook_url("https://hooks.example/x")
 }
 
 async fn release_0_1_data_survives_the_upgrade(db: TestDatabase) {
@@ -164,10 +159,7 @@ async fn release_0_1_data_survives_the_upgrade(db: TestDatabase) {
             resource: ResourceRef::order(&order.id)
         }
     );
-    let other = ProvisionRequest {
-        term_months: 3,
-        ..fixture_request()
-    };
+    let other = fixture_request().term_months(3);
     assert_eq!(
         store
             .claim_idempotency_key(&acme_live, &claim("order-1", request_hash(&other)))
