@@ -134,13 +134,15 @@ where
     match find(hash_api_key(key)).await? {
         None => Ok(Err(AuthFailure::Invalid)),
         Some(owner) if owner.environment != environment => Ok(Err(AuthFailure::Invalid)),
-        Some(owner) if owner.revoked => Ok(Err(AuthFailure::Revoked)),
-        // A replaced key's grace period is over: refused as revoked.
-        Some(owner) if owner.expires_at.is_some_and(|t| t <= crate::clock::now()) => {
-            Ok(Err(AuthFailure::Revoked))
-        }
+        Some(owner) if !usable(&owner, crate::clock::now()) => Ok(Err(AuthFailure::Revoked)),
         Some(owner) => Ok(Ok(owner)),
     }
+}
+
+/// Whether a found key still works at `now`: not revoked, and a replaced key's grace period
+/// not over (either is refused as revoked).
+pub fn usable(owner: &KeyOwner, now: chrono::DateTime<chrono::Utc>) -> bool {
+    !owner.revoked && owner.expires_at.is_none_or(|t| t > now)
 }
 
 #[cfg(test)]

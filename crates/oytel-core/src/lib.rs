@@ -20,6 +20,7 @@
 //! - [`limits`]: hourly quotas and per-partner limits.
 //! - [`keys`]: API key generation, hashing and authentication.
 //! - [`webhooks`]: events, usage thresholds, the retry schedule, the SSRF guard's rules.
+//! - [`sessions`]: web console sessions: expiry, tokens kept as hashes, CSRF tokens.
 //! - [`tracecontext`]: the W3C trace context of the work under way, kept by the events it
 //!   writes.
 //! - [`records`]: the rows the domain reads and writes.
@@ -50,6 +51,7 @@ pub mod ports;
 pub mod profiles;
 pub mod provision;
 pub mod records;
+pub mod sessions;
 pub mod topup;
 pub mod tracecontext;
 pub mod validation;

@@ -406,6 +406,24 @@ pub trait Storage: Send + Sync + 'static {
     /// Sets a server setting unless it is set; `true` if this call set it.
     async fn set_setting_once(&self, name: &str, value: &str) -> Result<bool, StoreError>;
 
+    /// Stores a web console session.
+    async fn create_session(
+        &self,
+        session: &crate::sessions::SessionRecord,
+    ) -> Result<(), StoreError>;
+    /// The session with this token hash, live or not.
+    async fn find_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<crate::sessions::SessionRecord>, StoreError>;
+    /// Records a request of the session at `at`.
+    async fn touch_session(&self, token_hash: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Ends a session (sign-out, a revoked key); `false` if there was none.
+    async fn delete_session(&self, token_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes the sessions no longer live at `now` (idle for [`crate::sessions::IDLE`] or
+    /// past their end); how many.
+    async fn delete_ended_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// An eSIM by id (any partner: for the operator's commands).
     async fn get_esim_any(&self, esim_id: &str) -> Result<Option<EsimRecord>, StoreError>;
     /// A partner's eSIMs by environment and state, and its last order (the operator's view).

@@ -179,6 +179,12 @@ impl KeyCache {
         authenticate(presented, |hash| self.owner(hash)).await
     }
 
+    /// The owner of the key with this hash (the web console's sessions keep it), revoked or
+    /// expired keys included: the caller checks, as [`oytel_core::keys::authenticate`] does.
+    pub async fn owner_of_hash(&self, hash: &str) -> Result<Option<KeyOwner>, StoreError> {
+        self.owner(hash.to_owned()).await
+    }
+
     async fn owner(&self, hash: String) -> Result<Option<KeyOwner>, StoreError> {
         let epoch = match self.leased_epoch() {
             Some(epoch) => epoch,

@@ -16,6 +16,7 @@ pub mod compression;
 pub mod config;
 pub mod context;
 pub mod convert;
+pub mod dashboard;
 pub mod dispatch;
 pub mod error;
 pub mod es2plus_listener;
@@ -98,6 +99,7 @@ pub fn app(state: AppState) -> Router {
     let api = api
         .route("/openapi.json", get(openapi_json))
         .route("/openapi.yaml", get(openapi_yaml))
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let routes = api.clone().with_state(state.clone());
@@ -128,8 +130,8 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Housekeeping until `shutdown` resolves: every minute, forgets idle rate-limit keys; every
-/// hour (and at start), deletes expired idempotency keys and ended quota windows and warns of
-/// low profile stock.
+/// hour (and at start), deletes expired idempotency keys, ended quota windows and ended console
+/// sessions, and warns of low profile stock.
 async fn housekeeping(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut minute = tokio::time::interval(Duration::from_secs(60));
     let mut hour = tokio::time::interval(Duration::from_secs(3600));
@@ -145,6 +147,9 @@ async fn housekeeping(state: AppState, mut shutdown: tokio::sync::watch::Receive
                 }
                 if let Err(e) = state.quotas.purge(now).await {
                     tracing::warn!(error = %e, "could not purge quota windows");
+                }
+                if let Err(e) = state.store.delete_ended_sessions(now).await {
+                    tracing::warn!(error = %e, "could not delete ended console sessions");
                 }
                 warn_of_low_stock(&state).await;
             }

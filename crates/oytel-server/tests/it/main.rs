@@ -11,6 +11,7 @@ mod auth_throttle;
 mod cli;
 mod connections;
 mod crash;
+mod dashboard;
 mod disconnects;
 mod docs;
 mod esims;

@@ -66,6 +66,7 @@ mod outbox;
 mod packages;
 mod partners;
 mod reservations;
+mod sessions;
 mod settings;
 mod sql;
 
@@ -251,6 +252,32 @@ impl Storage for Store {
 
     async fn set_setting_once(&self, name: &str, value: &str) -> Result<bool, StoreError> {
         settings::set_setting_once(self, name, value).await
+    }
+
+    async fn create_session(
+        &self,
+        session: &oytel_core::sessions::SessionRecord,
+    ) -> Result<(), StoreError> {
+        sessions::create_session(self, session).await
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<oytel_core::sessions::SessionRecord>, StoreError> {
+        sessions::find_session(self, token_hash).await
+    }
+
+    async fn touch_session(&self, token_hash: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sessions::touch_session(self, token_hash, at).await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        sessions::delete_session(self, token_hash).await
+    }
+
+    async fn delete_ended_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        sessions::delete_ended_sessions(self, now).await
     }
 
     async fn get_esim_any(&self, esim_id: &str) -> Result<Option<EsimRecord>, StoreError> {

@@ -40,6 +40,7 @@ mod orders;
 mod partners;
 mod quotas;
 mod reservations;
+mod sessions;
 mod settings;
 mod support;
 mod topups;
