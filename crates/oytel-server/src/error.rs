@@ -263,6 +263,14 @@ impl IntoResponse for ApiError {
         let retry_after = self
             .retry_after
             .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(5));
+        if self.status.is_server_error() {
+            crate::recent_errors::record(crate::recent_errors::ServerError {
+                at: chrono::Utc::now(),
+                status: self.status.as_u16(),
+                code: body.code.clone(),
+                request_id: body.request_id.clone(),
+            });
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
         {

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod qr;
 pub mod ratelimit;
+pub mod recent_errors;
 pub mod responses;
 pub mod routes;
 pub mod smdp;

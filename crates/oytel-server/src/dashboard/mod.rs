@@ -13,10 +13,12 @@
 //! | `GET /dashboard` | partner | balance, eSIMs by state, provisionings per day, webhook delivery rate |
 //! | `GET /dashboard/esims`, `/esims/{id}` | partner | the eSIMs (state, reference or email filter, pages); one with its QR code, activation code, usage, packages, timeline |
 //! | `GET /dashboard/orders`, `/statement`, `/statement.csv` | partner | orders; the live statement and its CSV |
-//! | `GET /dashboard/webhooks`, `POST …` | partner | endpoints (add, rotate the secret — shown once —, send a test), the delivery log, redelivery |
+//! | `GET /dashboard/webhooks`, `POST …` | partner | endpoints (add, pause or resume, rotate the secret — shown once —, send a test), the delivery log, redelivery |
 //! | `GET /dashboard/keys` | partner | the partner's keys, never a secret |
 //! | `GET /dashboard/admin/sign-in`, `POST` | operator | the operator token |
 //! | `GET /dashboard/admin`, `POST …/partners`, `POST …/partners/{id}/credit` | operator | partners with their live balance; add one; credit one |
+//! | `GET /dashboard/admin/partners/{id}`, `POST …/keys`, `POST …/limits`, `POST /dashboard/admin/keys/{id}/revoke` | operator | a partner's keys (create — shown once —, revoke) and limits |
+//! | `GET /dashboard/admin/operations` | operator | the webhook queue, low balances, the profile stock, this instance's recent server errors by code |
 //! | `POST /dashboard/sign-out` | both | ends the session |
 //!
 //! Every answer is `Cache-Control: no-store` with a Content-Security-Policy that allows only
@@ -63,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/webhooks", get(webhooks).post(create_endpoint))
         .route("/dashboard/webhooks/{id}/rotate", post(rotate_secret))
         .route("/dashboard/webhooks/{id}/test", post(send_test))
+        .route("/dashboard/webhooks/{id}/enabled", post(set_enabled))
         .route(
             "/dashboard/webhooks/events/{event_id}/redeliver",
             post(redeliver),
@@ -75,6 +78,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/dashboard/admin/partners", post(create_partner))
         .route("/dashboard/admin/partners/{id}/credit", post(credit))
+        .route("/dashboard/admin/partners/{id}", get(admin_partner))
+        .route("/dashboard/admin/partners/{id}/keys", post(create_key))
+        .route("/dashboard/admin/partners/{id}/limits", post(set_limits))
+        .route("/dashboard/admin/keys/{key_id}/revoke", post(revoke_key))
+        .route("/dashboard/admin/operations", get(operations))
         .route("/dashboard/assets/app.css", get(css))
         .route("/dashboard/assets/app.js", get(js))
         .layer(axum::middleware::map_response_with_state(
@@ -187,7 +195,16 @@ macro_rules! with_csrf {
     )*};
 }
 
-with_csrf!(CsrfForm, EndpointForm, PartnerForm, CreditForm);
+with_csrf!(
+    CsrfForm,
+    EndpointForm,
+    PartnerForm,
+    CreditForm,
+    KeyForm,
+    LimitsForm,
+    RevokeForm,
+    EnabledForm
+);
 
 /// Back to `page` once the API did it; what it refused otherwise.
 fn then_back<T>(done: Result<T, ApiError>, page: &str) -> Response {
@@ -889,4 +906,212 @@ async fn credit(
         Ok(_) => Redirect::to("/dashboard/admin").into_response(),
         Err(e) => refused(e.into(), "/dashboard/admin"),
     }
+}
+
+async fn partner_view(
+    state: &AppState,
+    signed: &Signed,
+    partner_id: &str,
+    new_key: Option<&str>,
+) -> Response {
+    let partner = match state.store.get_partner(partner_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return refused(ApiError::not_found(), "/dashboard/admin"),
+        Err(e) => return refused(e.into(), "/dashboard/admin"),
+    };
+    let keys = state
+        .store
+        .list_api_keys(partner_id)
+        .await
+        .unwrap_or_default();
+    let limits = state
+        .store
+        .partner_limits(partner_id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    operator_page(
+        &format!("Partner {}", partner.name),
+        signed,
+        pages::partner(&signed.csrf, &partner, &keys, &limits, new_key),
+    )
+}
+
+async fn admin_partner(
+    State(state): State<AppState>,
+    OperatorSession(signed): OperatorSession,
+    Path(partner_id): Path<String>,
+) -> Response {
+    partner_view(&state, &signed, &partner_id, None).await
+}
+
+#[derive(Deserialize)]
+struct KeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    environment: String,
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    Path(partner_id): Path<String>,
+    Checked(OperatorSession(signed), form): Checked<OperatorSession, KeyForm>,
+) -> Response {
+    let environment = match form.environment.as_str() {
+        "sandbox" => Environment::Sandbox,
+        "production" | "live" => Environment::Production,
+        _ => {
+            return refused(
+                ApiError::field(
+                    oytel_types::ErrorCode::ValidationError,
+                    "environment",
+                    "`sandbox` or `production`",
+                ),
+                "/dashboard/admin",
+            )
+        }
+    };
+    match state.store.get_partner(&partner_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return refused(ApiError::not_found(), "/dashboard/admin"),
+        Err(e) => return refused(e.into(), "/dashboard/admin"),
+    }
+    let key = oytel_core::keys::generate_api_key(&partner_id, environment);
+    if let Err(e) = state.store.create_api_key(&key.record).await {
+        return refused(e.into(), "/dashboard/admin");
+    }
+    // Shown in this answer only: the page is not stored (no-store) and the key is not logged.
+    partner_view(&state, &signed, &partner_id, Some(&key.plaintext)).await
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    partner_id: String,
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    Path(key_id): Path<String>,
+    Checked(OperatorSession(_signed), form): Checked<OperatorSession, RevokeForm>,
+) -> Response {
+    let back = format!("/dashboard/admin/partners/{}", form.partner_id);
+    let owned = state
+        .store
+        .list_api_keys(&form.partner_id)
+        .await
+        .map(|keys| keys.iter().any(|k| k.id == key_id));
+    match owned {
+        Ok(true) => {}
+        Ok(false) => return refused(ApiError::not_found(), "/dashboard/admin"),
+        Err(e) => return refused(e.into(), "/dashboard/admin"),
+    }
+    let revoked = state
+        .store
+        .revoke_api_key(&key_id, now())
+        .await
+        .map_err(ApiError::from);
+    then_back(revoked, &back)
+}
+
+#[derive(Deserialize)]
+struct LimitsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    provision_per_hour: String,
+    #[serde(default)]
+    status_per_hour: String,
+    #[serde(default)]
+    burst_per_second: String,
+}
+
+async fn set_limits(
+    State(state): State<AppState>,
+    Path(partner_id): Path<String>,
+    Checked(OperatorSession(_signed), form): Checked<OperatorSession, LimitsForm>,
+) -> Response {
+    let back = format!("/dashboard/admin/partners/{partner_id}");
+    let parse = |field: &'static str, text: &str| -> Result<Option<u32>, ApiError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::field(
+                    oytel_types::ErrorCode::ValidationError,
+                    field,
+                    "a whole number above 0, or empty for the default",
+                )
+            })
+    };
+    let limits = (|| {
+        Ok::<_, ApiError>(oytel_core::limits::LimitOverrides {
+            provision_per_hour: parse("provision_per_hour", &form.provision_per_hour)?,
+            status_per_hour: parse("status_per_hour", &form.status_per_hour)?,
+            burst_per_second: parse("burst_per_second", &form.burst_per_second)?,
+        })
+    })();
+    let limits = match limits {
+        Ok(l) => l,
+        Err(e) => return refused(e, &back),
+    };
+    let saved = state
+        .store
+        .set_partner_limits(&partner_id, &limits)
+        .await
+        .map_err(ApiError::from);
+    then_back(saved, &back)
+}
+
+async fn operations(
+    State(state): State<AppState>,
+    OperatorSession(signed): OperatorSession,
+) -> Response {
+    let figures = match state.store.figures(now()).await {
+        Ok(f) => f,
+        Err(e) => return refused(e.into(), "/dashboard/admin"),
+    };
+    let stock = state.store.stock().await.unwrap_or_default();
+    let errors = crate::recent_errors::newest_first();
+    html(pages::layout(
+        "Operations",
+        &OPERATOR_NAV,
+        "/dashboard/admin/operations",
+        Some(&signed.csrf),
+        "/dashboard/sign-out",
+        pages::operations(&figures, &stock, &crate::recent_errors::by_code(), &errors),
+    ))
+}
+
+#[derive(Deserialize)]
+struct EnabledForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    enabled: bool,
+}
+
+async fn set_enabled(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Checked(PartnerSession(_signed, caller), form): Checked<PartnerSession, EnabledForm>,
+) -> Response {
+    let change = oytel_types::UpdateWebhookEndpoint::new().enabled(form.enabled);
+    let updated = routes::webhooks::update_endpoint(
+        State(state),
+        caller,
+        ApiPath(id),
+        crate::extract::ApiJson(change),
+    )
+    .await;
+    then_back(updated, "/dashboard/webhooks")
 }

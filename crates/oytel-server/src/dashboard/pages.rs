@@ -20,7 +20,10 @@ pub const PARTNER_NAV: [(&str, &str); 6] = [
 ];
 
 /// The operator's pages.
-pub const OPERATOR_NAV: [(&str, &str); 1] = [("Partners", "/dashboard/admin")];
+pub const OPERATOR_NAV: [(&str, &str); 2] = [
+    ("Partners", "/dashboard/admin"),
+    ("Operations", "/dashboard/admin/operations"),
+];
 
 /// A page: its title, the navigation it belongs to (and which entry is current), the
 /// session's CSRF token for its forms (none before sign-in), and its content.
@@ -363,6 +366,16 @@ pub fn webhooks(
                             td { @if e.events.is_empty() { "default" } @else { (e.events.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) } }
                             td { (format!("{:?}", e.status).to_lowercase()) }
                             td.actions {
+                                form method="post" action={"/dashboard/webhooks/" (e.id) "/enabled"} {
+                                    (csrf_field(csrf))
+                                    @if e.status == oytel_types::EndpointStatus::Enabled {
+                                        input type="hidden" name="enabled" value="false";
+                                        button type="submit" { "Pause" }
+                                    } @else {
+                                        input type="hidden" name="enabled" value="true";
+                                        button type="submit" { "Resume" }
+                                    }
+                                }
                                 form method="post" action={"/dashboard/webhooks/" (e.id) "/test"} { (csrf_field(csrf)) button type="submit" { "Send a test event" } }
                                 form method="post" action={"/dashboard/webhooks/" (e.id) "/rotate"} { (csrf_field(csrf)) button type="submit" { "Rotate the secret" } }
                             }
@@ -421,8 +434,22 @@ fn delivery(status: DeliveryStatus) -> &'static str {
 pub fn keys(keys: &[oytel_core::ports::ApiKeyInfo]) -> Markup {
     html! {
         p { "Keys are shown once, when the operator creates them; this page never shows one." }
+        (keys_table(keys, None))
+    }
+}
+
+/// Keys (never a secret), with a revoke button each when `revoke` gives the form's CSRF
+/// token and the partner.
+fn keys_table(keys: &[oytel_core::ports::ApiKeyInfo], revoke: Option<(&str, &str)>) -> Markup {
+    html! {
         table {
-            thead { tr { th scope="col" { "Key" } th scope="col" { "Starts with" } th scope="col" { "Environment" } th scope="col" { "Created" } th scope="col" { "State" } } }
+            thead {
+                tr {
+                    th scope="col" { "Key" } th scope="col" { "Starts with" } th scope="col" { "Environment" }
+                    th scope="col" { "Created" } th scope="col" { "State" }
+                    @if revoke.is_some() { th scope="col" { span.visually-hidden { "Actions" } } }
+                }
+            }
             tbody {
                 @for k in keys {
                     tr {
@@ -434,6 +461,17 @@ pub fn keys(keys: &[oytel_core::ports::ApiKeyInfo]) -> Markup {
                             @if let Some(at) = k.revoked_at { "revoked " (time(at)) }
                             @else if let Some(at) = k.expires_at { "expires " (time(at)) }
                             @else { "active" }
+                        }
+                        @if let Some((csrf, partner_id)) = revoke {
+                            td {
+                                @if k.revoked_at.is_none() {
+                                    form method="post" action={"/dashboard/admin/keys/" (k.id) "/revoke"} {
+                                        (csrf_field(csrf))
+                                        input type="hidden" name="partner_id" value=(partner_id);
+                                        button type="submit" { "Revoke " span.visually-hidden { (k.id) } }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -458,7 +496,7 @@ pub fn partners(
             tbody {
                 @for (p, balance) in partners {
                     tr {
-                        td { (p.id) }
+                        td { a href={"/dashboard/admin/partners/" (p.id)} { (p.id) } }
                         td { (p.name) }
                         td.num data-testid={"balance-" (p.id)} { "$" (oytel_types::Amount::from_cents(*balance)) }
                         td {
@@ -498,4 +536,101 @@ pub fn problem(title: &str, message: &str, back: &str) -> Markup {
             p { a href=(back) { "Back" } }
         },
     )
+}
+
+/// One partner for the operator: its keys (create — shown once —, revoke) and its limits.
+pub fn partner(
+    csrf: &str,
+    partner: &oytel_core::ports::Partner,
+    keys: &[oytel_core::ports::ApiKeyInfo],
+    limits: &oytel_core::limits::LimitOverrides,
+    new_key: Option<&str>,
+) -> Markup {
+    let value = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
+    html! {
+        @if let Some(key) = new_key {
+            div.notice role="status" {
+                p { "The new key, shown only now: give it to the partner over a safe channel." }
+                code data-testid="new-key" { (key) }
+            }
+        }
+        p { (partner.name) @if let Some(email) = &partner.email { " · " (email) } }
+        h2 { "API keys" }
+        (keys_table(keys, Some((csrf, &partner.id))))
+        form.card method="post" action={"/dashboard/admin/partners/" (partner.id) "/keys"} {
+            h3 { "Create a key" }
+            (csrf_field(csrf))
+            label for="environment" { "Environment" }
+            select id="environment" name="environment" {
+                option value="sandbox" { "sandbox" }
+                option value="production" { "production (live)" }
+            }
+            button type="submit" { "Create the key" }
+        }
+        form.card method="post" action={"/dashboard/admin/partners/" (partner.id) "/limits"} {
+            h3 { "Limits" }
+            p.hint { "Empty: the server's default." }
+            (csrf_field(csrf))
+            label for="provision_per_hour" { "Provisionings per hour" }
+            input id="provision_per_hour" name="provision_per_hour" inputmode="numeric" pattern="[0-9]*" value=(value(limits.provision_per_hour));
+            label for="status_per_hour" { "eSIM reads per hour" }
+            input id="status_per_hour" name="status_per_hour" inputmode="numeric" pattern="[0-9]*" value=(value(limits.status_per_hour));
+            label for="burst_per_second" { "Requests per second" }
+            input id="burst_per_second" name="burst_per_second" inputmode="numeric" pattern="[0-9]*" value=(value(limits.burst_per_second));
+            button type="submit" { "Save the limits" }
+        }
+    }
+}
+
+/// What the operator watches: the webhook queue, the profile stock, this instance's recent
+/// server errors.
+pub fn operations(
+    figures: &oytel_core::ports::Figures,
+    stock: &[oytel_core::inventory::Stock],
+    errors_by_code: &[(oytel_types::ErrorCode, usize)],
+    errors: &[crate::recent_errors::ServerError],
+) -> Markup {
+    html! {
+        section.cards aria-label="Webhook queue" {
+            div.card {
+                h2 { "Webhook queue" }
+                p.big data-testid="pending" { (figures.pending_deliveries) }
+                p.hint { "deliveries pending; the oldest waiting " (figures.oldest_pending_seconds.round()) " s" }
+            }
+            div.card {
+                h2 { "Low balances" }
+                p.big { (figures.partners_below_low_balance) }
+                p.hint { "partners under the threshold they set" }
+            }
+        }
+        h2 { "Profile stock" }
+        @if stock.is_empty() {
+            p { "No profile batches imported (profiles are generated, or come from an SM-DP+)." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Profile type" } th scope="col" { "Environment" } th scope="col" { "Available" } th scope="col" { "On eSIMs" } } }
+                tbody {
+                    @for s in stock {
+                        tr { td { (s.profile_type) } td { (s.environment.as_str()) } td.num { (s.available) } td.num { (s.allocated) } }
+                    }
+                }
+            }
+        }
+        h2 { "Recent server errors (this instance)" }
+        @if errors.is_empty() {
+            p { "None since this instance started." }
+        } @else {
+            ul.plain {
+                @for (code, n) in errors_by_code { li { code { (code) } " × " (n) } }
+            }
+            table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Status" } th scope="col" { "Code" } th scope="col" { "Request" } } }
+                tbody {
+                    @for e in errors {
+                        tr { td { (time(e.at)) } td { (e.status) } td { code { (e.code) } } td { (e.request_id.as_deref().unwrap_or("—")) } }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -205,6 +205,10 @@ test('the operator credits a partner and the partner sees the new balance', { sk
   await admin.getByRole('button', { name: 'Sign in' }).click();
   await admin.waitForURL(`${base}/dashboard/admin`);
   await shot(admin, 'admin-partners');
+  await admin.getByRole('link', { name: 'Operations' }).click();
+  await admin.getByRole('heading', { name: 'Webhook queue' }).waitFor();
+  await shot(admin, 'admin-operations');
+  await admin.getByRole('link', { name: 'Partners' }).click();
   const partner = await browser.newContext();
   const page = await partner.newPage();
   await signIn(page, liveKey);
@@ -215,6 +219,18 @@ test('the operator credits a partner and the partner sees the new balance', { sk
   assert.equal(await admin.getByTestId(`balance-${partnerId}`).textContent(), balanceText(before + 50));
   await page.reload();
   assert.equal(await page.getByTestId('balance').textContent(), balanceText(before + 50));
+
+  // A key created in the console is shown once and works at once.
+  await admin.getByRole('link', { name: partnerId }).click();
+  await admin.getByLabel('Environment').selectOption('sandbox');
+  await admin.getByRole('button', { name: 'Create the key' }).click();
+  const created = (await admin.getByTestId('new-key').textContent()).trim();
+  assert.match(created, /^sk_sandbox_/);
+  await shot(admin, 'admin-partner');
+  const account = await fetch(`${base}/api/v1/account`, { headers: { authorization: `Bearer ${created}` } });
+  assert.equal(account.status, 200);
+  await admin.goto(`${base}/dashboard/admin/partners/${partnerId}`);
+  assert.equal(await admin.getByTestId('new-key').count(), 0, 'shown only once');
   await operator.close();
   await partner.close();
 });

@@ -31,6 +31,12 @@ async fn sign_in(server: &TestServer, path: &str, form: &[(&str, &str)]) -> (Str
     (cookie, set)
 }
 
+/// The operator's session cookie.
+async fn operator(server: &TestServer) -> String {
+    let form = [("operator_token", OPERATOR_TOKEN)];
+    sign_in(server, "/dashboard/admin/sign-in", &form).await.0
+}
+
 async fn page(server: &TestServer, cookie: &str, path: &str) -> (u16, String, Option<String>) {
     let answer = browser()
         .get(format!("{}{path}", server.base))
@@ -192,12 +198,7 @@ async fn a_session_sees_exactly_what_its_key_sees() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_need_the_sessions_token_and_our_origin() {
     let server = TestServer::spawn().await;
-    let (cookie, _) = sign_in(
-        &server,
-        "/dashboard/admin/sign-in",
-        &[("operator_token", OPERATOR_TOKEN)],
-    )
-    .await;
+    let cookie = operator(&server).await;
     let (status, html, _) = page(&server, &cookie, "/dashboard/admin").await;
     assert_eq!(status, 200);
     let csrf = csrf_of(&html);
@@ -368,5 +369,130 @@ async fn failed_sign_ins_are_throttled_like_failed_api_calls() {
         .await
         .unwrap();
     assert!(blocked.contains("Too many failed sign-ins"), "{blocked}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_creates_a_key_shown_once_revokes_it_and_sets_limits() {
+    let server = TestServer::spawn().await;
+    let cookie = operator(&server).await;
+    let partner_page = format!("/dashboard/admin/partners/{}", server.partner.id);
+    let (status, html, _) = page(&server, &cookie, &partner_page).await;
+    assert_eq!(status, 200);
+    let csrf = csrf_of(&html);
+
+    let created = browser()
+        .post(format!("{}{partner_page}/keys", server.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("environment", "sandbox")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let html = created.text().await.unwrap();
+    let at = html.find("data-testid=\"new-key\">").unwrap() + 22;
+    let key = html[at..].split('<').next().unwrap().to_owned();
+    assert!(key.starts_with("sk_sandbox_"), "{key}");
+    let account = |key: String| {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/account", server.base))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(
+        account(key.clone()).await.unwrap().status(),
+        200,
+        "the new key works"
+    );
+    let (_, again, _) = page(&server, &cookie, &partner_page).await;
+    assert!(!again.contains(&key), "shown only once");
+
+    let keys = server
+        .store
+        .list_api_keys(&server.partner.id)
+        .await
+        .unwrap();
+    let id = keys
+        .iter()
+        .find(|k| key.starts_with(&k.hint))
+        .unwrap()
+        .id
+        .clone();
+    let revoke = format!("/dashboard/admin/keys/{id}/revoke");
+    let other = server.other.id.clone();
+    assert_eq!(
+        post_form(
+            &server,
+            &cookie,
+            &revoke,
+            &[("csrf", &csrf), ("partner_id", &other)],
+            None
+        )
+        .await,
+        404,
+        "a key is revoked only as its own partner's"
+    );
+    assert_eq!(
+        post_form(
+            &server,
+            &cookie,
+            &revoke,
+            &[("csrf", &csrf), ("partner_id", &server.partner.id)],
+            None
+        )
+        .await,
+        303
+    );
+    assert_eq!(account(key).await.unwrap().status(), 401, "revoked");
+
+    let limits = format!("{partner_page}/limits");
+    assert_eq!(
+        post_form(
+            &server,
+            &cookie,
+            &limits,
+            &[("csrf", &csrf), ("burst_per_second", "zero")],
+            None
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post_form(
+            &server,
+            &cookie,
+            &limits,
+            &[
+                ("csrf", &csrf),
+                ("provision_per_hour", "7"),
+                ("status_per_hour", ""),
+                ("burst_per_second", "")
+            ],
+            None
+        )
+        .await,
+        303
+    );
+    let set = server
+        .store
+        .partner_limits(&server.partner.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            set.provision_per_hour,
+            set.status_per_hour,
+            set.burst_per_second
+        ),
+        (Some(7), None, None)
+    );
+
+    let (status, html, _) = page(&server, &cookie, "/dashboard/admin/operations").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Webhook queue") && html.contains("Recent server errors"),
+        "{html}"
+    );
     server.stop().await;
 }
