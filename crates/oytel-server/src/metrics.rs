@@ -22,6 +22,7 @@
 //! | `oytel_profile_stock_available` | gauge | `profile_type`, `environment` | the builtin stock (read at scrape) |
 //! | `oytel_db_pool_connections` | gauge | `pool`, `state` (`in_use`, `idle`) | database connections (read at scrape) |
 //! | `oytel_partners_below_low_balance` | gauge | — | partners under the threshold they set (read at scrape) |
+//! | `oytel_webhook_endpoints_disabled` | gauge | — | endpoints disabled: by their partner, after a `410 Gone`, or after failing for days (read at scrape) |
 //!
 //! Without a listener no recorder is installed, and each recording function returns after
 //! one atomic load, before building any label.
@@ -151,6 +152,7 @@ async fn read_figures(store: &dyn Storage) {
             gauge!("oytel_webhook_oldest_pending_seconds").set(figures.oldest_pending_seconds);
             gauge!("oytel_partners_below_low_balance")
                 .set(figures.partners_below_low_balance as f64);
+            gauge!("oytel_webhook_endpoints_disabled").set(figures.disabled_endpoints as f64);
             for (pool, open, idle) in figures.pools {
                 gauge!("oytel_db_pool_connections", "pool" => pool, "state" => "in_use")
                     .set(f64::from(open.saturating_sub(idle)));

@@ -195,6 +195,9 @@ pub struct Figures {
     pub oldest_pending_seconds: f64,
     /// Partners whose live balance is below the low-balance threshold they set.
     pub partners_below_low_balance: u64,
+    /// Webhook endpoints disabled (by their partner, after a `410 Gone`, or after failing
+    /// for days).
+    pub disabled_endpoints: u64,
     /// The connection pools: name, connections open, of which idle.
     pub pools: Vec<(&'static str, u32, u32)>,
 }

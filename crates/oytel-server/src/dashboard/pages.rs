@@ -598,6 +598,11 @@ pub fn operations(
                 p.hint { "deliveries pending; the oldest waiting " (figures.oldest_pending_seconds.round()) " s" }
             }
             div.card {
+                h2 { "Disabled endpoints" }
+                p.big data-testid="disabled-endpoints" { (figures.disabled_endpoints) }
+                p.hint { "by their partner, after a 410 Gone, or after failing for days" }
+            }
+            div.card {
                 h2 { "Low balances" }
                 p.big { (figures.partners_below_low_balance) }
                 p.hint { "partners under the threshold they set" }

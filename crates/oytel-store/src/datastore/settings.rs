@@ -71,12 +71,19 @@ pub(super) async fn figures(store: &Store, now: DateTime<Utc>) -> Result<Figures
     .fetch_one(&store.reader)
     .await
     .map_err(db_error)?;
+    let disabled: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE enabled = $1")
+            .bind(false)
+            .fetch_one(&store.reader)
+            .await
+            .map_err(db_error)?;
     Ok(Figures {
         pending_deliveries: u64::try_from(pending).unwrap_or(0),
         oldest_pending_seconds: oldest
             .map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0),
         partners_below_low_balance: u64::try_from(low).unwrap_or(0),
+        disabled_endpoints: u64::try_from(disabled).unwrap_or(0),
         pools: store.pools(),
     })
 }
