@@ -13,7 +13,7 @@
 //! | `GET /dashboard` | partner | balance, eSIMs by state, provisionings per day, webhook delivery rate |
 //! | `GET /dashboard/esims`, `/esims/{id}` | partner | the eSIMs (state, reference or email filter, pages); one with its QR code, activation code, usage, packages, timeline |
 //! | `GET /dashboard/orders`, `/statement`, `/statement.csv` | partner | orders; the live statement and its CSV |
-//! | `GET /dashboard/webhooks`, `POST …` | partner | endpoints (add, pause or resume, rotate the secret — shown once —, send a test), the delivery log, redelivery |
+//! | `GET /dashboard/webhooks`, `POST …` | partner | endpoints (add, edit the address, description and events, pause or resume, rotate the secret — shown once —, send a test), the delivery log, redelivery |
 //! | `GET /dashboard/keys` | partner | the partner's keys, never a secret |
 //! | `GET /dashboard/admin/sign-in`, `POST` | operator | the operator token |
 //! | `GET /dashboard/admin`, `POST …/partners`, `POST …/partners/{id}/credit` | operator | partners with their live balance; add one; credit one |
@@ -66,6 +66,10 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/webhooks/{id}/rotate", post(rotate_secret))
         .route("/dashboard/webhooks/{id}/test", post(send_test))
         .route("/dashboard/webhooks/{id}/enabled", post(set_enabled))
+        .route(
+            "/dashboard/webhooks/{id}",
+            get(endpoint_page).post(edit_endpoint),
+        )
         .route(
             "/dashboard/webhooks/events/{event_id}/redeliver",
             post(redeliver),
@@ -203,7 +207,8 @@ with_csrf!(
     KeyForm,
     LimitsForm,
     RevokeForm,
-    EnabledForm
+    EnabledForm,
+    EditForm
 );
 
 /// Back to `page` once the API did it; what it refused otherwise.
@@ -1114,4 +1119,60 @@ async fn set_enabled(
     )
     .await;
     then_back(updated, "/dashboard/webhooks")
+}
+
+async fn endpoint_page(
+    State(state): State<AppState>,
+    PartnerSession(signed, caller): PartnerSession,
+    Path(id): Path<String>,
+) -> Response {
+    match routes::webhooks::get_endpoint(State(state), caller, ApiPath(id)).await {
+        Ok(Json(found)) => partner_page(
+            &format!("Endpoint {}", found.endpoint.id),
+            "/dashboard/webhooks",
+            &signed,
+            pages::endpoint(&signed.csrf, &found.endpoint),
+        ),
+        Err(e) => refused(e, "/dashboard/webhooks"),
+    }
+}
+
+#[derive(Deserialize)]
+struct EditForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    description: String,
+    /// The events' checkboxes: `event:<name>` = `on`.
+    #[serde(flatten)]
+    checked: std::collections::HashMap<String, String>,
+}
+
+async fn edit_endpoint(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Checked(PartnerSession(_signed, caller), form): Checked<PartnerSession, EditForm>,
+) -> Response {
+    let events: Vec<oytel_types::EventType> = oytel_types::EventType::ALL
+        .into_iter()
+        .filter(|t| form.checked.contains_key(&format!("event:{}", t.as_str())))
+        .collect();
+    let change = oytel_types::UpdateWebhookEndpoint::new()
+        .url(form.url.trim())
+        .description(form.description.trim())
+        .events(events);
+    let back = format!("/dashboard/webhooks/{id}");
+    let updated = routes::webhooks::update_endpoint(
+        State(state),
+        caller,
+        ApiPath(id),
+        crate::extract::ApiJson(change),
+    )
+    .await;
+    match updated {
+        Ok(_) => Redirect::to("/dashboard/webhooks").into_response(),
+        Err(e) => refused(e, &back),
+    }
 }

@@ -361,7 +361,7 @@ pub fn webhooks(
                 tbody {
                     @for e in endpoints {
                         tr {
-                            td { (e.id) }
+                            td { a href={"/dashboard/webhooks/" (e.id)} { (e.id) } }
                             td { (e.url) }
                             td { @if e.events.is_empty() { "default" } @else { (e.events.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) } }
                             td { (format!("{:?}", e.status).to_lowercase()) }
@@ -637,5 +637,31 @@ pub fn operations(
                 }
             }
         }
+    }
+}
+
+/// One endpoint's form: its address, description and the events it receives.
+pub fn endpoint(csrf: &str, e: &WebhookEndpoint) -> Markup {
+    html! {
+        form.card method="post" action={"/dashboard/webhooks/" (e.id)} {
+            (csrf_field(csrf))
+            label for="url" { "URL (https)" }
+            input id="url" name="url" type="url" required value=(e.url);
+            label for="description" { "Description" }
+            input id="description" name="description" type="text" maxlength="200" value=(e.description.as_deref().unwrap_or(""));
+            fieldset {
+                legend { "Events (none ticked: the default ones)" }
+                @for t in oytel_types::EventType::ALL {
+                    @let id = format!("event-{}", t.as_str().replace('.', "-"));
+                    div {
+                        input type="checkbox" id=(id) name={"event:" (t.as_str())} checked[e.events.contains(&t)];
+                        " "
+                        label.inline-label for=(id) { (t.as_str()) }
+                    }
+                }
+            }
+            button type="submit" { "Save the endpoint" }
+        }
+        p { a href="/dashboard/webhooks" { "Back to the webhooks" } }
     }
 }

@@ -194,6 +194,15 @@ test('a partner adds an endpoint, sees a delivery with its attempt and redeliver
   for (let i = 0; i < 50 && received.length === before; i++) await new Promise((ok) => setTimeout(ok, 100));
   assert.equal(received.length, before + 1, 'the receiver got it again');
   assert.equal(received.at(-1).id, received.at(-2).id, 'with the same webhook-id');
+
+  // Edit it: only two event types from now on.
+  await page.goto(`${base}/dashboard/webhooks`);
+  await page.getByRole('link', { name: /^we_/ }).first().click();
+  await page.getByLabel('esim.activated').check();
+  await page.getByLabel('esim.expired').check();
+  await page.getByRole('button', { name: 'Save the endpoint' }).click();
+  await page.waitForURL(`${base}/dashboard/webhooks`);
+  assert.match(await page.locator('table').first().textContent(), /esim\.activated, esim\.expired/);
   await context.close();
 });
 
