@@ -1111,14 +1111,19 @@ async fn set_enabled(
     Checked(PartnerSession(_signed, caller), form): Checked<PartnerSession, EnabledForm>,
 ) -> Response {
     let change = oytel_types::UpdateWebhookEndpoint::new().enabled(form.enabled);
-    let updated = routes::webhooks::update_endpoint(
-        State(state),
-        caller,
-        ApiPath(id),
-        crate::extract::ApiJson(change),
-    )
-    .await;
+    let updated = update_endpoint(state, caller, id, change).await;
     then_back(updated, "/dashboard/webhooks")
+}
+
+/// Changes an endpoint through the API's handler.
+async fn update_endpoint(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    change: oytel_types::UpdateWebhookEndpoint,
+) -> Result<Json<oytel_types::WebhookEndpointResponse>, ApiError> {
+    let change = crate::extract::ApiJson(change);
+    routes::webhooks::update_endpoint(State(state), caller, ApiPath(id), change).await
 }
 
 async fn endpoint_page(
@@ -1164,14 +1169,7 @@ async fn edit_endpoint(
         .description(form.description.trim())
         .events(events);
     let back = format!("/dashboard/webhooks/{id}");
-    let updated = routes::webhooks::update_endpoint(
-        State(state),
-        caller,
-        ApiPath(id),
-        crate::extract::ApiJson(change),
-    )
-    .await;
-    match updated {
+    match update_endpoint(state, caller, id, change).await {
         Ok(_) => Redirect::to("/dashboard/webhooks").into_response(),
         Err(e) => refused(e, &back),
     }
