@@ -17,6 +17,7 @@ pub mod config;
 pub mod context;
 pub mod convert;
 pub mod dashboard;
+pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod es2plus_listener;

@@ -264,6 +264,7 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
     let shutdown = oytel_server::shutdown_signal();
     tracing::info!(listen = %local, public_url = %public_url, plans = state.catalog.plans.len(), "Oytel API ready");
     if let Some((partner_id, key)) = demo {
+        oytel_server::demo::populate(&state, &key).await;
         show_demo_key(&partner_id, &key, &public_url);
     }
     let reports = es2plus.map(|bound| {
@@ -293,7 +294,8 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
 }
 
 /// On the first start of an empty development database: a demo partner and one sandbox key,
-/// to show once (never to the logs). `None` on any later start.
+/// to show once (never to the logs); its demo eSIMs follow once the server is built
+/// ([`oytel_server::demo`]). `None` on any later start.
 async fn seed_demo(store: &dyn Storage) -> Result<Option<(String, String)>> {
     if !store.list_partners().await?.is_empty()
         || !store

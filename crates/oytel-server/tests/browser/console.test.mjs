@@ -156,6 +156,16 @@ test('a partner signs in, finds a provisioned eSIM and its QR code decodes to th
   const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
   assert.equal(decoded?.data, esim.activation_code, 'the QR image decodes to the activation code');
 
+  // On a phone-width screen nothing runs off the side, and the page is still usable.
+  await page.setViewportSize({ width: 375, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+  await shot(page, 'esim-phone');
+  await page.setViewportSize({ width: 1200, height: 900 });
+  // Keyboard: the skip link is the first stop and leads to the content.
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+
   for (const [name, label] of [['orders', 'Orders'], ['statement', 'Statement'], ['keys', 'API keys'], ['overview', 'Overview']]) {
     await page.getByRole('link', { name: label, exact: true }).click();
     await page.getByRole('heading', { level: 1 }).waitFor();

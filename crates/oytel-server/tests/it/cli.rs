@@ -185,6 +185,36 @@ async fn first_start_seeds_one_demo_key_once_and_sigterm_stops_cleanly() {
         .await
         .unwrap();
     assert_eq!(plans.status(), 200);
+    // Demo data to look at: three sandbox eSIMs in their states, one with data used.
+    let esims: serde_json::Value = client
+        .get(format!("{}/api/v1/esims", server.base))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, String, u64)> = esims["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["reference_id"].as_str().unwrap().to_owned(),
+                e["status"].as_str().unwrap().to_owned(),
+                e["usage"]["data_used_mb"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = [
+        ("demo-trip-1", "active", 3_000),
+        ("demo-trip-2", "active", 0),
+        ("demo-trip-3", "provisioned", 0),
+    ]
+    .map(|(r, s, mb)| (r.to_owned(), s.to_owned(), mb));
+    assert_eq!(seen, expected);
     assert!(server.terminate().success(), "SIGTERM exits 0");
 
     let again = start(&db, "development");
