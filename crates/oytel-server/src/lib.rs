@@ -101,7 +101,7 @@ pub fn app(state: AppState) -> Router {
     let api = api
         .route("/openapi.json", get(openapi_json))
         .route("/openapi.yaml", get(openapi_yaml))
-        .merge(dashboard::router())
+        .merge(dashboard::router(&state.settings.public_url))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let routes = api.clone().with_state(state.clone());

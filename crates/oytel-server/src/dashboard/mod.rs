@@ -27,7 +27,7 @@
 pub mod pages;
 pub mod session;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -51,8 +51,9 @@ use crate::state::AppState;
 use pages::{OPERATOR_NAV, PARTNER_NAV};
 use session::{Checked, OperatorSession, PartnerSession, Signed, WithCsrf};
 
-/// The console's routes.
-pub fn router() -> Router<AppState> {
+/// The console's routes; `public_url` is where its QR images are served from.
+pub fn router(public_url: &str) -> Router<AppState> {
+    let csp = content_security_policy(public_url);
     Router::new()
         .route("/dashboard", get(overview))
         .route("/dashboard/sign-in", get(sign_in_page).post(sign_in))
@@ -89,28 +90,39 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/admin/operations", get(operations))
         .route("/dashboard/assets/app.css", get(css))
         .route("/dashboard/assets/app.js", get(js))
-        .layer(axum::middleware::map_response_with_state(
-            (),
-            |State(()): State<()>, response: Response| async move { guarded(response) },
-        ))
+        .layer(axum::middleware::map_response(move |response: Response| {
+            let csp = csp.clone();
+            async move { guarded(response, csp) }
+        }))
+}
+
+/// The Content-Security-Policy of the console: its own styles, script and images, and the
+/// QR images' address (the public URL's origin); no framing, forms only to itself.
+fn content_security_policy(public_url: &str) -> HeaderValue {
+    let qr_origin = url::Url::parse(public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' {qr_origin}; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    })
 }
 
 /// Adds the console's security headers.
-fn guarded(mut response: Response) -> Response {
+fn guarded(mut response: Response, csp: HeaderValue) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' https: http:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     response
 }
 
@@ -255,14 +267,29 @@ fn failed_sign_in(
     message: &str,
 ) -> Response {
     let (title, action, field, label, hint) = form;
-    let (status, message) = match count_failure(state, client) {
-        Some(wait) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many failed sign-ins from your address; try again in {wait} s."),
+    match count_failure(state, client) {
+        Some(wait) => session::with_retry_after(
+            sign_in_refused(
+                title,
+                action,
+                field,
+                label,
+                hint,
+                format!("Too many failed sign-ins from your address; try again in {wait} s."),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            wait,
         ),
-        None => (StatusCode::UNAUTHORIZED, message.to_owned()),
-    };
-    sign_in_refused(title, action, field, label, hint, message, status)
+        None => sign_in_refused(
+            title,
+            action,
+            field,
+            label,
+            hint,
+            message.to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
 }
 
 fn sign_in_refused(
@@ -288,13 +315,20 @@ fn sign_in_refused(
         .into_response()
 }
 
-/// Opens a session and sends its cookie.
+/// Opens a session and sends its cookie; the session the browser held before, if any, ends.
 async fn open_session(
     state: &AppState,
+    headers: &HeaderMap,
     kind: SessionKind,
     key_hash: Option<String>,
     to: &str,
 ) -> Response {
+    if let Some(previous) = session::cookie_token(headers) {
+        let _ = state
+            .store
+            .delete_session(&sessions::token_hash(&previous))
+            .await;
+    }
     let (token, record) = sessions::open(kind, key_hash, now());
     if let Err(e) = state.store.create_session(&record).await {
         return refused(ApiError::from(e), "/dashboard/sign-in");
@@ -313,7 +347,7 @@ async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let (title, action, field, label) = ("Sign in", "/dashboard/sign-in", "api_key", "API key");
-    if !session::same_origin(&headers) {
+    if !session::same_origin(&headers, &state.settings.public_url) {
         return session::forbidden("Sign-in forms from other sites are refused.");
     }
     let client = client.map(|c| c.0);
@@ -321,7 +355,14 @@ async fn sign_in(
     match state.keys.authenticate(Some(key)).await {
         Ok(Ok(_owner)) => {
             let hash = oytel_core::keys::hash_api_key(key);
-            open_session(&state, SessionKind::Partner, Some(hash), "/dashboard").await
+            open_session(
+                &state,
+                &headers,
+                SessionKind::Partner,
+                Some(hash),
+                "/dashboard",
+            )
+            .await
         }
         Ok(Err(_)) => failed_sign_in(
             &state,
@@ -342,7 +383,9 @@ async fn sign_out(
     let Some(signed) = signed else {
         return Redirect::to("/dashboard/sign-in").into_response();
     };
-    if let Some(refusal) = session::check_form(&signed, &headers, &form.csrf) {
+    if let Some(refusal) =
+        session::check_form(&signed, &headers, &state.settings.public_url, &form.csrf)
+    {
         return refusal;
     }
     let _ = state
@@ -389,7 +432,7 @@ async fn admin_sign_in(
         "operator_token",
         "Operator token",
     );
-    if !session::same_origin(&headers) {
+    if !session::same_origin(&headers, &state.settings.public_url) {
         return session::forbidden("Sign-in forms from other sites are refused.");
     }
     let Some(expected) = &state.settings.operator_token else {
@@ -406,7 +449,15 @@ async fn admin_sign_in(
             "That is not the operator token.",
         );
     }
-    open_session(&state, SessionKind::Operator, None, "/dashboard/admin").await
+    let token_hash = session::operator_hash(expected);
+    open_session(
+        &state,
+        &headers,
+        SessionKind::Operator,
+        Some(token_hash),
+        "/dashboard/admin",
+    )
+    .await
 }
 
 // --- a partner's pages ---
@@ -415,6 +466,13 @@ async fn overview(
     State(state): State<AppState>,
     PartnerSession(signed, caller): PartnerSession,
 ) -> Response {
+    // The overview's reads (its counts and chart) count as one status read of the key.
+    if let Err(e) = caller
+        .consume(&state, oytel_core::limits::QuotaKind::Status)
+        .await
+    {
+        return refused(e, "/dashboard");
+    }
     let account = match routes::account::get_account(State(state.clone()), caller.clone()).await {
         Ok(Json(account)) => account,
         Err(e) => return refused(e, "/dashboard"),
@@ -562,7 +620,7 @@ async fn esims(
 async fn esim(
     State(state): State<AppState>,
     PartnerSession(signed, caller): PartnerSession,
-    Path(esim_id): Path<String>,
+    ApiPath(esim_id): ApiPath,
 ) -> Response {
     let found = routes::esims::get_esim(
         State(state.clone()),
@@ -650,28 +708,23 @@ async fn statement(
     )
 }
 
-/// The statement as CSV: the API's own CSV answer, with the session as the caller.
+/// The whole statement as CSV (the API's own format), with the session as the caller.
 async fn statement_csv(
     State(state): State<AppState>,
     PartnerSession(_, caller): PartnerSession,
 ) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::ACCEPT, HeaderValue::from_static("text/csv"));
-    match routes::account::list_transactions(
-        State(state),
-        caller,
-        headers,
-        ApiQuery(ListTransactionsQuery::new().limit(100)),
-    )
-    .await
-    {
-        Ok(mut response) => {
-            response.headers_mut().insert(
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"oytel-statement.csv\""),
-            );
-            response
-        }
+    match routes::account::whole_statement_csv(&state, &caller).await {
+        Ok(csv) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"oytel-statement.csv\"",
+                ),
+            ],
+            csv,
+        )
+            .into_response(),
         Err(e) => refused(e, "/dashboard/statement"),
     }
 }
@@ -751,7 +804,7 @@ async fn create_endpoint(
 
 async fn rotate_secret(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     Checked(PartnerSession(signed, caller), _form): Checked<PartnerSession, CsrfForm>,
 ) -> Response {
     match routes::webhooks::rotate_endpoint_secret(
@@ -770,7 +823,7 @@ async fn rotate_secret(
 
 async fn send_test(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     Checked(PartnerSession(_signed, caller), _form): Checked<PartnerSession, CsrfForm>,
 ) -> Response {
     let sent = routes::webhooks::test_endpoint(State(state), caller, ApiPath(id)).await;
@@ -779,7 +832,7 @@ async fn send_test(
 
 async fn redeliver(
     State(state): State<AppState>,
-    Path(event_id): Path<String>,
+    ApiPath(event_id): ApiPath,
     Checked(PartnerSession(_signed, caller), _form): Checked<PartnerSession, CsrfForm>,
 ) -> Response {
     let scheduled = routes::webhooks::redeliver(State(state), caller, ApiPath(event_id)).await;
@@ -791,7 +844,14 @@ async fn keys(
     PartnerSession(signed, caller): PartnerSession,
 ) -> Response {
     match state.store.list_api_keys(&caller.owner.partner_id).await {
-        Ok(keys) => partner_page("API keys", "/dashboard/keys", &signed, pages::keys(&keys)),
+        Ok(keys) => {
+            // The session's environment only: a sandbox key never sees live ones.
+            let own: Vec<_> = keys
+                .into_iter()
+                .filter(|k| k.environment == caller.owner.environment)
+                .collect();
+            partner_page("API keys", "/dashboard/keys", &signed, pages::keys(&own))
+        }
         Err(e) => refused(e.into(), "/dashboard"),
     }
 }
@@ -874,7 +934,7 @@ struct CreditForm {
 
 async fn credit(
     State(state): State<AppState>,
-    Path(partner_id): Path<String>,
+    ApiPath(partner_id): ApiPath,
     Checked(OperatorSession(_signed), form): Checked<OperatorSession, CreditForm>,
 ) -> Response {
     let amount = match crate::config::parse_usd(&form.amount)
@@ -946,7 +1006,7 @@ async fn partner_view(
 async fn admin_partner(
     State(state): State<AppState>,
     OperatorSession(signed): OperatorSession,
-    Path(partner_id): Path<String>,
+    ApiPath(partner_id): ApiPath,
 ) -> Response {
     partner_view(&state, &signed, &partner_id, None).await
 }
@@ -961,7 +1021,7 @@ struct KeyForm {
 
 async fn create_key(
     State(state): State<AppState>,
-    Path(partner_id): Path<String>,
+    ApiPath(partner_id): ApiPath,
     Checked(OperatorSession(signed), form): Checked<OperatorSession, KeyForm>,
 ) -> Response {
     let environment = match form.environment.as_str() {
@@ -1001,25 +1061,33 @@ struct RevokeForm {
 
 async fn revoke_key(
     State(state): State<AppState>,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath,
     Checked(OperatorSession(_signed), form): Checked<OperatorSession, RevokeForm>,
 ) -> Response {
+    // The partner named by the form: the key must be one of its (and the id a plain one,
+    // for the address of the page to go back to).
+    if form.partner_id.chars().any(char::is_control) || form.partner_id.len() > 64 {
+        return refused(ApiError::not_found(), "/dashboard/admin");
+    }
     let back = format!("/dashboard/admin/partners/{}", form.partner_id);
     let owned = state
         .store
         .list_api_keys(&form.partner_id)
         .await
-        .map(|keys| keys.iter().any(|k| k.id == key_id));
+        .map(|keys| {
+            keys.iter()
+                .any(|k| k.id == key_id && k.revoked_at.is_none())
+        });
     match owned {
         Ok(true) => {}
         Ok(false) => return refused(ApiError::not_found(), "/dashboard/admin"),
         Err(e) => return refused(e.into(), "/dashboard/admin"),
     }
-    let revoked = state
-        .store
-        .revoke_api_key(&key_id, now())
-        .await
-        .map_err(ApiError::from);
+    let revoked = match state.store.revoke_api_key(&key_id, now()).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::not_found()),
+        Err(e) => Err(e.into()),
+    };
     then_back(revoked, &back)
 }
 
@@ -1037,7 +1105,7 @@ struct LimitsForm {
 
 async fn set_limits(
     State(state): State<AppState>,
-    Path(partner_id): Path<String>,
+    ApiPath(partner_id): ApiPath,
     Checked(OperatorSession(_signed), form): Checked<OperatorSession, LimitsForm>,
 ) -> Response {
     let back = format!("/dashboard/admin/partners/{partner_id}");
@@ -1069,11 +1137,11 @@ async fn set_limits(
         Ok(l) => l,
         Err(e) => return refused(e, &back),
     };
-    let saved = state
-        .store
-        .set_partner_limits(&partner_id, &limits)
-        .await
-        .map_err(ApiError::from);
+    let saved = match state.store.set_partner_limits(&partner_id, &limits).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::not_found()),
+        Err(e) => Err(e.into()),
+    };
     then_back(saved, &back)
 }
 
@@ -1107,7 +1175,7 @@ struct EnabledForm {
 
 async fn set_enabled(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     Checked(PartnerSession(_signed, caller), form): Checked<PartnerSession, EnabledForm>,
 ) -> Response {
     let change = oytel_types::UpdateWebhookEndpoint::new().enabled(form.enabled);
@@ -1129,7 +1197,7 @@ async fn update_endpoint(
 async fn endpoint_page(
     State(state): State<AppState>,
     PartnerSession(signed, caller): PartnerSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
 ) -> Response {
     match routes::webhooks::get_endpoint(State(state), caller, ApiPath(id)).await {
         Ok(Json(found)) => partner_page(
@@ -1157,7 +1225,7 @@ struct EditForm {
 
 async fn edit_endpoint(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     Checked(PartnerSession(_signed, caller), form): Checked<PartnerSession, EditForm>,
 ) -> Response {
     let events: Vec<oytel_types::EventType> = oytel_types::EventType::ALL

@@ -352,6 +352,7 @@ pub fn webhooks(
             div.notice role="status" {
                 p { "The signing secret of " (id) ", shown only now:" }
                 code data-testid="secret" { (secret) }
+                p.hint { "Reloading this page would send the form again (and rotate or add again): leave it by a link." }
             }
         }
         h2 { "Endpoints" }
@@ -552,6 +553,7 @@ pub fn partner(
             div.notice role="status" {
                 p { "The new key, shown only now: give it to the partner over a safe channel." }
                 code data-testid="new-key" { (key) }
+                p.hint { "Reloading this page would send the form again and create another key: leave it by a link." }
             }
         }
         p { (partner.name) @if let Some(email) = &partner.email { " · " (email) } }

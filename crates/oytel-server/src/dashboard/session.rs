@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use oytel_core::clock::now;
 use oytel_core::sessions::{self, SessionKind, SessionRecord};
 
+use crate::error::ApiError;
 use crate::extract::Caller;
 use crate::state::AppState;
 
@@ -77,8 +78,10 @@ pub fn clear_cookie() -> HeaderValue {
 }
 
 /// Whether a form was sent from a page of this server: a browser's `Sec-Fetch-Site` (when
-/// sent) is `same-origin` or `none`, and its `Origin` (when sent) names the `Host`.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// sent) is `same-origin` or `none`, and its `Origin` (when sent) is the server's public
+/// address (`OYTEL_PUBLIC_URL`) or names the `Host` the request came to (a proxy may rewrite
+/// the one or the other).
+pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let fetch_site_ok = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -87,11 +90,10 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
         Some(origin) => {
-            let origin_host = origin
-                .split_once("://")
-                .map_or(origin, |(_, rest)| rest)
-                .trim_end_matches('/');
-            host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
+            let origin = origin.trim_end_matches('/');
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            origin.eq_ignore_ascii_case(public_url.trim_end_matches('/'))
+                || host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
         }
     };
     fetch_site_ok && origin_ok
@@ -102,48 +104,90 @@ pub fn forbidden(message: &str) -> Response {
     (StatusCode::FORBIDDEN, message.to_owned()).into_response()
 }
 
+/// The hash an operator session keeps of the operator token it was opened with: a changed
+/// or removed token ends it.
+pub fn operator_hash(token: &str) -> String {
+    sessions::token_hash(&format!("oytel-operator:{token}"))
+}
+
 /// The live session of this request, if any: found by its token's hash, not idle or past its
-/// end, and for a partner, its key still usable. A session that has ended is deleted.
-pub async fn find(state: &AppState, headers: &HeaderMap) -> Option<Signed> {
-    let token = cookie_token(headers)?;
-    let hash = sessions::token_hash(&token);
-    let session = state.store.find_session(&hash).await.ok()??;
-    let at = now();
-    if !sessions::is_live(&session, at) {
-        let _ = state.store.delete_session(&hash).await;
-        return None;
-    }
-    let caller = match session.kind {
-        SessionKind::Operator => None,
-        SessionKind::Partner => match partner_caller(state, &session).await {
-            Some(caller) => Some(caller),
-            None => {
-                // The key was revoked or has expired: so has the session.
-                let _ = state.store.delete_session(&hash).await;
-                return None;
-            }
-        },
+/// end; a partner's key still usable, the operator's token still the server's. A session that
+/// has ended is deleted. An error of the database is an error, not a sign-out.
+pub async fn find(state: &AppState, headers: &HeaderMap) -> Result<Option<Signed>, ApiError> {
+    let Some(token) = cookie_token(headers) else {
+        return Ok(None);
     };
-    if sessions::needs_touch(&session, at) {
-        let _ = state.store.touch_session(&hash, at).await;
+    let hash = sessions::token_hash(&token);
+    let Some(session) = state.store.find_session(&hash).await? else {
+        return Ok(None);
+    };
+    let at = now();
+    let caller = match session.kind {
+        SessionKind::Operator => {
+            let current = state.settings.operator_token.as_deref().map(operator_hash);
+            if current.is_none() || current != session.key_hash {
+                state.store.delete_session(&hash).await?;
+                return Ok(None);
+            }
+            None
+        }
+        SessionKind::Partner => partner_caller(state, &session).await?,
+    };
+    let ended = match session.kind {
+        SessionKind::Partner => caller.is_none(),
+        SessionKind::Operator => false,
+    };
+    if ended || !sessions::is_live(&session, at) {
+        // Idle, past its end, or its key revoked or expired.
+        state.store.delete_session(&hash).await?;
+        return Ok(None);
     }
-    Some(Signed {
+    if sessions::needs_touch(&session, at) {
+        state.store.touch_session(&hash, at).await?;
+    }
+    Ok(Some(Signed {
         csrf: sessions::csrf_token(&token),
         token,
         caller,
-    })
+    }))
 }
 
-async fn partner_caller(state: &AppState, session: &SessionRecord) -> Option<Caller> {
-    let owner = state
-        .keys
-        .owner_of_hash(session.key_hash.as_deref()?)
-        .await
-        .ok()??;
-    oytel_core::keys::usable(&owner, now()).then(|| Caller {
-        limits: owner.limits.apply(&state.settings.limits),
-        owner,
-    })
+/// The caller of a partner's session: its key's owner, if the key is still usable.
+async fn partner_caller(
+    state: &AppState,
+    session: &SessionRecord,
+) -> Result<Option<Caller>, ApiError> {
+    let Some(key_hash) = session.key_hash.as_deref() else {
+        return Ok(None);
+    };
+    let owner = state.keys.owner_of_hash(key_hash).await?;
+    Ok(owner
+        .filter(|owner| oytel_core::keys::usable(owner, now()))
+        .map(|owner| Caller {
+            limits: owner.limits.apply(&state.settings.limits),
+            owner,
+        }))
+}
+
+/// `response` with `Retry-After: seconds`.
+pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// A page saying the console cannot answer now (the database is out of reach, or too many
+/// requests), with the status the API would answer.
+fn unavailable(error: ApiError) -> Response {
+    let status = error.status();
+    let page = super::pages::problem("Try again in a moment", error.message(), "/dashboard");
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page.into_string(),
+    )
+        .into_response()
 }
 
 fn to_sign_in(path: &'static str) -> Response {
@@ -153,17 +197,27 @@ fn to_sign_in(path: &'static str) -> Response {
 impl FromRequestParts<AppState> for PartnerSession {
     type Rejection = Response;
 
+    /// A partner's live session, within its key's burst limit (as its API calls are).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        match find(state, &parts.headers).await {
-            Some(signed) => match signed.caller.clone() {
-                Some(caller) => {
-                    tracing::Span::current().record("partner_id", caller.owner.partner_id.as_str());
-                    Ok(PartnerSession(signed, caller))
-                }
-                None => Err(to_sign_in("/dashboard/admin")),
-            },
-            None => Err(to_sign_in("/dashboard/sign-in")),
+        let signed = match find(state, &parts.headers).await.map_err(unavailable)? {
+            Some(signed) => signed,
+            None => return Err(to_sign_in("/dashboard/sign-in")),
+        };
+        let Some(caller) = signed.caller.clone() else {
+            return Err(to_sign_in("/dashboard/admin"));
+        };
+        tracing::Span::current().record("partner_id", caller.owner.partner_id.as_str());
+        let owner = &caller.owner;
+        if let Err(exceeded) = state.limiter.burst(
+            &owner.partner_id,
+            owner.environment,
+            caller.limits.burst_per_second,
+        ) {
+            let wait = exceeded.retry_after.as_secs().max(1);
+            let refusal = crate::extract::rate_limited("burst_per_second", exceeded.retry_after);
+            return Err(with_retry_after(unavailable(refusal), wait));
         }
+        Ok(PartnerSession(signed, caller))
     }
 }
 
@@ -171,7 +225,7 @@ impl FromRequestParts<AppState> for OperatorSession {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        match find(state, &parts.headers).await {
+        match find(state, &parts.headers).await.map_err(unavailable)? {
             Some(signed) if signed.caller.is_none() => Ok(OperatorSession(signed)),
             _ => Err(to_sign_in("/dashboard/admin/sign-in")),
         }
@@ -179,20 +233,25 @@ impl FromRequestParts<AppState> for OperatorSession {
 }
 
 impl OptionalFromRequestParts<AppState> for Signed {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(find(state, &parts.headers).await)
+        find(state, &parts.headers).await.map_err(unavailable)
     }
 }
 
 /// Checks a form of `signed`'s session, our origin and its CSRF token: the refusal, if it
 /// is not one of ours.
-pub fn check_form(signed: &Signed, headers: &HeaderMap, csrf: &str) -> Option<Response> {
-    if !same_origin(headers) {
+pub fn check_form(
+    signed: &Signed,
+    headers: &HeaderMap,
+    public_url: &str,
+    csrf: &str,
+) -> Option<Response> {
+    if !same_origin(headers, public_url) {
         return Some(forbidden(
             "This form was sent from another site; it is refused.",
         ));
@@ -252,7 +311,12 @@ where
         let axum::Form(form) = axum::Form::<T>::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        match check_form(session.signed(), &headers, form.csrf()) {
+        match check_form(
+            session.signed(),
+            &headers,
+            &state.settings.public_url,
+            form.csrf(),
+        ) {
             Some(refusal) => Err(refusal),
             None => Ok(Checked(session, form)),
         }
@@ -284,31 +348,26 @@ mod tests {
 
     #[test]
     fn only_forms_from_our_own_origin_are_taken() {
+        let public = "https://console.example";
         let host = ("host", "console.example:8080");
-        assert!(
-            same_origin(&headers(&[host])),
-            "no browser headers: a script or curl"
-        );
-        assert!(same_origin(&headers(&[
+        let ours = |pairs: &[(&'static str, &str)]| same_origin(&headers(pairs), public);
+        assert!(ours(&[host]), "no browser headers: a script or curl");
+        assert!(ours(&[
             host,
             ("sec-fetch-site", "same-origin"),
             ("origin", "https://console.example:8080")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("sec-fetch-site", "cross-site")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("sec-fetch-site", "same-site")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("origin", "https://evil.example")
-        ])));
+        ]));
+        assert!(!ours(&[host, ("sec-fetch-site", "cross-site")]));
+        assert!(!ours(&[host, ("sec-fetch-site", "same-site")]));
+        assert!(!ours(&[host, ("origin", "https://evil.example")]));
         assert!(
-            !same_origin(&headers(&[("origin", "https://console.example:8080")])),
-            "an origin and no host"
+            !ours(&[("origin", "https://console.example:8080")]),
+            "an origin that is neither the public address nor the host"
         );
+        // Behind a proxy that rewrites Host, the public address still matches.
+        assert!(ours(&[
+            ("host", "10.0.0.5:8080"),
+            ("origin", "https://console.example")
+        ]));
     }
 }

@@ -496,3 +496,52 @@ async fn the_operator_creates_a_key_shown_once_revokes_it_and_sets_limits() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_session_ends_with_its_token_and_a_sandbox_session_sees_no_live_key() {
+    let server = TestServer::spawn().await;
+    // A session opened with another operator token (the server's was changed since).
+    let (token, stale) = oytel_core::sessions::open(
+        oytel_core::sessions::SessionKind::Operator,
+        Some(oytel_server::dashboard::session::operator_hash(
+            "the-old-token",
+        )),
+        oytel_core::clock::now(),
+    );
+    server.store.create_session(&stale).await.unwrap();
+    let cookie = format!("oytel_session={token}");
+    let (status, _, location) = page(&server, &cookie, "/dashboard/admin").await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/dashboard/admin/sign-in"))
+    );
+    assert!(server
+        .store
+        .find_session(&stale.token_hash)
+        .await
+        .unwrap()
+        .is_none());
+
+    let (sandbox, _) = sign_in(
+        &server,
+        "/dashboard/sign-in",
+        &[("api_key", &server.partner.sandbox_key)],
+    )
+    .await;
+    let (status, html, _) = page(&server, &sandbox, "/dashboard/keys").await;
+    assert_eq!(status, 200);
+    let keys = server
+        .store
+        .list_api_keys(&server.partner.id)
+        .await
+        .unwrap();
+    for key in keys {
+        let shown = html.contains(&key.id);
+        let sandbox_key = key.environment == oytel_types::Environment::Sandbox;
+        assert_eq!(shown, sandbox_key, "{} ({:?})", key.id, key.environment);
+    }
+    // A malformed id is refused as the API refuses it, never a server error.
+    let (status, _, _) = page(&server, &sandbox, "/dashboard/esims/%01").await;
+    assert!((400..500).contains(&status), "{status}");
+    server.stop().await;
+}
