@@ -937,40 +937,37 @@ async fn credit(
     ApiPath(partner_id): ApiPath,
     Checked(OperatorSession(_signed), form): Checked<OperatorSession, CreditForm>,
 ) -> Response {
-    let amount = match crate::config::parse_usd(&form.amount)
-        .ok()
-        .filter(|a| a.cents() > 0)
-    {
-        Some(amount) => amount,
-        None => {
-            return refused(
+    let done = async {
+        let amount = crate::config::parse_usd(&form.amount)
+            .ok()
+            .filter(|a| a.cents() > 0)
+            .ok_or_else(|| {
                 ApiError::field(
                     oytel_types::ErrorCode::ValidationError,
                     "amount",
                     "the amount must be a positive number of USD with at most two decimals",
-                ),
-                "/dashboard/admin",
-            )
-        }
+                )
+            })?;
+        existing_partner(&state, &partner_id).await?;
+        let description = "credit from the operator console";
+        Ok(state
+            .store
+            .credit(&partner_id, amount.cents(), description, now())
+            .await?)
     };
-    match state.store.get_partner(&partner_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return refused(ApiError::not_found(), "/dashboard/admin"),
-        Err(e) => return refused(e.into(), "/dashboard/admin"),
-    }
-    match state
+    then_back(done.await, "/dashboard/admin")
+}
+
+/// The partner `partner_id`, or `404`.
+async fn existing_partner(
+    state: &AppState,
+    partner_id: &str,
+) -> Result<oytel_core::ports::Partner, ApiError> {
+    state
         .store
-        .credit(
-            &partner_id,
-            amount.cents(),
-            "credit from the operator console",
-            now(),
-        )
-        .await
-    {
-        Ok(_) => Redirect::to("/dashboard/admin").into_response(),
-        Err(e) => refused(e.into(), "/dashboard/admin"),
-    }
+        .get_partner(partner_id)
+        .await?
+        .ok_or_else(ApiError::not_found)
 }
 
 async fn partner_view(
@@ -979,10 +976,9 @@ async fn partner_view(
     partner_id: &str,
     new_key: Option<&str>,
 ) -> Response {
-    let partner = match state.store.get_partner(partner_id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return refused(ApiError::not_found(), "/dashboard/admin"),
-        Err(e) => return refused(e.into(), "/dashboard/admin"),
+    let partner = match existing_partner(state, partner_id).await {
+        Ok(p) => p,
+        Err(e) => return refused(e, "/dashboard/admin"),
     };
     let keys = state
         .store
@@ -1024,31 +1020,20 @@ async fn create_key(
     ApiPath(partner_id): ApiPath,
     Checked(OperatorSession(signed), form): Checked<OperatorSession, KeyForm>,
 ) -> Response {
-    let environment = match form.environment.as_str() {
-        "sandbox" => Environment::Sandbox,
-        "production" | "live" => Environment::Production,
-        _ => {
-            return refused(
-                ApiError::field(
-                    oytel_types::ErrorCode::ValidationError,
-                    "environment",
-                    "`sandbox` or `production`",
-                ),
-                "/dashboard/admin",
-            )
-        }
+    let created = async {
+        let environment: Environment = form.environment.parse().map_err(|e: String| {
+            ApiError::field(oytel_types::ErrorCode::ValidationError, "environment", e)
+        })?;
+        existing_partner(&state, &partner_id).await?;
+        let key = oytel_core::keys::generate_api_key(&partner_id, environment);
+        state.store.create_api_key(&key.record).await?;
+        Ok::<_, ApiError>(key.plaintext)
     };
-    match state.store.get_partner(&partner_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return refused(ApiError::not_found(), "/dashboard/admin"),
-        Err(e) => return refused(e.into(), "/dashboard/admin"),
+    match created.await {
+        // Shown in this answer only: the page is not stored (no-store) and the key not logged.
+        Ok(plaintext) => partner_view(&state, &signed, &partner_id, Some(&plaintext)).await,
+        Err(e) => refused(e, "/dashboard/admin"),
     }
-    let key = oytel_core::keys::generate_api_key(&partner_id, environment);
-    if let Err(e) = state.store.create_api_key(&key.record).await {
-        return refused(e.into(), "/dashboard/admin");
-    }
-    // Shown in this answer only: the page is not stored (no-store) and the key is not logged.
-    partner_view(&state, &signed, &partner_id, Some(&key.plaintext)).await
 }
 
 #[derive(Deserialize)]
