@@ -419,24 +419,13 @@ impl Sequential for AttemptRow {
     }
 }
 
-pub(crate) fn delivery_status_text(status: oytel_types::DeliveryStatus) -> &'static str {
-    match status {
-        oytel_types::DeliveryStatus::Pending => "pending",
-        oytel_types::DeliveryStatus::Delivered => "delivered",
-        oytel_types::DeliveryStatus::Failed => "failed",
-        oytel_types::DeliveryStatus::Cancelled => "cancelled",
-        // Read only from a newer server's answers; never stored.
-        oytel_types::DeliveryStatus::Unknown => "unknown",
-    }
-}
-
 impl TryFrom<AttemptRow> for oytel_core::ports::AttemptRecord {
     type Error = StoreError;
     fn try_from(r: AttemptRow) -> Result<Self, StoreError> {
         use oytel_types::DeliveryStatus::*;
         let delivery_status = [Pending, Delivered, Failed, Cancelled]
             .into_iter()
-            .find(|s| delivery_status_text(*s) == r.delivery_status)
+            .find(|s| s.as_str() == r.delivery_status)
             .ok_or_else(|| {
                 StoreError::Other(format!("corrupt row: status `{}`", r.delivery_status))
             })?;

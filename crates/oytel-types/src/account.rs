@@ -98,6 +98,18 @@ pub enum TransactionKind {
     Unknown,
 }
 
+impl TransactionKind {
+    /// The wire name (`unknown` for [`TransactionKind::Unknown`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionKind::Credit => "credit",
+            TransactionKind::Charge => "charge",
+            TransactionKind::Refund => "refund",
+            TransactionKind::Unknown => "unknown",
+        }
+    }
+}
+
 /// One line of the statement: a movement of the live balance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

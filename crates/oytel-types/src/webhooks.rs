@@ -211,6 +211,17 @@ pub enum EndpointStatus {
     Unknown,
 }
 
+impl EndpointStatus {
+    /// The wire name (`unknown` for [`EndpointStatus::Unknown`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointStatus::Enabled => "enabled",
+            EndpointStatus::Disabled => "disabled",
+            EndpointStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// A webhook endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -355,6 +366,19 @@ pub enum DeliveryStatus {
     /// A value this version does not know, from a newer server. Never sent.
     #[serde(other, skip_serializing)]
     Unknown,
+}
+
+impl DeliveryStatus {
+    /// The wire name (`unknown` for [`DeliveryStatus::Unknown`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+            DeliveryStatus::Unknown => "unknown",
+        }
+    }
 }
 
 /// One attempt to deliver an event.

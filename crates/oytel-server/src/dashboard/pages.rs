@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 use oytel_types::{
-    AccountResponse, DeliveryAttempt, DeliveryStatus, Esim, EsimStatus, Order, Package, Page,
-    Transaction, WebhookEndpoint,
+    AccountResponse, DeliveryAttempt, Esim, EsimStatus, Order, Package, Page, Transaction,
+    WebhookEndpoint,
 };
 
 /// The pages of a signed-in partner, in the navigation's order.
@@ -327,7 +327,7 @@ pub fn statement(rows: &[Transaction], sandbox: bool, next: Option<String>) -> M
                     @for t in rows {
                         tr {
                             td { (time(t.created_at)) }
-                            td { (format!("{:?}", t.kind).to_lowercase()) }
+                            td { (t.kind.as_str()) }
                             td.num { "$" (t.amount) }
                             td.num { "$" (t.balance_after) }
                             td { (t.description) }
@@ -365,7 +365,7 @@ pub fn webhooks(
                             td { a href={"/dashboard/webhooks/" (e.id)} { (e.id) } }
                             td { (e.url) }
                             td { @if e.events.is_empty() { "default" } @else { (e.events.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) } }
-                            td { (format!("{:?}", e.status).to_lowercase()) }
+                            td { (e.status.as_str()) }
                             td.actions {
                                 form method="post" action={"/dashboard/webhooks/" (e.id) "/enabled"} {
                                     (csrf_field(csrf))
@@ -406,7 +406,7 @@ pub fn webhooks(
                             td { (a.attempt) }
                             td { @match a.status_code { Some(code) => (code), None => (a.error.as_deref().unwrap_or("no answer")) } }
                             td.num { (a.duration_ms) " ms" }
-                            td { (delivery(a.delivery_status)) }
+                            td { (a.delivery_status.as_str()) }
                             td {
                                 form method="post" action={"/dashboard/webhooks/events/" (a.event_id) "/redeliver"} {
                                     (csrf_field(csrf))
@@ -418,16 +418,6 @@ pub fn webhooks(
                 }
             }
         }
-    }
-}
-
-fn delivery(status: DeliveryStatus) -> &'static str {
-    match status {
-        DeliveryStatus::Pending => "pending",
-        DeliveryStatus::Delivered => "delivered",
-        DeliveryStatus::Failed => "failed",
-        DeliveryStatus::Cancelled => "cancelled",
-        DeliveryStatus::Unknown => "unknown",
     }
 }
 

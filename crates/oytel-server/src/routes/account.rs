@@ -11,7 +11,7 @@ use oytel_core::validation::date_range;
 use oytel_core::CoreError;
 use oytel_types::{
     AccountResponse, Amount, Balance, Environment, ErrorBody, ErrorCode, ListTransactionsQuery,
-    Page, Transaction, TransactionKind, UpdateAccount,
+    Page, Transaction, UpdateAccount,
 };
 
 use crate::convert;
@@ -227,13 +227,7 @@ fn statement_csv(rows: &[Transaction]) -> String {
          description\r\n",
     );
     for t in rows {
-        let kind = match t.kind {
-            TransactionKind::Credit => "credit",
-            TransactionKind::Charge => "charge",
-            TransactionKind::Refund => "refund",
-            // Only a client reading a newer server's answer meets it.
-            TransactionKind::Unknown => "unknown",
-        };
+        let kind = t.kind.as_str();
         let fields = [
             t.transaction_id.clone(),
             t.created_at

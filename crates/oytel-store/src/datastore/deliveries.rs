@@ -13,7 +13,7 @@ use sqlx::QueryBuilder;
 use super::sql::{begin_write, fetch_page, Chain, Tx};
 use super::{Db, Store, DIALECT};
 use crate::errors::db_error;
-use crate::rows::{delivery_status_text, AttemptRow};
+use crate::rows::AttemptRow;
 
 /// The state an attempt leaves its delivery in: status, and when to try next.
 pub(super) fn after_attempt(outcome: &AttemptOutcome) -> (&'static str, Option<DateTime<Utc>>) {
@@ -25,7 +25,7 @@ pub(super) fn after_attempt(outcome: &AttemptOutcome) -> (&'static str, Option<D
         }
         AttemptResult::GiveUp | AttemptResult::Gone => (DeliveryStatus::Failed, None),
     };
-    (delivery_status_text(status), next_attempt_at)
+    (status.as_str(), next_attempt_at)
 }
 
 /// Writes a run of attempts in one statement: each delivery's new state, the attempts'
