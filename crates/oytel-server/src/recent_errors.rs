@@ -24,38 +24,67 @@ pub struct ServerError {
     pub request_id: Option<String>,
 }
 
-static RECENT: Mutex<VecDeque<ServerError>> = Mutex::new(VecDeque::new());
+/// A ring of the newest [`KEPT`] server errors.
+#[derive(Debug, Default)]
+pub struct Recent(Mutex<VecDeque<ServerError>>);
 
-/// Records a server error (the oldest is dropped past [`KEPT`]).
-pub fn record(error: ServerError) {
-    let mut recent = RECENT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if recent.len() == KEPT {
-        recent.pop_front();
+impl Recent {
+    /// An empty ring.
+    pub const fn new() -> Recent {
+        Recent(Mutex::new(VecDeque::new()))
     }
-    recent.push_back(error);
-}
 
-/// The errors kept, newest first.
-pub fn newest_first() -> Vec<ServerError> {
-    let recent = RECENT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    recent.iter().rev().cloned().collect()
-}
-
-/// The errors kept, counted by code, most frequent first.
-pub fn by_code() -> Vec<(ErrorCode, usize)> {
-    let mut counts: Vec<(ErrorCode, usize)> = Vec::new();
-    for e in newest_first() {
-        match counts.iter_mut().find(|(code, _)| *code == e.code) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((e.code, 1)),
+    /// Records a server error (the oldest is dropped past [`KEPT`]).
+    pub fn record(&self, error: ServerError) {
+        let mut recent = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() == KEPT {
+            recent.pop_front();
         }
+        recent.push_back(error);
     }
-    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-    counts
+
+    /// The errors kept, newest first.
+    pub fn newest_first(&self) -> Vec<ServerError> {
+        let recent = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent.iter().rev().cloned().collect()
+    }
+
+    /// The errors kept, counted by code, most frequent first.
+    pub fn by_code(&self) -> Vec<(ErrorCode, usize)> {
+        let mut counts: Vec<(ErrorCode, usize)> = Vec::new();
+        for e in self.newest_first() {
+            match counts.iter_mut().find(|(code, _)| *code == e.code) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((e.code, 1)),
+            }
+        }
+        counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        counts
+    }
+}
+
+/// This instance's ring.
+static RECENT: Recent = Recent::new();
+
+/// Records a server error of this instance.
+pub fn record(error: ServerError) {
+    RECENT.record(error);
+}
+
+/// This instance's errors kept, newest first.
+pub fn newest_first() -> Vec<ServerError> {
+    RECENT.newest_first()
+}
+
+/// This instance's errors kept, counted by code, most frequent first.
+pub fn by_code() -> Vec<(ErrorCode, usize)> {
+    RECENT.by_code()
 }
 
 #[cfg(test)]
@@ -64,6 +93,7 @@ mod tests {
 
     #[test]
     fn the_newest_are_kept_and_counted_by_code() {
+        let recent = Recent::new();
         let at = Utc::now();
         for i in 0..KEPT + 5 {
             let code = if i % 3 == 0 {
@@ -71,21 +101,21 @@ mod tests {
             } else {
                 ErrorCode::InternalError
             };
-            record(ServerError {
+            recent.record(ServerError {
                 at,
                 status: 500,
                 code,
                 request_id: Some(format!("req_{i}")),
             });
         }
-        let kept = newest_first();
+        let kept = recent.newest_first();
         assert_eq!(kept.len(), KEPT);
         assert_eq!(
             kept[0].request_id.as_deref(),
             Some(&*format!("req_{}", KEPT + 4))
         );
-        let counted: usize = by_code().iter().map(|(_, n)| n).sum();
+        let counted: usize = recent.by_code().iter().map(|(_, n)| n).sum();
         assert_eq!(counted, KEPT);
-        assert_eq!(by_code()[0].0, ErrorCode::InternalError);
+        assert_eq!(recent.by_code()[0].0, ErrorCode::InternalError);
     }
 }
