@@ -122,26 +122,19 @@ pub async fn find(state: &AppState, headers: &HeaderMap) -> Result<Option<Signed
         return Ok(None);
     };
     let at = now();
+    // Idle or past its end; the operator's token changed; a partner's key revoked or expired.
     let caller = match session.kind {
         SessionKind::Operator => {
             let current = state.settings.operator_token.as_deref().map(operator_hash);
-            if current.is_none() || current != session.key_hash {
-                state.store.delete_session(&hash).await?;
-                return Ok(None);
-            }
-            None
+            let same_token = current.is_some() && current == session.key_hash;
+            same_token.then_some(None)
         }
-        SessionKind::Partner => partner_caller(state, &session).await?,
+        SessionKind::Partner => partner_caller(state, &session).await?.map(Some),
     };
-    let ended = match session.kind {
-        SessionKind::Partner => caller.is_none(),
-        SessionKind::Operator => false,
-    };
-    if ended || !sessions::is_live(&session, at) {
-        // Idle, past its end, or its key revoked or expired.
+    let Some(caller) = caller.filter(|_| sessions::is_live(&session, at)) else {
         state.store.delete_session(&hash).await?;
         return Ok(None);
-    }
+    };
     if sessions::needs_touch(&session, at) {
         state.store.touch_session(&hash, at).await?;
     }
