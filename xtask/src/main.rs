@@ -40,6 +40,8 @@ options:
   --seconds S          seconds per measurement (default 5)
   --rounds R           alternate baseline and server R times per comparison (default 3)
   --connections LIST   connection counts, comma-separated (default 32,256)
+  --only TEXT          only the route comparisons whose route contains TEXT (e.g. provision);
+                       logging, metrics, traces, SM-DP+ and webhooks are then not measured
   --postgres URL       benchmark on a fresh database on this PostgreSQL server instead of SQLite
   --out FILE           where the JSON figures go (default target/bench/results.json)
   --soak               instead: the soak, a steady mixed load on one server (API, workers,

@@ -128,7 +128,9 @@ pub async fn serve(listen: &str, database_url: &str, connections: u32) -> anyhow
         .route("/row/{id}", get(row_route))
         .route("/insert", post(insert_route))
         .with_state(db);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    // The server's listen queue, so that a burst of new connections meets the same kernel
+    // queue on both sides (the default 128 drops SYNs beyond it: a second's wait each).
+    let listener = oytel_server::listener::bind(listen.parse()?, 8192)?;
     #[allow(clippy::print_stdout)]
     {
         println!("ready {}", listener.local_addr()?);

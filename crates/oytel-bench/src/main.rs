@@ -81,6 +81,11 @@ struct RunArgs {
     /// Connection counts.
     #[arg(long, value_delimiter = ',', default_value = "32,256")]
     connections: Vec<usize>,
+    /// Only the route comparisons whose route contains this text (`provision`, `status`…);
+    /// the other figures (logging, metrics, traces, SM-DP+, webhooks) are not measured and
+    /// the report says so.
+    #[arg(long)]
+    only: Option<String>,
     /// A PostgreSQL admin URL: benchmark on a fresh database there instead of SQLite.
     #[arg(long)]
     postgres: Option<String>,
@@ -518,7 +523,10 @@ async fn run(args: RunArgs) -> Result<()> {
                 ),
             ]
         };
-        for (route, base_name, target, base_make, ours_make) in routes {
+        let chosen = routes
+            .into_iter()
+            .filter(|(route, ..)| args.only.as_deref().is_none_or(|only| route.contains(only)));
+        for (route, base_name, target, base_make, ours_make) in chosen {
             eprintln!("{route} at {conns} connections…");
             let measured = load::compare(conns, duration, rounds, base_make, ours_make).await;
             comparisons.push(Comparison::new(
@@ -532,223 +540,246 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     }
     drop(baseline);
+    // The other figures, unless only some routes were asked for.
+    let webhooks = 'others: {
+        if args.only.is_some() {
+            break 'others None;
+        }
 
-    // What request logging costs: the same route on a second instance that does not log
-    // requests (its other lines, "ready" among them, as usual), measured alternately.
-    let quiet = start_server(
-        &args.server_bin,
-        &url,
-        &dir.join("quiet.log"),
-        false,
-        &[("OYTEL_LOG", QUIET_LOG)],
-    )?;
-    for &conns in &connections {
-        let (quiet_base, loud_base, k1, k2) = (
-            quiet.base.clone(),
-            server.base.clone(),
-            api_key.clone(),
-            api_key.clone(),
-        );
-        eprintln!("GET /api/v1/plans with and without request logging at {conns} connections…");
-        let measured = load::compare(
-            conns,
-            duration,
-            rounds,
-            Arc::new(move |c: &reqwest::Client, _| {
-                c.get(format!("{quiet_base}/api/v1/plans")).bearer_auth(&k1)
-            }),
-            Arc::new(move |c: &reqwest::Client, _| {
-                c.get(format!("{loud_base}/api/v1/plans")).bearer_auth(&k2)
-            }),
-        )
-        .await;
-        comparisons.push(Comparison::new(
-            LOGGING_ROUTE,
-            conns,
-            "no request lines",
-            measured,
-            0.9,
-            peak_rss_mb(pid),
-        ));
-    }
-    drop(quiet);
-
-    // What the metrics cost: the plans and status routes on a second instance that keeps
-    // metrics (OYTEL_METRICS_LISTEN), measured alternately with the first, which keeps none.
-    let metered = start_server(
-        &args.server_bin,
-        &url,
-        &dir.join("metered.log"),
-        false,
-        &[("OYTEL_METRICS_LISTEN", "127.0.0.1:0")],
-    )?;
-    for &conns in &connections {
-        for (route, path) in [
-            (METRICS_PLANS_ROUTE, "/api/v1/plans".to_owned()),
-            (
-                METRICS_STATUS_ROUTE,
-                format!("/api/v1/esim/{}/status", ids[0]),
-            ),
-        ] {
-            let request = |base: String, key: String, path: String| -> load::Maker {
-                Arc::new(move |c: &reqwest::Client, _| {
-                    c.get(format!("{base}{path}")).bearer_auth(&key)
-                })
-            };
-            eprintln!("{route} at {conns} connections…");
+        // What request logging costs: the same route on a second instance that does not log
+        // requests (its other lines, "ready" among them, as usual), measured alternately.
+        let quiet = start_server(
+            &args.server_bin,
+            &url,
+            &dir.join("quiet.log"),
+            false,
+            &[("OYTEL_LOG", QUIET_LOG)],
+        )?;
+        for &conns in &connections {
+            let (quiet_base, loud_base, k1, k2) = (
+                quiet.base.clone(),
+                server.base.clone(),
+                api_key.clone(),
+                api_key.clone(),
+            );
+            eprintln!("GET /api/v1/plans with and without request logging at {conns} connections…");
             let measured = load::compare(
                 conns,
                 duration,
                 rounds,
-                request(server.base.clone(), api_key.clone(), path.clone()),
-                request(metered.base.clone(), api_key.clone(), path),
+                Arc::new(move |c: &reqwest::Client, _| {
+                    c.get(format!("{quiet_base}/api/v1/plans")).bearer_auth(&k1)
+                }),
+                Arc::new(move |c: &reqwest::Client, _| {
+                    c.get(format!("{loud_base}/api/v1/plans")).bearer_auth(&k2)
+                }),
             )
             .await;
             comparisons.push(Comparison::new(
-                route,
+                LOGGING_ROUTE,
                 conns,
-                "no metrics",
+                "no request lines",
                 measured,
                 0.9,
                 peak_rss_mb(pid),
             ));
         }
-    }
-    drop(metered);
+        drop(quiet);
 
-    // What traces cost at full sampling: a third instance exports a span for every request to
-    // an OTLP/HTTP sink, measured alternately with the first, which exports nothing.
-    let sink = otlp_sink().await?;
-    let traced = start_server(
-        &args.server_bin,
-        &url,
-        &dir.join("traced.log"),
-        false,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.as_str()),
-            ("OTEL_TRACES_SAMPLER", "always_on"),
-        ],
-    )?;
-    for &conns in &connections {
-        let request = |base: String, key: String| -> load::Maker {
-            Arc::new(move |c: &reqwest::Client, _| {
-                c.get(format!("{base}/api/v1/plans")).bearer_auth(&key)
-            })
-        };
-        eprintln!("{TRACES_PLANS_ROUTE} at {conns} connections…");
-        let measured = load::compare(
-            conns,
-            duration,
-            rounds,
-            request(server.base.clone(), api_key.clone()),
-            request(traced.base.clone(), api_key.clone()),
-        )
-        .await;
-        comparisons.push(Comparison::new(
-            TRACES_PLANS_ROUTE,
-            conns,
-            "no traces",
-            measured,
-            0.0,
-            peak_rss_mb(pid),
-        ));
-    }
-    drop(traced);
+        // What the metrics cost: the plans and status routes on a second instance that keeps
+        // metrics (OYTEL_METRICS_LISTEN), measured alternately with the first, which keeps none.
+        let metered = start_server(
+            &args.server_bin,
+            &url,
+            &dir.join("metered.log"),
+            false,
+            &[("OYTEL_METRICS_LISTEN", "127.0.0.1:0")],
+        )?;
+        for &conns in &connections {
+            for (route, path) in [
+                (METRICS_PLANS_ROUTE, "/api/v1/plans".to_owned()),
+                (
+                    METRICS_STATUS_ROUTE,
+                    format!("/api/v1/esim/{}/status", ids[0]),
+                ),
+            ] {
+                let request = |base: String, key: String, path: String| -> load::Maker {
+                    Arc::new(move |c: &reqwest::Client, _| {
+                        c.get(format!("{base}{path}")).bearer_auth(&key)
+                    })
+                };
+                eprintln!("{route} at {conns} connections…");
+                let measured = load::compare(
+                    conns,
+                    duration,
+                    rounds,
+                    request(server.base.clone(), api_key.clone(), path.clone()),
+                    request(metered.base.clone(), api_key.clone(), path),
+                )
+                .await;
+                comparisons.push(Comparison::new(
+                    route,
+                    conns,
+                    "no metrics",
+                    measured,
+                    0.9,
+                    peak_rss_mb(pid),
+                ));
+            }
+        }
+        drop(metered);
 
-    // Provisioning through an SM-DP+ (two ES2+ calls over mutual TLS, each journalled):
-    // a second instance whose live profiles come from the simulator, measured alternately
-    // with the builtin profiles of the first.
-    let simulator = smdp::start(&dir, if args.smoke { 20_000 } else { 400_000 }).await?;
-    let env: Vec<(&str, &str)> = simulator
-        .env
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let via_smdp = start_server(&args.server_bin, &url, &dir.join("smdp.log"), false, &env)?;
-    for &conns in &connections {
-        let provision = |base: String, key: String, tag: &'static str| -> load::Maker {
-            let serial = serial.clone();
-            Arc::new(move |c: &reqwest::Client, _| {
-                let n = serial.fetch_add(1, Ordering::Relaxed);
-                c.post(format!("{base}/api/v1/esim/provision"))
+        // What traces cost at full sampling: a third instance exports a span for every request to
+        // an OTLP/HTTP sink, measured alternately with the first, which exports nothing.
+        let sink = otlp_sink().await?;
+        let traced = start_server(
+            &args.server_bin,
+            &url,
+            &dir.join("traced.log"),
+            false,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.as_str()),
+                ("OTEL_TRACES_SAMPLER", "always_on"),
+            ],
+        )?;
+        for &conns in &connections {
+            let request = |base: String, key: String| -> load::Maker {
+                Arc::new(move |c: &reqwest::Client, _| {
+                    c.get(format!("{base}/api/v1/plans")).bearer_auth(&key)
+                })
+            };
+            eprintln!("{TRACES_PLANS_ROUTE} at {conns} connections…");
+            let measured = load::compare(
+                conns,
+                duration,
+                rounds,
+                request(server.base.clone(), api_key.clone()),
+                request(traced.base.clone(), api_key.clone()),
+            )
+            .await;
+            comparisons.push(Comparison::new(
+                TRACES_PLANS_ROUTE,
+                conns,
+                "no traces",
+                measured,
+                0.0,
+                peak_rss_mb(pid),
+            ));
+        }
+        drop(traced);
+
+        // Provisioning through an SM-DP+ (two ES2+ calls over mutual TLS, each journalled):
+        // a second instance whose live profiles come from the simulator, measured alternately
+        // with the builtin profiles of the first.
+        let simulator = smdp::start(&dir, if args.smoke { 20_000 } else { 400_000 }).await?;
+        let env: Vec<(&str, &str)> = simulator
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let via_smdp = start_server(&args.server_bin, &url, &dir.join("smdp.log"), false, &env)?;
+        for &conns in &connections {
+            let provision = |base: String, key: String, tag: &'static str| -> load::Maker {
+                let serial = serial.clone();
+                Arc::new(move |c: &reqwest::Client, _| {
+                    let n = serial.fetch_add(1, Ordering::Relaxed);
+                    c.post(format!("{base}/api/v1/esim/provision"))
                     .bearer_auth(&key)
                     .header("Idempotency-Key", format!("bench-{tag}-{n}"))
                     .json(&serde_json::json!({"plan_id": "uk-lite-10", "customer_email": "b@example.com", "customer_name": "B"}))
+                })
+            };
+            eprintln!(
+                "POST /api/v1/esim/provision through the SM-DP+ simulator at {conns} connections…"
+            );
+            let measured = load::compare(
+                conns,
+                duration,
+                rounds,
+                provision(server.base.clone(), api_key.clone(), "builtin"),
+                provision(via_smdp.base.clone(), api_key.clone(), "smdp"),
+            )
+            .await;
+            comparisons.push(Comparison::new(
+                smdp::SMDP_ROUTE,
+                conns,
+                "builtin profiles",
+                measured,
+                0.0,
+                peak_rss_mb(pid),
+            ));
+        }
+        drop(via_smdp);
+        let released = simulator.released().await;
+        eprintln!("the simulator released {released} profiles");
+        if released == 0 {
+            bail!("no provisioning went through the SM-DP+ simulator");
+        }
+        drop(simulator);
+        eprintln!("webhook deliveries…");
+        let events = if args.smoke { 200 } else { 5_000 };
+        let worker_log = dir.join("worker.log");
+        let (delivered, per_second) =
+            webhook_throughput(&server.base, &api_key, events, false, || {
+                start_server(&args.server_bin, &url, &worker_log, true, &[])
             })
-        };
-        eprintln!(
-            "POST /api/v1/esim/provision through the SM-DP+ simulator at {conns} connections…"
-        );
-        let measured = load::compare(
-            conns,
-            duration,
-            rounds,
-            provision(server.base.clone(), api_key.clone(), "builtin"),
-            provision(via_smdp.base.clone(), api_key.clone(), "smdp"),
-        )
-        .await;
-        comparisons.push(Comparison::new(
-            smdp::SMDP_ROUTE,
-            conns,
-            "builtin profiles",
-            measured,
-            0.0,
-            peak_rss_mb(pid),
-        ));
-    }
-    drop(via_smdp);
-    let released = simulator.released().await;
-    eprintln!("the simulator released {released} profiles");
-    if released == 0 {
-        bail!("no provisioning went through the SM-DP+ simulator");
-    }
-    drop(simulator);
-    eprintln!("webhook deliveries…");
-    let events = if args.smoke { 200 } else { 5_000 };
-    let worker_log = dir.join("worker.log");
-    let (delivered, per_second) = webhook_throughput(&server.base, &api_key, events, false, || {
-        start_server(&args.server_bin, &url, &worker_log, true, &[])
-    })
-    .await?;
-    eprintln!("webhook deliveries beside an endpoint that never answers…");
-    let (beside_hanging, beside_hanging_per_second) =
-        webhook_throughput(&server.base, &api_key, events, true, || {
-            start_server(&args.server_bin, &url, &worker_log, true, &[])
+            .await?;
+        eprintln!("webhook deliveries beside an endpoint that never answers…");
+        let (beside_hanging, beside_hanging_per_second) =
+            webhook_throughput(&server.base, &api_key, events, true, || {
+                start_server(&args.server_bin, &url, &worker_log, true, &[])
+            })
+            .await?;
+        Some(report::Webhooks {
+            per_second,
+            delivered,
+            beside_hanging_per_second,
+            beside_hanging_delivered: beside_hanging,
         })
-        .await?;
+    };
     let report = Report {
         smoke: args.smoke,
         backend,
         esims: large,
-        machine: format!(
-            "{} cores, {}",
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            std::env::consts::ARCH
-        ),
+        machine: machine(),
         comparisons,
         scale,
-        webhooks_per_second: per_second,
-        webhooks_delivered: delivered,
-        webhooks_beside_hanging_per_second: beside_hanging_per_second,
-        webhooks_beside_hanging_delivered: beside_hanging,
+        webhooks,
         peak_rss_mb: peak_rss_mb(pid),
     };
     drop(server);
-    print_table(&report);
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
+    finish(&report, &out, &dir)
+}
+
+/// The machine the figures were measured on.
+fn machine() -> String {
+    format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        std::env::consts::ARCH
+    )
+}
+
+/// Prints the report, writes its figures to `out` and removes the run's directory; fails if
+/// a measurement completed nothing.
+fn finish(report: &Report, out: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    print_table(report);
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(out, serde_json::to_string_pretty(report)?)?;
     println!("figures written to {}", out.display());
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
     if report
         .comparisons
         .iter()
         .any(|c| c.ours.requests == 0 || c.base.requests == 0)
-        || delivered == 0
-        || beside_hanging == 0
+        || report
+            .webhooks
+            .as_ref()
+            .is_some_and(|w| w.delivered == 0 || w.beside_hanging_delivered == 0)
     {
         bail!("a measurement completed no request");
     }

@@ -75,8 +75,7 @@ pub async fn bind(args: &Es2PlusListenArgs, development: bool) -> anyhow::Result
             "OYTEL_ES2PLUS_TLS_CERT, OYTEL_ES2PLUS_TLS_KEY and OYTEL_ES2PLUS_CLIENT_CA go together"
         ),
     };
-    let listener = TcpListener::bind(address)
-        .await
+    let listener = crate::listener::bind(address, 1024)
         .with_context(|| format!("listening for the SM-DP+ on {address}"))?;
     Ok(Some(Bound {
         address: listener.local_addr()?,

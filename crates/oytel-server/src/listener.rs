@@ -22,6 +22,13 @@
 //! (`431`); bodies are limited by [`crate::MAX_BODY_BYTES`]. The listener speaks HTTP/1.1
 //! only (terminate HTTP/2 at the load balancer), so no HTTP/2 stream can hold memory.
 //!
+//! Connections the server has not accepted yet wait in the kernel's listen queue, which
+//! [`bind`] makes as long as `OYTEL_MAX_CONNECTIONS` (the kernel caps it at
+//! `net.core.somaxconn`, 4,096 on current Linux). The standard library's and tokio's 128 is
+//! too short for a burst of new connections (clients reconnecting at once after a restart, a
+//! load test's start): the kernel drops the SYNs beyond it, and each of those clients waits a
+//! second before trying again, a second added to its request.
+//!
 //! At shutdown the listener stops accepting, lets each connection finish the request it is
 //! serving (closing idle ones at once), and closes what remains after
 //! [`crate::completion::SHUTDOWN_GRACE`].
@@ -432,6 +439,19 @@ impl Refusals {
     }
 }
 
+/// Listens on `address` with a listen queue of `backlog` connections (at least 128; the
+/// kernel caps it at `net.core.somaxconn`).
+pub fn bind(address: SocketAddr, backlog: usize) -> io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As the standard library does: a restarted server can listen again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(u32::try_from(backlog.clamp(128, 65_535)).unwrap_or(65_535))
+}
+
 /// Accepts connections on `listener` and serves `app` on each, within `limits`, until
 /// `shutdown` resolves; then lets connections finish their requests, for at most `grace`.
 pub async fn serve(
@@ -514,6 +534,42 @@ mod tests {
         assert!(json["request_id"]
             .as_str()
             .is_some_and(|id| id.starts_with("req_")));
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_connections_beyond_128_waits_in_the_queue_instead_of_being_dropped() {
+        let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse::<usize>().ok());
+        if let Some(cap) = somaxconn {
+            assert!(
+                cap >= 300,
+                "net.core.somaxconn is {cap}: this machine caps every listen queue below the \
+                 burst this test makes (raise it, as docs/operations.md says)"
+            );
+        }
+        let listener = bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+        let address = listener.local_addr().unwrap();
+        // Nothing is accepted while they connect: every handshake completes in the queue.
+        // Beyond a full queue the kernel drops the SYN and the client's connect waits (1 s,
+        // then 3, 7, 15…), so a connection dropped there cannot complete within the 10 s.
+        let mut connects = JoinSet::new();
+        for _ in 0..300 {
+            connects.spawn(tokio::time::timeout(
+                Duration::from_secs(10),
+                TcpStream::connect(address),
+            ));
+        }
+        let mut open = Vec::new();
+        while let Some(Ok(Ok(Ok(stream)))) = connects.join_next().await {
+            open.push(stream);
+        }
+        assert_eq!(
+            open.len(),
+            300,
+            "connections completed while none was accepted"
+        );
+        drop(listener);
     }
 
     #[test]

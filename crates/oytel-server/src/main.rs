@@ -193,8 +193,8 @@ async fn serve_logged(database: DatabaseArgs, args: ServeArgs) -> Result<()> {
         )),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let backlog = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    let listener = oytel_server::listener::bind(args.listen, backlog)
         .with_context(|| format!("listening on {}", args.listen))?;
     let local = listener.local_addr()?;
     let public_url = args
