@@ -122,6 +122,17 @@ pub enum ProvisionResult {
     ReservationLost,
 }
 
+impl ProvisionResult {
+    /// Whether the provisioning was written: its transaction is to be committed (every
+    /// other result wrote nothing, and its transaction is rolled back).
+    pub fn committed(&self) -> bool {
+        matches!(
+            self,
+            ProvisionResult::Committed { .. } | ProvisionResult::CommittedFromStock { .. }
+        )
+    }
+}
+
 /// The result of a state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransitionResult {

@@ -15,6 +15,7 @@ use oytel_core::ports::Storage;
 
 mod dialect;
 mod errors;
+mod group_commit;
 mod pool;
 pub mod postgres;
 mod rows;

@@ -34,6 +34,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// PostgreSQL writes transactions side by side: each provisioning commits on its own.
+    pub(crate) fn provisions(&self) -> Option<&crate::group_commit::ProvisionQueue> {
+        None
+    }
+
     /// The pools, for the metrics: name, connections open, of which idle (the storage's
     /// reads and writes share one pool).
     pub(crate) fn pools(&self) -> Vec<(&'static str, u32, u32)> {

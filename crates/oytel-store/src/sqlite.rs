@@ -3,7 +3,8 @@
 //! One writer connection (SQLite serialises writers; queueing in the pool beats lock errors)
 //! and a pool of read-only readers, in WAL mode with `synchronous = FULL`. Write transactions
 //! begin with `BEGIN IMMEDIATE`, taking the write lock at once, so a transaction never fails
-//! half-way because another process (the admin CLI) writes at the same time.
+//! half-way because another process (the admin CLI) writes at the same time. Provisionings
+//! waiting for the writer share a transaction ([`crate::group_commit`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use sqlx::sqlite::{
 };
 
 use crate::dialect::{Chaining, Dialect};
+use crate::group_commit::ProvisionQueue;
 use crate::{OpenError, PoolOptions};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -22,9 +24,16 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The group commit of provisionings; `None` in the clone its own task writes with.
+    provisions: Option<ProvisionQueue>,
 }
 
 impl SqliteStore {
+    /// The queue provisionings wait in for the writer.
+    pub(crate) fn provisions(&self) -> Option<&ProvisionQueue> {
+        self.provisions.as_ref()
+    }
+
     /// The pools, for the metrics: name, connections open, of which idle.
     pub(crate) fn pools(&self) -> Vec<(&'static str, u32, u32)> {
         vec![
@@ -76,7 +85,22 @@ impl SqliteStore {
                 .connect_with(options.read_only(true))
                 .await?
         };
-        Ok(SqliteStore { writer, reader })
+        let batches = SqliteStore {
+            writer,
+            reader,
+            provisions: None,
+        };
+        let provisions = ProvisionQueue::start({
+            let store = batches.clone();
+            move |writes| {
+                let store = store.clone();
+                async move { datastore::provision_batch(&store, writes).await }
+            }
+        });
+        Ok(SqliteStore {
+            provisions: Some(provisions),
+            ..batches
+        })
     }
 
     /// Copies the write-ahead log into the database file and truncates it. For bulk loads

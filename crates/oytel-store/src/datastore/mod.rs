@@ -70,6 +70,12 @@ mod sessions;
 mod settings;
 mod sql;
 
+#[allow(
+    unused_imports,
+    reason = "SQLite's group commit calls it; PostgreSQL commits each provisioning on its own"
+)]
+pub(super) use orders::provision_batch;
+
 #[async_trait::async_trait]
 impl Storage for Store {
     async fn ping(&self) -> Result<(), StoreError> {

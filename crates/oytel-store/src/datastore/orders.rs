@@ -33,8 +33,83 @@ pub(super) const ORDER_COLUMNS: &str =
 
 /// The provisioning transaction: the charge (live), the order, the eSIM, its event and
 /// deliveries, and the idempotency key (claimed in the same statement, or completed).
+///
+/// On SQLite it goes to the store's group commit ([`crate::group_commit`]): provisionings
+/// waiting for the one writer share a transaction, each in a savepoint of its own
+/// ([`provision_batch`]).
 pub(super) async fn provision(
     store: &Store,
+    write: &ProvisionWrite,
+) -> Result<ProvisionResult, StoreError> {
+    if let Some(queue) = store.provisions() {
+        return queue.submit(write.clone()).await.unwrap_or_else(|| {
+            Err(StoreError::Unavailable(
+                "the provisioning writer has stopped".into(),
+            ))
+        });
+    }
+    let mut tx = begin_write(store).await?;
+    let result = provision_in(&mut tx, write).await?;
+    if result.committed() {
+        tx.commit().await.map_err(db_error)?;
+    }
+    Ok(result)
+}
+
+/// Provisionings in one transaction, each in a savepoint of its own: one that writes
+/// nothing (a key taken, a balance too low, a collision of numbers) is rolled back to its
+/// savepoint and the others stand. Their answers are given once the transaction has
+/// committed; if the commit fails, every one of them fails with it and nothing is written.
+#[allow(
+    dead_code,
+    reason = "SQLite's group commit calls it; PostgreSQL commits each provisioning on its own"
+)]
+pub(crate) async fn provision_batch(
+    store: &Store,
+    writes: Vec<ProvisionWrite>,
+) -> Vec<Result<ProvisionResult, StoreError>> {
+    let all_fail = |e: StoreError, n: usize| (0..n).map(|_| Err(e.clone())).collect();
+    let mut tx = match begin_write(store).await {
+        Ok(tx) => tx,
+        Err(e) => return all_fail(e, writes.len()),
+    };
+    let mut results = Vec::with_capacity(writes.len());
+    for (n, write) in writes.iter().enumerate() {
+        // Savepoints nest: those of the earlier provisionings stay open until the commit.
+        // Each has its own name, so that a rollback can only reach its own; the statements
+        // are not kept prepared (a batch's many names would push the provisioning's own
+        // statement out of the connection's cache).
+        let savepoint = format!("provision_{n}");
+        let outcome = match sqlx::query(&format!("SAVEPOINT {savepoint}"))
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(_) => provision_in(&mut tx, write).await,
+            Err(e) => return all_fail(db_error(e), writes.len()),
+        };
+        if !matches!(&outcome, Ok(result) if result.committed()) {
+            if let Err(e) = sqlx::query(&format!("ROLLBACK TO {savepoint}"))
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+            {
+                // The transaction cannot be trusted: nothing of it is committed.
+                return all_fail(db_error(e), writes.len());
+            }
+        }
+        results.push(outcome);
+    }
+    if let Err(e) = tx.commit().await {
+        return all_fail(db_error(e), writes.len());
+    }
+    results
+}
+
+/// A provisioning's writes in `tx`, which the caller commits when the result says so
+/// ([`ProvisionResult::committed`]) and rolls back otherwise.
+async fn provision_in(
+    tx: &mut Tx<'_>,
     write: &ProvisionWrite,
 ) -> Result<ProvisionResult, StoreError> {
     let order = &write.order;
@@ -42,7 +117,6 @@ pub(super) async fn provision(
         partner_id: order.partner_id.clone(),
         environment: order.environment,
     };
-    let mut tx = begin_write(store).await?;
 
     let charge = match write.charge {
         Charge::Sandbox { balance_cents } => Paid::Sandbox(balance_cents),
@@ -50,9 +124,9 @@ pub(super) async fn provision(
             minimum_balance_cents,
         } => {
             let line = billing::charge_line(order);
-            match move_balance(&mut tx, &line, Some(minimum_balance_cents)).await? {
+            match move_balance(tx, &line, Some(minimum_balance_cents)).await? {
                 Moved::Applied(balance_after, threshold) => {
-                    announce_low_balance(&mut tx, &line, balance_after, threshold, &order.currency)
+                    announce_low_balance(tx, &line, balance_after, threshold, &order.currency)
                         .await?;
                     Paid::Live(line, balance_after)
                 }
@@ -60,7 +134,7 @@ pub(super) async fn provision(
                     // A retry that waited here for its first attempt, which spent the
                     // balance: that attempt's key is stored now, to replay.
                     if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
-                        if key_stored(&mut tx, &scope, &claim.key).await? {
+                        if key_stored(tx, &scope, &claim.key).await? {
                             return Ok(ProvisionResult::KeyTaken);
                         }
                     }
@@ -77,7 +151,7 @@ pub(super) async fn provision(
         Some(profile_type) => {
             let esim = &write.esim;
             let allocated = allocate(
-                &mut tx,
+                tx,
                 esim.environment,
                 profile_type,
                 &esim.id,
@@ -86,7 +160,7 @@ pub(super) async fn provision(
             .await?;
             let Some(iccid) = allocated else {
                 if let Some(IdempotencyWrite::ClaimNew(claim)) = &write.idempotency {
-                    if key_stored(&mut tx, &scope, &claim.key).await? {
+                    if key_stored(tx, &scope, &claim.key).await? {
                         return Ok(ProvisionResult::KeyTaken);
                     }
                 }
@@ -111,7 +185,7 @@ pub(super) async fn provision(
 
     // A new key already stored: a concurrent request with the same key committed
     // first (on PostgreSQL, this statement waited for it).
-    match insert_provision(&mut tx, write, &charge).await {
+    match insert_provision(tx, write, &charge).await {
         Ok(()) => {}
         Err(StoreError::Duplicate(UniqueField::IdempotencyKey)) => {
             return Ok(ProvisionResult::KeyTaken)
@@ -120,7 +194,7 @@ pub(super) async fn provision(
     }
 
     if let Some(reservation) = &write.reservation {
-        if !sell(&mut tx, reservation, &write.esim.id, write.esim.created_at).await? {
+        if !sell(tx, reservation, &write.esim.id, write.esim.created_at).await? {
             // Taken over by the reconciler: it puts the profile back; nothing is charged.
             return Ok(ProvisionResult::ReservationLost);
         }
@@ -128,13 +202,12 @@ pub(super) async fn provision(
 
     if let Some(IdempotencyWrite::Complete(claim)) = &write.idempotency {
         let resource = ResourceRef::order(&order.id);
-        if !complete_claim(&mut tx, &scope, claim, &resource).await? {
+        if !complete_claim(tx, &scope, claim, &resource).await? {
             // Dropping the transaction rolls back the charge, the order and the eSIM.
             return Ok(ProvisionResult::ClaimLost);
         }
     }
 
-    tx.commit().await.map_err(db_error)?;
     let balance_after_cents = charge.balance_after();
     Ok(match &write.from_stock {
         None => ProvisionResult::Committed {
@@ -166,8 +239,8 @@ impl Paid {
 /// Writes a provisioning: the idempotency claim (when new), the charge's ledger row (when
 /// live), the order, the eSIM and the event, in one statement that also lists the partner's
 /// endpoints; then the event's deliveries. A sandbox order takes three round trips (begin,
-/// this, commit). A new claim's key already stored fails the statement with
-/// [`UniqueField::IdempotencyKey`].
+/// this, commit) on its own, two in a batch (its savepoint, this). A new claim's key already
+/// stored fails the statement with [`UniqueField::IdempotencyKey`].
 async fn insert_provision(
     tx: &mut Tx<'_>,
     write: &ProvisionWrite,

@@ -201,3 +201,23 @@ pub(crate) async fn ledger_adds_up(store: &dyn Storage, partner_id: &str) -> i64
     assert_eq!(sum, balance, "the ledger adds up to the balance");
     balance
 }
+
+/// Polls `future` until it has been pending `polls` times, then drops it (what a client
+/// disconnect or a timeout does to a request's future at its `polls`-th await); its output
+/// if it finished first.
+pub(crate) async fn dropped_after<F: std::future::Future>(
+    future: F,
+    polls: usize,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut pending = 0;
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending if pending + 1 >= polls => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            pending += 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}

@@ -18,6 +18,7 @@ conformance!(
     concurrent_top_ups_with_one_key_charge_once,
     usage_thresholds_are_announced_once_per_package,
     the_queued_package_takes_over_when_the_one_in_force_ends,
+    a_cancelled_top_up_commits_whole_or_not_at_all_and_leaves_no_transaction_open,
 );
 
 /// A top-up of `topup_id` for `esim`, charged as `charge`.
@@ -240,5 +241,59 @@ async fn the_queued_package_takes_over_when_the_one_in_force_ends(store: Arc<dyn
     assert_eq!(
         states(store.as_ref(), &esim.id).await,
         [PackageState::Expired, PackageState::Expired]
+    );
+}
+
+/// A top-up whose future is dropped at any await point, from taking the writer to after the
+/// commit, either bought whole (charged and on the package) or wrote nothing, and the
+/// connection goes back to the pool outside any transaction: the next write neither fails
+/// nor waits for a lock nobody releases (issue #24).
+async fn a_cancelled_top_up_commits_whole_or_not_at_all_and_leaves_no_transaction_open(
+    store: Arc<dyn Storage>,
+) {
+    let a = partner(store.as_ref()).await;
+    store.credit(&a, 1_000_000, "opening", now()).await.unwrap();
+    let live = scope(&a, Environment::Production);
+    let esim = write(&live, 600, LIVE, None);
+    store.provision(&esim).await.unwrap();
+    let (mut whole, mut nothing) = (0, 0);
+    for polls in 1..=40 {
+        for _ in 0..3 {
+            let w = topup(&live, &esim.esim, "uk-boost-5", LIVE, None);
+            let finished = dropped_after(store.top_up(&w), polls).await.is_some();
+            let next = topup(&live, &esim.esim, "uk-boost-5", LIVE, None);
+            let after =
+                tokio::time::timeout(std::time::Duration::from_secs(10), store.top_up(&next))
+                    .await
+                    .unwrap_or_else(|_| panic!("a write after a drop at poll {polls} hung"));
+            assert!(
+                matches!(after, Ok(TopUpResult::Done(_))),
+                "a write after a drop at poll {polls}: {after:?}"
+            );
+            let charged = store
+                .ledger(&a)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.purchase_id.as_deref() == Some(w.purchase.id.as_str()));
+            let on_a_package = store
+                .list_packages(&esim.esim.id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|p| p.purchase_ids.contains(&w.purchase.id));
+            match (charged, on_a_package) {
+                (true, true) => whole += 1,
+                (false, false) => nothing += 1,
+                parts => panic!("a top-up dropped at poll {polls} is half-done: {parts:?}"),
+            }
+            assert!(!finished || charged, "a finished top-up was lost");
+        }
+    }
+    ledger_adds_up(store.as_ref(), &a).await;
+    eprintln!("dropped top-ups: {whole} bought whole, {nothing} wrote nothing, none half-done");
+    assert!(
+        whole > 0 && nothing > 0,
+        "the drops spanned before and after the commit"
     );
 }

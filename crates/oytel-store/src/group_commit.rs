@@ -1,0 +1,164 @@
+//! Group commit for SQLite's one writer.
+//!
+//! SQLite writes one transaction at a time, so every provisioning waits for the writer
+//! connection. Taking it in turn, each paid its own `BEGIN`, `COMMIT` (an fsync) and the pool's
+//! hand-back of the connection, and under a crowd of waiters the queue was the pool's. Here
+//! provisionings wait in one first-come, first-served queue instead, and the writer takes
+//! everything waiting (up to [`MAX_BATCH`]) into one transaction, each provisioning in a
+//! savepoint of its own (`datastore/orders.rs`, `provision_batch`):
+//!
+//! | a provisioning in the batch | what happens |
+//! |---|---|
+//! | writes | kept; answered once the whole transaction has committed |
+//! | writes nothing (key taken, balance too low, out of stock, numbers collided) | rolled back to its savepoint; the others stand |
+//! | fails on a database error | rolled back to its savepoint, answered with the error |
+//! | the commit (or a rollback to a savepoint) fails | nothing of the batch is written; every one is answered with the error |
+//!
+//! A batch runs to its end on its own task, whatever happens to the requests that queued it:
+//! a client that disconnects cannot leave the writer inside a transaction (issue #24), and
+//! its provisioning is either committed, to be replayed by its retry's idempotency key, or
+//! not written at all.
+
+use std::future::Future;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// The provisioning queue of a store.
+pub(crate) type ProvisionQueue = Queue<
+    oytel_core::ports::ProvisionWrite,
+    Result<oytel_core::ports::ProvisionResult, oytel_core::ports::StoreError>,
+>;
+
+/// The most provisionings one transaction takes; more wait for the next one.
+pub(crate) const MAX_BATCH: usize = 128;
+
+type Job<J, R> = (J, oneshot::Sender<R>);
+
+/// A queue of jobs `J`, run in batches by one task, each answered with its `R`.
+#[derive(Debug)]
+pub(crate) struct Queue<J, R> {
+    jobs: mpsc::UnboundedSender<Job<J, R>>,
+}
+
+impl<J, R> Clone for Queue<J, R> {
+    fn clone(&self) -> Self {
+        Queue {
+            jobs: self.jobs.clone(),
+        }
+    }
+}
+
+impl<J: Send + 'static, R: Send + 'static> Queue<J, R> {
+    /// Starts the task that runs the batches with `run`, which answers every job of a batch,
+    /// in order. The task ends when the last clone of the queue is dropped.
+    pub(crate) fn start<F, Fut>(run: F) -> Queue<J, R>
+    where
+        F: Fn(Vec<J>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<R>> + Send,
+    {
+        let (jobs, mut waiting) = mpsc::unbounded_channel::<Job<J, R>>();
+        tokio::spawn(async move {
+            while let Some(first) = waiting.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match waiting.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let (batch, answers): (Vec<J>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
+                for (answer, result) in answers.into_iter().zip(run(batch).await) {
+                    // A request that went away no longer waits for its answer.
+                    let _ = answer.send(result);
+                }
+            }
+        });
+        Queue { jobs }
+    }
+
+    /// Queues `job` and waits for its answer; `None` if the task has stopped.
+    pub(crate) async fn submit(&self, job: J) -> Option<R> {
+        let (answer, answered) = oneshot::channel();
+        self.jobs.send((job, answer)).ok()?;
+        answered.await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test]
+    async fn jobs_waiting_together_run_as_one_batch_in_the_order_they_came() {
+        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let (gate, gate_rx) = tokio::sync::watch::channel(false);
+        let seen = batches.clone();
+        let queue = Queue::start(move |jobs: Vec<u32>| {
+            let (seen, started, mut gate) = (seen.clone(), started_tx.clone(), gate_rx.clone());
+            async move {
+                let _ = started.send(());
+                // Every batch waits for the gate: the jobs sent meanwhile queue up.
+                let _ = gate.wait_for(|open| *open).await;
+                seen.lock().unwrap().push(jobs.clone());
+                jobs.into_iter().map(|j| j * 10).collect()
+            }
+        });
+        let first = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.submit(0).await }
+        });
+        started.recv().await;
+        let waiting: Vec<_> = (1..=5)
+            .map(|n| {
+                let (answer, answered) = oneshot::channel();
+                queue.jobs.send((n, answer)).unwrap();
+                answered
+            })
+            .collect();
+        gate.send_replace(true);
+        assert_eq!(first.await.unwrap(), Some(0));
+        let mut answers = Vec::new();
+        for answered in waiting {
+            answers.push(answered.await.unwrap());
+        }
+        assert_eq!(
+            answers,
+            [10, 20, 30, 40, 50],
+            "each job gets its own answer"
+        );
+        assert_eq!(
+            *batches.lock().unwrap(),
+            [vec![0], vec![1, 2, 3, 4, 5]],
+            "the jobs that waited during the first batch ran together, in the order they came"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_goes_away_does_not_stop_its_job() {
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let seen = done.clone();
+        let queue = Queue::start(move |jobs: Vec<u32>| {
+            let seen = seen.clone();
+            async move {
+                tokio::task::yield_now().await;
+                seen.lock().unwrap().extend(jobs.iter().copied());
+                jobs
+            }
+        });
+        // Queued, then abandoned before its answer (a client that disconnects).
+        let abandoned = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.submit(7).await }
+        });
+        tokio::task::yield_now().await;
+        abandoned.abort();
+        assert_eq!(queue.submit(8).await, Some(8));
+        assert_eq!(
+            *done.lock().unwrap(),
+            [7, 8],
+            "the abandoned job was still run"
+        );
+    }
+}
