@@ -75,25 +75,21 @@ pub(crate) async fn provision_batch(
     };
     let mut results = Vec::with_capacity(writes.len());
     for (n, write) in writes.iter().enumerate() {
-        // Savepoints nest: those of the earlier provisionings stay open until the commit.
-        // Each has its own name, so that a rollback can only reach its own; the statements
-        // are not kept prepared (a batch's many names would push the provisioning's own
-        // statement out of the connection's cache).
-        let savepoint = format!("provision_{n}");
-        let outcome = match sqlx::query(&format!("SAVEPOINT {savepoint}"))
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-        {
+        // One savepoint open at a time: the one before is released as the next is set (its
+        // writes join the transaction), so SQLite keeps no journal of pages for it. With one
+        // open, a rollback can only reach this provisioning's own writes; without one, it
+        // fails, and so does the batch.
+        let set = if n == 0 {
+            "SAVEPOINT provision"
+        } else {
+            "RELEASE provision; SAVEPOINT provision"
+        };
+        let outcome = match sqlx::query(set).execute(&mut *tx).await {
             Ok(_) => provision_in(&mut tx, write).await,
             Err(e) => return all_fail(db_error(e), writes.len()),
         };
         if !matches!(&outcome, Ok(result) if result.committed()) {
-            if let Err(e) = sqlx::query(&format!("ROLLBACK TO {savepoint}"))
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-            {
+            if let Err(e) = sqlx::query("ROLLBACK TO provision").execute(&mut *tx).await {
                 // The transaction cannot be trusted: nothing of it is committed.
                 return all_fail(db_error(e), writes.len());
             }

@@ -213,15 +213,24 @@ async fn in_a_crowd_each_provisioning_stands_or_falls_alone(store: Arc<dyn Stora
         let esim = store.get_esim(&at, &w.esim.id).await.unwrap();
         match result {
             Ok(ProvisionResult::Committed { .. }) => {
-                assert!(order.is_some() && esim.is_some(), "a committed one is whole");
+                assert!(
+                    order.is_some() && esim.is_some(),
+                    "a committed one is whole"
+                );
                 committed += 1;
             }
             Err(StoreError::Duplicate(UniqueField::Iccid)) => {
-                assert!(order.is_none() && esim.is_none(), "a collision leaves nothing");
+                assert!(
+                    order.is_none() && esim.is_none(),
+                    "a collision leaves nothing"
+                );
                 collided += 1;
             }
             Ok(ProvisionResult::InsufficientBalance { .. }) => {
-                assert!(order.is_none() && esim.is_none(), "a refusal leaves nothing");
+                assert!(
+                    order.is_none() && esim.is_none(),
+                    "a refusal leaves nothing"
+                );
                 refused += 1;
             }
             other => panic!("unexpected: {other:?}"),
@@ -229,7 +238,11 @@ async fn in_a_crowd_each_provisioning_stands_or_falls_alone(store: Arc<dyn Stora
     }
     assert_eq!((committed, collided, refused), (26, 20, 14));
     let balance = ledger_adds_up(store.as_ref(), &a).await;
-    assert_eq!(balance, 30_000 - 27 * 1_000, "one charge per committed order");
+    assert_eq!(
+        balance,
+        30_000 - 27 * 1_000,
+        "one charge per committed order"
+    );
 }
 
 /// A provisioning whose future is dropped at any await point, from the first to after the
