@@ -1,43 +1,80 @@
 //! Group commit for SQLite's one writer.
 //!
-//! SQLite writes one transaction at a time, so every provisioning waits for the writer
-//! connection. Taking it in turn, each paid its own `BEGIN`, `COMMIT` (an fsync) and the pool's
-//! hand-back of the connection, and under a crowd of waiters the queue was the pool's. Here
-//! provisionings wait in one first-come, first-served queue instead, and the writer takes
-//! everything waiting (up to [`MAX_BATCH`]) into one transaction, each provisioning in a
-//! savepoint of its own (`datastore/orders.rs`, `provision_batch`):
+//! SQLite writes one transaction at a time, so every paid write (a provisioning, a top-up)
+//! waits for the writer connection. Taking it in turn, each paid its own `BEGIN`, `COMMIT` (an
+//! fsync) and the pool's hand-back of the connection, and under a crowd of waiters the queue
+//! was the pool's. Here they wait in one first-come, first-served queue instead, and the
+//! writer takes everything waiting (up to [`MAX_BATCH`]) into one transaction, each write in a
+//! savepoint of its own (`datastore/batch.rs`):
 //!
-//! | a provisioning in the batch | what happens |
+//! | a write in the batch | what happens |
 //! |---|---|
 //! | writes | kept; answered once the whole transaction has committed |
-//! | writes nothing (key taken, balance too low, out of stock, numbers collided) | rolled back to its savepoint; the others stand |
+//! | writes nothing (key taken, balance too low, out of stock, not allowed, numbers collided) | rolled back to its savepoint; the others stand |
 //! | fails on a database error | rolled back to its savepoint, answered with the error |
 //! | the commit (or a rollback to a savepoint) fails | nothing of the batch is written; every one is answered with the error |
 //!
 //! A batch runs to its end on its own task, whatever happens to the requests that queued it:
 //! a client that disconnects cannot leave the writer inside a transaction (issue #24), and
-//! its provisioning is either committed, to be replayed by its retry's idempotency key, or
-//! not written at all.
+//! its write is either committed, to be replayed by its retry's idempotency key, or not
+//! written at all.
 
 use std::future::Future;
 
+use oytel_core::ports::{ProvisionResult, ProvisionWrite, StoreError, TopUpResult, TopUpWrite};
 use tokio::sync::{mpsc, oneshot};
 
-/// The provisioning queue of a store.
-pub(crate) type ProvisionQueue = Queue<
-    oytel_core::ports::ProvisionWrite,
-    Result<oytel_core::ports::ProvisionResult, oytel_core::ports::StoreError>,
->;
+/// A write the group commit takes.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Provision(Box<ProvisionWrite>),
+    TopUp(Box<TopUpWrite>),
+}
+
+/// A write's answer, of the job's kind.
+#[derive(Debug)]
+pub(crate) enum Done {
+    Provision(Result<ProvisionResult, StoreError>),
+    TopUp(Result<TopUpResult, StoreError>),
+}
+
+impl Job {
+    /// This job's answer when it failed with `error`.
+    pub(crate) fn failed(&self, error: StoreError) -> Done {
+        match self {
+            Job::Provision(_) => Done::Provision(Err(error)),
+            Job::TopUp(_) => Done::TopUp(Err(error)),
+        }
+    }
+}
+
+impl Done {
+    /// Whether the write was made: its savepoint stands (every other answer wrote nothing).
+    pub(crate) fn committed(&self) -> bool {
+        match self {
+            Done::Provision(result) => result.as_ref().is_ok_and(ProvisionResult::committed),
+            Done::TopUp(result) => matches!(result, Ok(TopUpResult::Done(_))),
+        }
+    }
+}
+
+/// The write queue of a store.
+pub(crate) type WriteQueue = Queue<Job, Done>;
+
+/// Why a queued write has no answer: the queue's task has stopped.
+pub(crate) fn stopped() -> StoreError {
+    StoreError::Unavailable("the database writer has stopped".into())
+}
 
 /// The most provisionings one transaction takes; more wait for the next one.
 pub(crate) const MAX_BATCH: usize = 128;
 
-type Job<J, R> = (J, oneshot::Sender<R>);
+type Queued<J, R> = (J, oneshot::Sender<R>);
 
 /// A queue of jobs `J`, run in batches by one task, each answered with its `R`.
 #[derive(Debug)]
 pub(crate) struct Queue<J, R> {
-    jobs: mpsc::UnboundedSender<Job<J, R>>,
+    jobs: mpsc::UnboundedSender<Queued<J, R>>,
 }
 
 impl<J, R> Clone for Queue<J, R> {
@@ -56,7 +93,7 @@ impl<J: Send + 'static, R: Send + 'static> Queue<J, R> {
         F: Fn(Vec<J>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send,
     {
-        let (jobs, mut waiting) = mpsc::unbounded_channel::<Job<J, R>>();
+        let (jobs, mut waiting) = mpsc::unbounded_channel::<Queued<J, R>>();
         tokio::spawn(async move {
             while let Some(first) = waiting.recv().await {
                 let mut batch = vec![first];

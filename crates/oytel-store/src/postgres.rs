@@ -34,8 +34,8 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// PostgreSQL writes transactions side by side: each provisioning commits on its own.
-    pub(crate) fn provisions(&self) -> Option<&crate::group_commit::ProvisionQueue> {
+    /// PostgreSQL writes transactions side by side: each paid write commits on its own.
+    pub(crate) fn batched(&self) -> Option<&crate::group_commit::WriteQueue> {
         None
     }
 

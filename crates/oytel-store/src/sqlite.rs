@@ -4,7 +4,7 @@
 //! and a pool of read-only readers, in WAL mode with `synchronous = FULL`. Write transactions
 //! begin with `BEGIN IMMEDIATE`, taking the write lock at once, so a transaction never fails
 //! half-way because another process (the admin CLI) writes at the same time. Provisionings
-//! waiting for the writer share a transaction ([`crate::group_commit`]).
+//! and top-ups waiting for the writer share a transaction ([`crate::group_commit`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 };
 
 use crate::dialect::{Chaining, Dialect};
-use crate::group_commit::ProvisionQueue;
+use crate::group_commit::WriteQueue;
 use crate::{OpenError, PoolOptions};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -24,14 +24,14 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    /// The group commit of provisionings; `None` in the clone its own task writes with.
-    provisions: Option<ProvisionQueue>,
+    /// The group commit of paid writes; `None` in the clone its own task writes with.
+    batched: Option<WriteQueue>,
 }
 
 impl SqliteStore {
-    /// The queue provisionings wait in for the writer.
-    pub(crate) fn provisions(&self) -> Option<&ProvisionQueue> {
-        self.provisions.as_ref()
+    /// The queue paid writes wait in for the writer.
+    pub(crate) fn batched(&self) -> Option<&WriteQueue> {
+        self.batched.as_ref()
     }
 
     /// The pools, for the metrics: name, connections open, of which idle.
@@ -88,17 +88,17 @@ impl SqliteStore {
         let batches = SqliteStore {
             writer,
             reader,
-            provisions: None,
+            batched: None,
         };
-        let provisions = ProvisionQueue::start({
+        let queue = WriteQueue::start({
             let store = batches.clone();
-            move |writes| {
+            move |jobs| {
                 let store = store.clone();
-                async move { datastore::provision_batch(&store, writes).await }
+                async move { datastore::write_batch(&store, jobs).await }
             }
         });
         Ok(SqliteStore {
-            provisions: Some(provisions),
+            batched: Some(queue),
             ..batches
         })
     }

@@ -22,6 +22,7 @@
 //! | `deliveries.rs` | the dispatcher's claims, attempts, disabling failing endpoints |
 //! | `settings.rs` | health probes, settings, planner statistics |
 //! | `sql.rs` | what they share: transactions, chained statements, scoped pages |
+//! | `batch.rs` | SQLite's group commit: paid writes in one transaction, a savepoint each |
 //!
 //! Hourly quotas are the one resource outside: SQLite counts them in memory
 //! (`oytel_core::limits::MemoryQuotas`), PostgreSQL in its own table (`postgres.rs`).
@@ -52,6 +53,7 @@ use oytel_core::{EsimStatus, Scope};
 
 use super::{Db, Store, DIALECT};
 
+mod batch;
 mod billing;
 mod cancellations;
 mod deliveries;
@@ -72,9 +74,9 @@ mod sql;
 
 #[allow(
     unused_imports,
-    reason = "SQLite's group commit calls it; PostgreSQL commits each provisioning on its own"
+    reason = "SQLite's group commit calls it; PostgreSQL commits each write on its own"
 )]
-pub(super) use orders::provision_batch;
+pub(super) use batch::write_batch;
 
 #[async_trait::async_trait]
 impl Storage for Store {

@@ -23,6 +23,7 @@ use super::sql::{
 };
 use super::{Db, Store};
 use crate::errors::db_error;
+use crate::group_commit::{Done, Job};
 use crate::rows::OrderRow;
 
 /// The columns of an order row (`rows::OrderRow`).
@@ -34,19 +35,17 @@ pub(super) const ORDER_COLUMNS: &str =
 /// The provisioning transaction: the charge (live), the order, the eSIM, its event and
 /// deliveries, and the idempotency key (claimed in the same statement, or completed).
 ///
-/// On SQLite it goes to the store's group commit ([`crate::group_commit`]): provisionings
-/// waiting for the one writer share a transaction, each in a savepoint of its own
-/// ([`provision_batch`]).
+/// On SQLite it goes to the store's group commit ([`crate::group_commit`]): writes
+/// waiting for the one writer share a transaction, each in a savepoint of its own.
 pub(super) async fn provision(
     store: &Store,
     write: &ProvisionWrite,
 ) -> Result<ProvisionResult, StoreError> {
-    if let Some(queue) = store.provisions() {
-        return queue.submit(write.clone()).await.unwrap_or_else(|| {
-            Err(StoreError::Unavailable(
-                "the provisioning writer has stopped".into(),
-            ))
-        });
+    if let Some(queue) = store.batched() {
+        return match queue.submit(Job::Provision(Box::new(write.clone()))).await {
+            Some(Done::Provision(result)) => result,
+            _ => Err(crate::group_commit::stopped()),
+        };
     }
     let mut tx = begin_write(store).await?;
     let result = provision_in(&mut tx, write).await?;
@@ -56,55 +55,9 @@ pub(super) async fn provision(
     Ok(result)
 }
 
-/// Provisionings in one transaction, each in a savepoint of its own: one that writes
-/// nothing (a key taken, a balance too low, a collision of numbers) is rolled back to its
-/// savepoint and the others stand. Their answers are given once the transaction has
-/// committed; if the commit fails, every one of them fails with it and nothing is written.
-#[allow(
-    dead_code,
-    reason = "SQLite's group commit calls it; PostgreSQL commits each provisioning on its own"
-)]
-pub(crate) async fn provision_batch(
-    store: &Store,
-    writes: Vec<ProvisionWrite>,
-) -> Vec<Result<ProvisionResult, StoreError>> {
-    let all_fail = |e: StoreError, n: usize| (0..n).map(|_| Err(e.clone())).collect();
-    let mut tx = match begin_write(store).await {
-        Ok(tx) => tx,
-        Err(e) => return all_fail(e, writes.len()),
-    };
-    let mut results = Vec::with_capacity(writes.len());
-    for (n, write) in writes.iter().enumerate() {
-        // One savepoint open at a time: the one before is released as the next is set (its
-        // writes join the transaction), so SQLite keeps no journal of pages for it. With one
-        // open, a rollback can only reach this provisioning's own writes; without one, it
-        // fails, and so does the batch.
-        let set = if n == 0 {
-            "SAVEPOINT provision"
-        } else {
-            "RELEASE provision; SAVEPOINT provision"
-        };
-        let outcome = match sqlx::query(set).execute(&mut *tx).await {
-            Ok(_) => provision_in(&mut tx, write).await,
-            Err(e) => return all_fail(db_error(e), writes.len()),
-        };
-        if !matches!(&outcome, Ok(result) if result.committed()) {
-            if let Err(e) = sqlx::query("ROLLBACK TO provision").execute(&mut *tx).await {
-                // The transaction cannot be trusted: nothing of it is committed.
-                return all_fail(db_error(e), writes.len());
-            }
-        }
-        results.push(outcome);
-    }
-    if let Err(e) = tx.commit().await {
-        return all_fail(db_error(e), writes.len());
-    }
-    results
-}
-
 /// A provisioning's writes in `tx`, which the caller commits when the result says so
 /// ([`ProvisionResult::committed`]) and rolls back otherwise.
-async fn provision_in(
+pub(super) async fn provision_in(
     tx: &mut Tx<'_>,
     write: &ProvisionWrite,
 ) -> Result<ProvisionResult, StoreError> {

@@ -21,6 +21,7 @@ use super::outbox::{fan_out_after, push_event};
 use super::sql::{begin_write, push_insert, Chain, Tx};
 use super::{Db, Store};
 use crate::errors::db_error;
+use crate::group_commit::{Done, Job};
 use crate::rows::{topup_kind_text, PackageRow, TopUpRow};
 
 /// The columns of a package row (`rows::PackageRow`).
@@ -274,13 +275,32 @@ pub(super) async fn apply_usage(
 /// (live) and one chained statement with the claim, the package, the eSIM's figures, the
 /// purchase, its ledger row and the event (as provisioning does), and the event's deliveries.
 pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpResult, StoreError> {
+    if let Some(queue) = store.batched() {
+        return match queue.submit(Job::TopUp(Box::new(write.clone()))).await {
+            Some(Done::TopUp(result)) => result,
+            _ => Err(crate::group_commit::stopped()),
+        };
+    }
     let mut tx = begin_write(store).await?;
+    let result = top_up_in(&mut tx, write).await?;
+    if matches!(result, TopUpResult::Done(_)) {
+        tx.commit().await.map_err(db_error)?;
+    }
+    Ok(result)
+}
+
+/// A top-up's writes in `tx`, which the caller commits when it is [`TopUpResult::Done`] and
+/// rolls back otherwise.
+pub(super) async fn top_up_in(
+    tx: &mut Tx<'_>,
+    write: &TopUpWrite,
+) -> Result<TopUpResult, StoreError> {
     let mut purchase = write.purchase.clone();
     let Some(Locked {
         mut esim,
         thresholds_notified,
         ..
-    }) = lock_esim(&mut tx, &purchase.esim_id).await?
+    }) = lock_esim(tx, &purchase.esim_id).await?
     else {
         return Ok(TopUpResult::NotFound);
     };
@@ -291,14 +311,14 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
         Some(IdempotencyWrite::ClaimNew(claim)) => Some(claim),
         _ => None,
     };
-    let all = read_packages(&mut tx, &esim.id).await?;
+    let all = read_packages(tx, &esim.id).await?;
     let queued = all
         .iter()
         .filter(|p| p.state == PackageState::Queued)
         .count();
     let placement = match packages::place_topup(&esim, queued, write.offer.kind) {
         Ok(placement) => placement,
-        Err(why) => return refused(&mut tx, write, TopUpResult::NotAllowed(why)).await,
+        Err(why) => return refused(tx, write, TopUpResult::NotAllowed(why)).await,
     };
     let now = purchase.created_at;
     let mut mask = thresholds_notified;
@@ -306,7 +326,7 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
         Placement::AddToInForce => {
             let Some(mut current) = all.into_iter().find(packages::in_force) else {
                 let why = format!("eSIM `{}` has no package in force to add data to", esim.id);
-                return refused(&mut tx, write, TopUpResult::NotAllowed(why)).await;
+                return refused(tx, write, TopUpResult::NotAllowed(why)).await;
             };
             packages::add_data(&mut current, purchase.data_mb, purchase.amount_cents);
             esim.data_limit_mb = current.data_mb;
@@ -345,16 +365,15 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
             minimum_balance_cents,
         } => {
             let line = billing::topup_charge_line(&purchase);
-            match move_balance(&mut tx, &line, Some(minimum_balance_cents)).await? {
+            match move_balance(tx, &line, Some(minimum_balance_cents)).await? {
                 Moved::Applied(after, threshold) => {
-                    announce_low_balance(&mut tx, &line, after, threshold, &purchase.currency)
-                        .await?;
+                    announce_low_balance(tx, &line, after, threshold, &purchase.currency).await?;
                     purchase.balance_after_cents = after;
                     Some(line)
                 }
                 Moved::BelowFloor(balance_cents) => {
                     return refused(
-                        &mut tx,
+                        tx,
                         write,
                         TopUpResult::InsufficientBalance { balance_cents },
                     )
@@ -389,7 +408,7 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
     push_event(chain.write(), &event);
     // A new claim's key already stored: a concurrent request with the same key committed
     // first (on PostgreSQL, this statement waited for it).
-    match fan_out_after(&mut tx, chain, &event, esim.webhook_url.as_deref(), now).await {
+    match fan_out_after(tx, chain, &event, esim.webhook_url.as_deref(), now).await {
         Ok(_) => {}
         Err(StoreError::Duplicate(UniqueField::IdempotencyKey)) => {
             return Ok(TopUpResult::KeyTaken)
@@ -397,11 +416,10 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
         Err(e) => return Err(e),
     }
     if let Some(IdempotencyWrite::Complete(claim)) = &write.idempotency {
-        if !complete_claim(&mut tx, &write.scope, claim, &resource).await? {
+        if !complete_claim(tx, &write.scope, claim, &resource).await? {
             return Ok(TopUpResult::ClaimLost);
         }
     }
-    tx.commit().await.map_err(db_error)?;
     package.purchase_ids.push(purchase.id.clone());
     Ok(TopUpResult::Done(Box::new(ToppedUp { purchase, package })))
 }

@@ -249,8 +249,8 @@ async fn in_a_crowd_each_provisioning_stands_or_falls_alone(store: Arc<dyn Stora
 /// commit, either committed whole or wrote nothing, and the connection it used goes back to
 /// the pool outside any transaction: the next writes neither fail nor wait for a lock nobody
 /// releases. (On SQLite a provisioning, once queued for the group commit, is finished by the
-/// writer's own task, so it always commits whole; the top-up test in `topups.rs` drops a
-/// write that holds the pool's connection itself.)
+/// writer's own task, so it always commits whole; `billing.rs` drops a credit, which holds
+/// the pool's connection itself.)
 async fn cancelled_writes_commit_whole_or_not_at_all_and_leave_no_transaction_open(
     store: Arc<dyn Storage>,
 ) {

@@ -247,7 +247,9 @@ async fn the_queued_package_takes_over_when_the_one_in_force_ends(store: Arc<dyn
 /// A top-up whose future is dropped at any await point, from taking the writer to after the
 /// commit, either bought whole (charged and on the package) or wrote nothing, and the
 /// connection goes back to the pool outside any transaction: the next write neither fails
-/// nor waits for a lock nobody releases (issue #24).
+/// nor waits for a lock nobody releases (issue #24). (On SQLite a queued top-up is finished
+/// by the group commit's task, so it is always bought whole; `billing.rs` drops a credit,
+/// which holds the pool's connection itself.)
 async fn a_cancelled_top_up_commits_whole_or_not_at_all_and_leaves_no_transaction_open(
     store: Arc<dyn Storage>,
 ) {
@@ -292,8 +294,5 @@ async fn a_cancelled_top_up_commits_whole_or_not_at_all_and_leaves_no_transactio
     }
     ledger_adds_up(store.as_ref(), &a).await;
     eprintln!("dropped top-ups: {whole} bought whole, {nothing} wrote nothing, none half-done");
-    assert!(
-        whole > 0 && nothing > 0,
-        "the drops spanned before and after the commit"
-    );
+    assert!(whole > 0, "some dropped top-ups had committed");
 }
