@@ -446,7 +446,9 @@ pub fn bind(address: SocketAddr, backlog: usize) -> io::Result<TcpListener> {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
-    // As the standard library does: a restarted server can listen again at once.
+    // As mio does: a restarted server can listen again at once (not on Windows, where the
+    // option lets another process take the port).
+    #[cfg(not(windows))]
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
     socket.listen(u32::try_from(backlog.clamp(128, 65_535)).unwrap_or(65_535))
@@ -536,6 +538,7 @@ mod tests {
             .is_some_and(|id| id.starts_with("req_")));
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_burst_of_connections_beyond_128_waits_in_the_queue_instead_of_being_dropped() {
         let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")

@@ -44,7 +44,7 @@ pub(super) async fn provision(
     if let Some(queue) = store.batched() {
         return match queue.submit(Job::Provision(Box::new(write.clone()))).await {
             Some(Done::Provision(result)) => result,
-            _ => Err(crate::group_commit::stopped()),
+            _ => Err(crate::group_commit::not_written()),
         };
     }
     let mut tx = begin_write(store).await?;

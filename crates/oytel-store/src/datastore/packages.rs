@@ -278,7 +278,7 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
     if let Some(queue) = store.batched() {
         return match queue.submit(Job::TopUp(Box::new(write.clone()))).await {
             Some(Done::TopUp(result)) => result,
-            _ => Err(crate::group_commit::stopped()),
+            _ => Err(crate::group_commit::not_written()),
         };
     }
     let mut tx = begin_write(store).await?;
