@@ -299,3 +299,73 @@ async fn cancelled_writes_commit_whole_or_not_at_all_and_leave_no_transaction_op
     eprintln!("dropped writes: {whole} committed whole, {nothing} wrote nothing, none half-done");
     assert!(whole > 0, "some dropped writes had committed");
 }
+
+/// SQLite's group commit: a write whose error ends the whole transaction (a trigger that
+/// raises `ROLLBACK` here; a full disk or an I/O error in production) fails every write of its
+/// batch, none of them is reported stored, and the writer goes on with the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_write_that_ends_the_transaction_fails_its_batch_and_nothing_is_claimed_stored() {
+    let db = oytel_store::testing::fresh(oytel_store::testing::Backend::Sqlite)
+        .await
+        .unwrap();
+    let store = db.store.clone();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON orders WHEN NEW.customer_name = 'poison' \
+         BEGIN SELECT RAISE(ROLLBACK, 'poisoned'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let a = partner(store.as_ref()).await;
+    let sandbox = scope(&a, Environment::Sandbox);
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let store = store.clone();
+            let mut w = write(&sandbox, 1_000, SANDBOX, None);
+            if n == 20 {
+                w.order.customer_name = "poison".into();
+            }
+            tokio::spawn(async move { (store.provision(&w).await, w) })
+        })
+        .collect();
+    let (mut stored, mut failed) = (0, 0);
+    for task in tasks {
+        let (result, w) = task.await.unwrap();
+        let order = store.get_order(&sandbox, &w.order.id).await.unwrap();
+        let esim = store.get_esim(&sandbox, &w.esim.id).await.unwrap();
+        match result {
+            Ok(ProvisionResult::Committed { .. }) => {
+                assert!(
+                    order.is_some() && esim.is_some(),
+                    "reported stored, and it is"
+                );
+                stored += 1;
+            }
+            Err(_) => {
+                assert!(
+                    order.is_none() && esim.is_none(),
+                    "a failed write left nothing"
+                );
+                failed += 1;
+            }
+            other => panic!("unexpected: {other:?}"),
+        }
+        if w.order.customer_name == "poison" {
+            assert!(order.is_none(), "the poisoned write was not stored");
+        }
+    }
+    eprintln!("{stored} stored, {failed} failed with the poisoned write's batch");
+    assert!(failed >= 1 && stored + failed == 40);
+    let after = write(&sandbox, 1_000, SANDBOX, None);
+    assert!(
+        matches!(
+            store.provision(&after).await,
+            Ok(ProvisionResult::Committed { .. })
+        ),
+        "the writer goes on"
+    );
+}
