@@ -189,6 +189,14 @@ pub enum TopUpResult {
     ClaimLost,
 }
 
+impl TopUpResult {
+    /// Whether the top-up was bought: its transaction is to be committed (every other result
+    /// wrote nothing, and its transaction is rolled back).
+    pub fn committed(&self) -> bool {
+        matches!(self, TopUpResult::Done(_))
+    }
+}
+
 /// Everything one cancellation writes, in one transaction: the eSIM's new state, the refund
 /// (ledger rows and the balance, for live purchases that qualify), the event, and the
 /// request's idempotency key.

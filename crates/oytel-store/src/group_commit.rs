@@ -56,7 +56,7 @@ impl Done {
     pub(crate) fn committed(&self) -> bool {
         match self {
             Done::Provision(result) => result.as_ref().is_ok_and(ProvisionResult::committed),
-            Done::TopUp(result) => matches!(result, Ok(TopUpResult::Done(_))),
+            Done::TopUp(result) => result.as_ref().is_ok_and(TopUpResult::committed),
         }
     }
 }

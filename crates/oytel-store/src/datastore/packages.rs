@@ -283,14 +283,14 @@ pub(super) async fn top_up(store: &Store, write: &TopUpWrite) -> Result<TopUpRes
     }
     let mut tx = begin_write(store).await?;
     let result = top_up_in(&mut tx, write).await?;
-    if matches!(result, TopUpResult::Done(_)) {
+    if result.committed() {
         tx.commit().await.map_err(db_error)?;
     }
     Ok(result)
 }
 
-/// A top-up's writes in `tx`, which the caller commits when it is [`TopUpResult::Done`] and
-/// rolls back otherwise.
+/// A top-up's writes in `tx`, which the caller commits when the result says so
+/// ([`TopUpResult::committed`]) and rolls back otherwise.
 pub(super) async fn top_up_in(
     tx: &mut Tx<'_>,
     write: &TopUpWrite,
